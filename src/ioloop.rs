@@ -1,0 +1,876 @@
+//! The reactor: one thread, one loop, callbacks for everything.
+//!
+//! Mirrors Tornado's `tornado/ioloop.py` — specifically the hand-written
+//! `PollIOLoop` of Tornado 4.5, which is the classic design this crate rebuilds
+//! on top of [`mio`].
+//!
+//! # The whole contract on one screen
+//!
+//! | call                                   | what it does                                             |
+//! |----------------------------------------|----------------------------------------------------------|
+//! | [`IOLoop::add_handler`]                | register a socket; `handler(Ready)` runs on readiness    |
+//! | [`IOLoop::update_handler`]             | change the interest of a registered socket               |
+//! | [`IOLoop::remove_handler`]             | forget a socket (deregister it first, or drop it)        |
+//! | [`IOLoop::add_callback`]               | run `f` on the next iteration (FIFO, never re-entrantly) |
+//! | [`IOLoop::call_later`] / [`IOLoop::call_at`] | run `f` once a deadline passes; returns a handle   |
+//! | [`IOLoop::remove_timeout`]             | cancel a timer: it never fires, its closure is freed now |
+//! | [`IOLoop::add_end_of_iteration`]       | run `f` after this iteration's callbacks, before polling |
+//! | [`IOLoop::run_in_executor`]            | run `work` on a worker thread, `done(result)` on the loop |
+//! | [`IOLoop::handle`] → [`IOLoopHandle`]  | a `Send` handle whose `add_callback` wakes the loop      |
+//! | [`IOLoop::start`] / [`IOLoop::stop`]   | run until stopped                                        |
+//! | [`PeriodicCallback`]                   | run `f` every `period`, skipping missed runs             |
+//!
+//! # One iteration of [`IOLoop::start`]
+//!
+//! 1. Count the callbacks queued *now*. Callbacks added while these run wait
+//!    for the next iteration, so a callback that re-adds itself cannot starve
+//!    I/O (Tornado 4.5 does the same).
+//! 2. Pop every timer whose deadline has passed into a list, before running
+//!    anything: a timer added by a callback in this pass cannot run in it.
+//! 3. Run the counted callbacks, then the due timers.
+//! 4. Run the end-of-iteration hooks. This is Redis's `beforeSleep`: IOStream
+//!    uses it to write everything a pass produced in one `write` per socket.
+//! 5. Poll. The timeout is zero if callbacks are waiting, else the time to the
+//!    first timer, capped at [`MAX_POLL_TIMEOUT`].
+//! 6. Dispatch each event to the handler registered under its token.
+//!
+//! # Invariants
+//!
+//! * **Nothing blocks.** Blocking or CPU-heavy work goes to
+//!   [`IOLoop::run_in_executor`]; its result comes back as a callback.
+//! * **No re-entrancy.** The loop never holds a borrow of its own tables while
+//!   it runs user code: a handler or callback is taken out (or its `Rc`
+//!   cloned) and the borrow is released before the call. So any callback may
+//!   call any method of the loop, including removing its own handler.
+//! * **Edge-triggered readiness.** mio reports a readiness *change* once.
+//!   A handler must read (or write) until `WouldBlock`, or remember that it
+//!   stopped early, or it may never be woken for that socket again.
+//! * **Spurious events are allowed.** Tokens are slab keys and are reused:
+//!   an event from the same poll batch may name a token whose socket was just
+//!   removed and replaced. The new owner then sees one readiness it did not
+//!   earn, tries to read, gets `WouldBlock`, and nothing happens. Every handler
+//!   must tolerate that (mio documents the same about its own events).
+//! * **A panic in a callback is logged and contained** (Tornado logs the
+//!   exception and goes on); other connections are not affected.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::{BinaryHeap, VecDeque};
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mio::event::Source;
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use slab::Slab;
+
+/// Longest the loop sleeps in one poll when nothing is scheduled
+/// (Tornado's `_POLL_TIMEOUT` is 3600 s).
+pub const MAX_POLL_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// How many events one poll may return. More simply wait for the next poll.
+const EVENTS_CAPACITY: usize = 1024;
+
+/// Token of the [`Waker`] that other threads use to interrupt the poll.
+/// Slab keys never get this large.
+const WAKER_TOKEN: Token = Token(usize::MAX);
+
+/// Rebuild the timer heap when more than this many cancelled entries sit in
+/// it *and* they are more than half of it (Tornado 4.5: 512 and half).
+const TIMER_COMPACT_THRESHOLD: usize = 512;
+
+/// Worker threads [`IOLoop::run_in_executor`] starts by default.
+pub const DEFAULT_EXECUTOR_THREADS: usize = 4;
+
+/// A callback queued on the loop.
+type Callback = Box<dyn FnOnce()>;
+
+/// Receives an executor job's result on the loop (boxed as `Any` to cross
+/// the thread boundary, downcast back inside).
+type ResultCallback = Box<dyn FnOnce(Box<dyn Any + Send>)>;
+
+/// A handler registered for a socket.
+type Handler = Rc<RefCell<dyn FnMut(Ready)>>;
+
+/// What a poll said about one socket. Readable and writable are the only
+/// portable facts; `hup` and `error` are hints (mio says the same).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ready {
+    /// Data (or EOF) can be read without blocking.
+    pub readable: bool,
+    /// Data can be written without blocking (also: a connect completed).
+    pub writable: bool,
+    /// The peer closed its side (read or write closed).
+    pub hup: bool,
+    /// The socket has a pending error (read it with `take_error`).
+    pub error: bool,
+}
+
+impl Ready {
+    fn from_event(event: &mio::event::Event) -> Ready {
+        Ready {
+            readable: event.is_readable(),
+            writable: event.is_writable(),
+            hup: event.is_read_closed() || event.is_write_closed(),
+            error: event.is_error(),
+        }
+    }
+}
+
+/// Names a timer so it can be cancelled with [`IOLoop::remove_timeout`].
+///
+/// A handle stays harmless after its timer fired or was cancelled: removing
+/// it again does nothing, even if the slot was reused by another timer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeoutHandle {
+    /// Slot of the callback in `Timers::slots`.
+    key: usize,
+    /// Unique number of this timer; tells a reused slot apart.
+    seq: u64,
+}
+
+/// One entry of the timer heap: ordered by deadline, then by insertion order
+/// (Tornado's `(deadline, counter)` tie-break keeps same-deadline timers FIFO).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct TimerEntry {
+    /// Negated ordering is done by `Reverse` at the heap; this is the deadline.
+    deadline: Instant,
+    /// Insertion counter: ties fire in the order they were added.
+    seq: u64,
+    /// Slot of the callback in `Timers::slots`.
+    key: usize,
+}
+
+/// The timers of one loop.
+///
+/// The heap only orders deadlines; the callbacks live in `slots` so that
+/// cancelling frees the closure at once. A cancelled timer leaves a small
+/// entry in the heap (lazy deletion) that is skipped when popped, and the
+/// heap is compacted when such entries pile up.
+#[derive(Default)]
+struct Timers {
+    /// Min-heap on (deadline, seq).
+    heap: BinaryHeap<std::cmp::Reverse<TimerEntry>>,
+    /// The live timers: (seq, callback). A heap entry whose seq differs from
+    /// its slot's is stale.
+    slots: Slab<(u64, Callback)>,
+    /// Next seq to hand out.
+    next_seq: u64,
+    /// Heap entries whose timer was cancelled and not yet popped.
+    cancelled: usize,
+}
+
+impl Timers {
+    fn add(&mut self, deadline: Instant, callback: Callback) -> TimeoutHandle {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let key = self.slots.insert((seq, callback));
+        self.heap
+            .push(std::cmp::Reverse(TimerEntry { deadline, seq, key }));
+        TimeoutHandle { key, seq }
+    }
+
+    /// Take a live timer's callback out. The caller drops it after releasing
+    /// its borrow of the timers, because the closure's destructor may use
+    /// the loop (even cancel another timer).
+    fn remove(&mut self, handle: TimeoutHandle) -> Option<Callback> {
+        match self.slots.get(handle.key) {
+            Some((seq, _)) if *seq == handle.seq => {
+                let (_, callback) = self.slots.remove(handle.key);
+                self.cancelled += 1;
+                if self.cancelled > TIMER_COMPACT_THRESHOLD && self.cancelled > self.heap.len() / 2
+                {
+                    self.compact();
+                }
+                Some(callback)
+            }
+            _ => None,
+        }
+    }
+
+    /// Drop heap entries of cancelled timers.
+    fn compact(&mut self) {
+        let slots = &self.slots;
+        self.heap.retain(
+            |std::cmp::Reverse(e)| matches!(slots.get(e.key), Some((seq, _)) if *seq == e.seq),
+        );
+        self.cancelled = 0;
+    }
+
+    fn is_live(&self, entry: &TimerEntry) -> bool {
+        matches!(self.slots.get(entry.key), Some((seq, _)) if *seq == entry.seq)
+    }
+
+    /// Deadline of the first live timer (skipping and dropping stale entries).
+    fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(std::cmp::Reverse(top)) = self.heap.peek() {
+            if self.is_live(top) {
+                return Some(top.deadline);
+            }
+            self.heap.pop();
+            self.cancelled = self.cancelled.saturating_sub(1);
+        }
+        None
+    }
+
+    /// Remove and return the callbacks of every timer due at `now`, in order.
+    fn pop_due(&mut self, now: Instant, due: &mut Vec<Callback>) {
+        while let Some(std::cmp::Reverse(top)) = self.heap.peek() {
+            if top.deadline > now && self.is_live(top) {
+                break;
+            }
+            let Some(std::cmp::Reverse(entry)) = self.heap.pop() else {
+                break;
+            };
+            if self.is_live(&entry) {
+                let (_, cb) = self.slots.remove(entry.key);
+                due.push(cb);
+            } else {
+                self.cancelled = self.cancelled.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// What another thread can hand to the loop.
+enum RemoteTask {
+    /// A plain callback from [`IOLoopHandle::add_callback`].
+    Callback(Box<dyn FnOnce() + Send>),
+    /// The result of executor job `key`, for the `done` closure kept on the loop.
+    ExecutorResult {
+        key: usize,
+        value: Box<dyn Any + Send>,
+    },
+    /// Executor job `key` panicked; its `done` closure is dropped uncalled.
+    ExecutorPanicked { key: usize },
+}
+
+/// The part of the loop other threads may touch.
+struct Remote {
+    /// Tasks waiting to be moved into the loop's callback queue.
+    queue: Mutex<Vec<RemoteTask>>,
+    /// Interrupts the poll; registered under [`WAKER_TOKEN`].
+    waker: Waker,
+}
+
+impl Remote {
+    fn push(&self, task: RemoteTask) {
+        let was_empty = {
+            let mut queue = match self.queue.lock() {
+                Ok(q) => q,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let was_empty = queue.is_empty();
+            queue.push(task);
+            was_empty
+        };
+        // Invariant: the loop empties the whole queue after every wake-up, so
+        // a non-empty queue means a wake-up is already on its way.
+        if was_empty {
+            if let Err(e) = self.waker.wake() {
+                log::error!("failed to wake the IOLoop: {e}");
+            }
+        }
+    }
+}
+
+/// A `Send + Sync` handle to an [`IOLoop`], for other threads.
+///
+/// Its [`add_callback`](IOLoopHandle::add_callback) is the only thread-safe
+/// entry point of the loop (Tornado: `add_callback` called from another
+/// thread, which wakes the loop through its waker).
+#[derive(Clone)]
+pub struct IOLoopHandle {
+    remote: Arc<Remote>,
+}
+
+impl IOLoopHandle {
+    /// Run `callback` on the loop's thread on its next iteration, waking the
+    /// loop if it is sleeping in poll.
+    pub fn add_callback(&self, callback: impl FnOnce() + Send + 'static) {
+        self.remote.push(RemoteTask::Callback(Box::new(callback)));
+    }
+}
+
+/// A job for the worker pool.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A few threads that run blocking work for the loop.
+struct Executor {
+    /// Jobs go in here; the workers share the receiving end.
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Executor {
+    fn new(threads: usize) -> io::Result<Executor> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = Arc::clone(&rx);
+            std::thread::Builder::new()
+                .name(format!("squall-worker-{i}"))
+                .spawn(move || loop {
+                    let job = {
+                        let guard = match rx.lock() {
+                            Ok(g) => g,
+                            Err(poisoned) => poisoned.into_inner(),
+                        };
+                        guard.recv()
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        // The loop (and so the sender) is gone.
+                        Err(_) => return,
+                    }
+                })?;
+        }
+        Ok(Executor { jobs: tx })
+    }
+}
+
+/// The loop's state. Every field is behind `Cell`/`RefCell` because the loop
+/// is shared (`Rc`) by everything that runs on it.
+struct Inner {
+    /// The OS selector. Borrowed only while polling, never while user code runs.
+    poll: RefCell<Poll>,
+    /// A clone of the poll's registry, so (de)registering never needs `poll`.
+    registry: Registry,
+    /// Socket handlers by token (= slab key).
+    handlers: RefCell<Slab<Handler>>,
+    /// Callbacks for the next iteration, FIFO.
+    callbacks: RefCell<VecDeque<Callback>>,
+    /// Hooks run once after this iteration's callbacks, before polling.
+    end_of_iteration: RefCell<Vec<Callback>>,
+    /// Timers (call_later / call_at).
+    timers: RefCell<Timers>,
+    /// What other threads can reach.
+    remote: Arc<Remote>,
+    /// `done` closures of executor jobs still running, by job key.
+    pending_results: RefCell<Slab<ResultCallback>>,
+    /// The worker pool, started on first use.
+    executor: RefCell<Option<Executor>>,
+    /// Worker threads to start on first use.
+    executor_threads: Cell<usize>,
+    /// True while `start` runs.
+    running: Cell<bool>,
+    /// Set by `stop`; makes `start` return after the current iteration (or at
+    /// once, if `stop` came before `start`, as in Tornado).
+    stopping: Cell<bool>,
+    /// Warn when a single callback or handler runs longer than this
+    /// (Tornado 4.5's `set_blocking_log_threshold`).
+    blocking_threshold: Cell<Option<Duration>>,
+}
+
+thread_local! {
+    /// The loop [`IOLoop::current`] returns on this thread.
+    static CURRENT: RefCell<Option<IOLoop>> = const { RefCell::new(None) };
+}
+
+/// The event loop. Cheap to clone: every clone is the same loop.
+///
+/// An `IOLoop` belongs to the thread that created it (it is not `Send`); to
+/// reach it from another thread use [`IOLoop::handle`].
+#[derive(Clone)]
+pub struct IOLoop {
+    inner: Rc<Inner>,
+}
+
+impl IOLoop {
+    /// Create a loop. If this thread has no current loop yet, the new one
+    /// becomes current (Tornado 5+ does the same).
+    pub fn new() -> io::Result<IOLoop> {
+        let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = Waker::new(poll.registry(), WAKER_TOKEN)?;
+        let ioloop = IOLoop {
+            inner: Rc::new(Inner {
+                poll: RefCell::new(poll),
+                registry,
+                handlers: RefCell::new(Slab::new()),
+                callbacks: RefCell::new(VecDeque::new()),
+                end_of_iteration: RefCell::new(Vec::new()),
+                timers: RefCell::new(Timers::default()),
+                remote: Arc::new(Remote {
+                    queue: Mutex::new(Vec::new()),
+                    waker,
+                }),
+                pending_results: RefCell::new(Slab::new()),
+                executor: RefCell::new(None),
+                executor_threads: Cell::new(DEFAULT_EXECUTOR_THREADS),
+                running: Cell::new(false),
+                stopping: Cell::new(false),
+                blocking_threshold: Cell::new(None),
+            }),
+        };
+        CURRENT.with(|c| {
+            let mut current = c.borrow_mut();
+            if current.is_none() {
+                *current = Some(ioloop.clone());
+            }
+        });
+        Ok(ioloop)
+    }
+
+    /// The current loop of this thread, created on first use.
+    ///
+    /// # Panics
+    /// If the OS refuses to create a poller (out of file descriptors at
+    /// start-up); there is nothing useful to do without one.
+    pub fn current() -> IOLoop {
+        if let Some(l) = CURRENT.with(|c| c.borrow().clone()) {
+            return l;
+        }
+        match IOLoop::new() {
+            Ok(l) => {
+                l.make_current();
+                l
+            }
+            Err(e) => panic!("cannot create an IOLoop: {e}"),
+        }
+    }
+
+    /// Make this loop the one [`IOLoop::current`] returns on this thread.
+    pub fn make_current(&self) {
+        CURRENT.with(|c| *c.borrow_mut() = Some(self.clone()));
+    }
+
+    /// Forget this thread's current loop (so it can be dropped).
+    pub fn clear_current() {
+        CURRENT.with(|c| c.borrow_mut().take());
+    }
+
+    /// A `Send` handle for waking this loop from other threads.
+    pub fn handle(&self) -> IOLoopHandle {
+        IOLoopHandle {
+            remote: Arc::clone(&self.inner.remote),
+        }
+    }
+
+    /// The loop's clock (monotonic, like `time.monotonic` in Tornado 6).
+    pub fn time(&self) -> Instant {
+        Instant::now()
+    }
+
+    /// Register `source` for `interest`; `handler` runs with what was ready.
+    ///
+    /// Returns the token under which the source is registered. The source
+    /// stays owned by the caller, who must `deregister` it (or drop it, which
+    /// closes the fd) and call [`IOLoop::remove_handler`].
+    pub fn add_handler<S, F>(
+        &self,
+        source: &mut S,
+        interest: Interest,
+        handler: F,
+    ) -> io::Result<Token>
+    where
+        S: Source + ?Sized,
+        F: FnMut(Ready) + 'static,
+    {
+        let mut handlers = self.inner.handlers.borrow_mut();
+        let entry = handlers.vacant_entry();
+        let token = Token(entry.key());
+        self.inner.registry.register(source, token, interest)?;
+        entry.insert(Rc::new(RefCell::new(handler)));
+        Ok(token)
+    }
+
+    /// Change what a registered source is watched for.
+    pub fn update_handler<S: Source + ?Sized>(
+        &self,
+        source: &mut S,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.inner.registry.reregister(source, token, interest)
+    }
+
+    /// Deregister `source` from the poller (before dropping or handing it on).
+    pub fn deregister<S: Source + ?Sized>(&self, source: &mut S) -> io::Result<()> {
+        self.inner.registry.deregister(source)
+    }
+
+    /// Forget the handler under `token`. Events for it that are already in
+    /// this poll batch are dropped (or reach a new owner of the token as a
+    /// spurious event; see the module docs).
+    pub fn remove_handler(&self, token: Token) {
+        let removed = self.inner.handlers.borrow_mut().try_remove(token.0);
+        // The handler (and what it captured) is dropped here, after the
+        // borrow of the table ended, so its destructor may use the loop.
+        drop(removed);
+    }
+
+    /// Number of registered socket handlers (for metrics and leak tests).
+    pub fn handler_count(&self) -> usize {
+        self.inner.handlers.borrow().len()
+    }
+
+    /// Run `callback` on the next iteration of the loop.
+    ///
+    /// Callbacks run in the order they were added, never inside the caller:
+    /// this is what makes re-entrancy impossible. Only for the loop's own
+    /// thread; other threads use [`IOLoop::handle`].
+    pub fn add_callback(&self, callback: impl FnOnce() + 'static) {
+        self.inner
+            .callbacks
+            .borrow_mut()
+            .push_back(Box::new(callback));
+    }
+
+    /// Run `hook` once after the callbacks of the current iteration and
+    /// before the next poll (Redis's `beforeSleep`). IOStream flushes its
+    /// write buffers here so that every write a pass produced for a socket
+    /// leaves in one system call.
+    pub fn add_end_of_iteration(&self, hook: impl FnOnce() + 'static) {
+        self.inner
+            .end_of_iteration
+            .borrow_mut()
+            .push(Box::new(hook));
+    }
+
+    /// Run `callback` once, `delay` from now. See [`IOLoop::call_at`].
+    pub fn call_later(&self, delay: Duration, callback: impl FnOnce() + 'static) -> TimeoutHandle {
+        self.call_at(self.time() + delay, callback)
+    }
+
+    /// Run `callback` once `deadline` has passed. Timers with equal
+    /// deadlines fire in the order they were added.
+    pub fn call_at(&self, deadline: Instant, callback: impl FnOnce() + 'static) -> TimeoutHandle {
+        self.inner
+            .timers
+            .borrow_mut()
+            .add(deadline, Box::new(callback))
+    }
+
+    /// Cancel a timer. It never fires, and its closure is dropped now.
+    /// Returns false if it had already fired or been cancelled.
+    pub fn remove_timeout(&self, handle: TimeoutHandle) -> bool {
+        let removed = self.inner.timers.borrow_mut().remove(handle);
+        // Dropped here, after the borrow ended: its destructor may use the loop.
+        removed.is_some()
+    }
+
+    /// Number of live timers (for metrics and leak tests).
+    pub fn timer_count(&self) -> usize {
+        self.inner.timers.borrow().slots.len()
+    }
+
+    /// Set how many worker threads [`IOLoop::run_in_executor`] starts (only
+    /// before its first use).
+    pub fn set_executor_threads(&self, threads: usize) {
+        self.inner.executor_threads.set(threads.max(1));
+    }
+
+    /// Run `work` on a worker thread; when it returns, run `done(result)` on
+    /// this loop. The classic pattern for blocking work (password hashing,
+    /// disk writes, a deliberately blocking client): the thread does the slow
+    /// part and hands the result back through the thread-safe
+    /// `add_callback`.
+    ///
+    /// `done` need not be `Send`: it never leaves this thread; only `work`
+    /// and its result cross. If `work` panics, the panic is logged and `done`
+    /// is dropped without being called.
+    pub fn run_in_executor<T, W, D>(&self, work: W, done: D)
+    where
+        T: Send + 'static,
+        W: FnOnce() -> T + Send + 'static,
+        D: FnOnce(T) + 'static,
+    {
+        let key = self.inner.pending_results.borrow_mut().insert(Box::new(
+            move |value: Box<dyn Any + Send>| {
+                if let Ok(value) = value.downcast::<T>() {
+                    done(*value);
+                }
+            },
+        ));
+        let remote = Arc::clone(&self.inner.remote);
+        let job: Job = Box::new(move || match catch_unwind(AssertUnwindSafe(work)) {
+            Ok(value) => remote.push(RemoteTask::ExecutorResult {
+                key,
+                value: Box::new(value),
+            }),
+            Err(_) => {
+                log::error!("a job on the worker pool panicked; its callback is dropped");
+                remote.push(RemoteTask::ExecutorPanicked { key });
+            }
+        });
+        let mut executor = self.inner.executor.borrow_mut();
+        if executor.is_none() {
+            match Executor::new(self.inner.executor_threads.get()) {
+                Ok(e) => *executor = Some(e),
+                Err(e) => log::error!("cannot start worker threads: {e}"),
+            }
+        }
+        let sent = match executor.as_ref() {
+            Some(e) => e.jobs.send(job).is_ok(),
+            None => false,
+        };
+        drop(executor);
+        if !sent {
+            let done = self.inner.pending_results.borrow_mut().try_remove(key);
+            drop(done);
+        }
+    }
+
+    /// Log a warning whenever a single callback, timer or handler runs longer
+    /// than `threshold` — the reactor's "you blocked the loop" alarm. `None`
+    /// turns it off (the default: it costs two clock reads per callback).
+    pub fn set_blocking_log_threshold(&self, threshold: Option<Duration>) {
+        self.inner.blocking_threshold.set(threshold);
+    }
+
+    /// Stop the loop after the current iteration. If the loop is not running,
+    /// the next `start` returns at once.
+    pub fn stop(&self) {
+        self.inner.stopping.set(true);
+        // From inside the loop no wake-up is needed; from a callback that is
+        // about to sleep, the stopping flag is checked before polling.
+    }
+
+    /// True while [`IOLoop::start`] runs.
+    pub fn is_running(&self) -> bool {
+        self.inner.running.get()
+    }
+
+    /// Run the loop until [`IOLoop::stop`] is called.
+    ///
+    /// # Panics
+    /// If the loop is already running (Tornado raises `RuntimeError`).
+    pub fn start(&self) {
+        assert!(!self.inner.running.get(), "IOLoop is already running");
+        if self.inner.stopping.replace(false) {
+            return;
+        }
+        self.inner.running.set(true);
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        let mut due: Vec<Callback> = Vec::new();
+        loop {
+            // 1. Callbacks queued before this pass; later ones wait.
+            let ncallbacks = self.inner.callbacks.borrow().len();
+            // 2. Due timers, taken out before anything runs.
+            let now = self.time();
+            self.inner.timers.borrow_mut().pop_due(now, &mut due);
+            // 3. Run them.
+            for _ in 0..ncallbacks {
+                let cb = self.inner.callbacks.borrow_mut().pop_front();
+                match cb {
+                    Some(cb) => self.run_guarded(cb),
+                    None => break,
+                }
+            }
+            for cb in due.drain(..) {
+                self.run_guarded(cb);
+            }
+            // 4. End-of-iteration hooks (write flushing).
+            self.run_end_of_iteration();
+            if self.inner.stopping.get() {
+                break;
+            }
+            // 5. Poll.
+            let timeout = if !self.inner.callbacks.borrow().is_empty() {
+                Duration::ZERO
+            } else {
+                match self.inner.timers.borrow_mut().next_deadline() {
+                    Some(deadline) => deadline
+                        .saturating_duration_since(self.time())
+                        .min(MAX_POLL_TIMEOUT),
+                    None => MAX_POLL_TIMEOUT,
+                }
+            };
+            let polled = self
+                .inner
+                .poll
+                .borrow_mut()
+                .poll(&mut events, Some(timeout));
+            if let Err(e) = polled {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("poll failed: {e}");
+                }
+                continue;
+            }
+            // 6. Dispatch.
+            for event in events.iter() {
+                let token = event.token();
+                if token == WAKER_TOKEN {
+                    self.drain_remote();
+                    continue;
+                }
+                // Clone the handler out so the table is not borrowed while
+                // it runs (it may add or remove handlers, even itself).
+                let handler = self.inner.handlers.borrow().get(token.0).cloned();
+                if let Some(handler) = handler {
+                    let ready = Ready::from_event(event);
+                    self.run_guarded(Box::new(move || match handler.try_borrow_mut() {
+                        Ok(mut h) => (*h)(ready),
+                        Err(_) => log::error!("handler for {token:?} re-entered; event dropped"),
+                    }));
+                }
+            }
+        }
+        self.inner.running.set(false);
+        self.inner.stopping.set(false);
+    }
+
+    fn run_end_of_iteration(&self) {
+        loop {
+            let hooks = std::mem::take(&mut *self.inner.end_of_iteration.borrow_mut());
+            if hooks.is_empty() {
+                return;
+            }
+            for hook in hooks {
+                self.run_guarded(hook);
+            }
+        }
+    }
+
+    /// Move everything other threads queued into this loop's callbacks.
+    fn drain_remote(&self) {
+        let tasks = {
+            let mut queue = match self.inner.remote.queue.lock() {
+                Ok(q) => q,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            std::mem::take(&mut *queue)
+        };
+        for task in tasks {
+            match task {
+                RemoteTask::Callback(cb) => self.add_callback(cb),
+                RemoteTask::ExecutorResult { key, value } => {
+                    let done = self.inner.pending_results.borrow_mut().try_remove(key);
+                    if let Some(done) = done {
+                        self.add_callback(move || done(value));
+                    }
+                }
+                RemoteTask::ExecutorPanicked { key } => {
+                    let done = self.inner.pending_results.borrow_mut().try_remove(key);
+                    drop(done);
+                }
+            }
+        }
+    }
+
+    /// Run user code, logging (not propagating) a panic, and timing it if
+    /// the blocking alarm is on.
+    fn run_guarded(&self, f: Callback) {
+        let started = self
+            .inner
+            .blocking_threshold
+            .get()
+            .map(|t| (t, Instant::now()));
+        if catch_unwind(AssertUnwindSafe(f)).is_err() {
+            log::error!("exception in callback (panic caught by the IOLoop; see above)");
+        }
+        if let Some((threshold, started)) = started {
+            let took = started.elapsed();
+            if took > threshold {
+                log::warn!(
+                    "IOLoop blocked for {:.3} s in one callback (threshold {:.3} s)",
+                    took.as_secs_f64(),
+                    threshold.as_secs_f64()
+                );
+            }
+        }
+    }
+}
+
+/// Run a callback every `period` (Tornado's `PeriodicCallback`).
+///
+/// If the loop falls behind, missed runs are skipped so the schedule stays
+/// on its grid instead of firing a burst to catch up.
+pub struct PeriodicCallback {
+    /// Shared with the timer closure, which reschedules itself.
+    state: Rc<PeriodicState>,
+}
+
+/// State of a [`PeriodicCallback`], shared with its pending timer.
+struct PeriodicState {
+    /// The loop the timer lives on.
+    ioloop: IOLoop,
+    /// The user's function.
+    callback: RefCell<Box<dyn FnMut()>>,
+    /// Time between runs.
+    period: Duration,
+    /// When the next run is due.
+    next_deadline: Cell<Instant>,
+    /// The pending timer, if any.
+    handle: Cell<Option<TimeoutHandle>>,
+    /// Between `start` and `stop`; checked after each run because the
+    /// callback itself may call `stop`.
+    active: Cell<bool>,
+}
+
+impl PeriodicCallback {
+    /// A periodic callback on the current loop; call [`start`](Self::start).
+    pub fn new(period: Duration, callback: impl FnMut() + 'static) -> PeriodicCallback {
+        let ioloop = IOLoop::current();
+        let now = ioloop.time();
+        PeriodicCallback {
+            state: Rc::new(PeriodicState {
+                ioloop,
+                callback: RefCell::new(Box::new(callback)),
+                period: period.max(Duration::from_millis(1)),
+                next_deadline: Cell::new(now),
+                handle: Cell::new(None),
+                active: Cell::new(false),
+            }),
+        }
+    }
+
+    /// Start running every period, the first run one period from now.
+    pub fn start(&self) {
+        if self.state.active.replace(true) {
+            return;
+        }
+        let st = &self.state;
+        st.next_deadline.set(st.ioloop.time() + st.period);
+        Self::schedule(&self.state);
+    }
+
+    /// Stop; the pending run is cancelled.
+    pub fn stop(&self) {
+        self.state.active.set(false);
+        if let Some(h) = self.state.handle.take() {
+            self.state.ioloop.remove_timeout(h);
+        }
+    }
+
+    /// True between `start` and `stop`.
+    pub fn is_running(&self) -> bool {
+        self.state.active.get()
+    }
+
+    fn schedule(state: &Rc<PeriodicState>) {
+        let weak = Rc::downgrade(state);
+        let handle = state.ioloop.call_at(state.next_deadline.get(), move || {
+            let Some(state) = weak.upgrade() else { return };
+            state.handle.set(None);
+            match state.callback.try_borrow_mut() {
+                Ok(mut cb) => (*cb)(),
+                Err(_) => log::error!("PeriodicCallback re-entered"),
+            }
+            // It may have been stopped (or stopped and restarted) from inside.
+            if !state.active.get() || state.handle.get().is_some() {
+                return;
+            }
+            // Skip missed runs: next = first grid point after now.
+            let now = state.ioloop.time();
+            let mut next = state.next_deadline.get() + state.period;
+            if next <= now {
+                let behind = now.duration_since(next).as_nanos();
+                let periods = behind / state.period.as_nanos() + 1;
+                let skip = u32::try_from(periods).unwrap_or(u32::MAX);
+                next += state.period.saturating_mul(skip);
+            }
+            state.next_deadline.set(next);
+            PeriodicCallback::schedule(&state);
+        });
+        state.handle.set(Some(handle));
+    }
+}
+
+impl Drop for PeriodicCallback {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

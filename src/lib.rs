@@ -14,3 +14,5 @@
 pub mod ioloop;
 pub mod iostream;
 pub mod tcpserver;
+
+pub mod apps;
