@@ -11,8 +11,12 @@
 //! | [`ioloop`]    | the reactor: fd handlers, callbacks, timers  | `ioloop.py`           |
 //! | [`iostream`]  | buffered non-blocking socket with callbacks  | `iostream.py`         |
 //! | [`tcpserver`] | listen + accept, one IOStream per connection | `tcpserver.py`        |
+//! | [`httputil`]  | sans-IO HTTP pieces: headers, args, cookies  | `httputil.py`         |
+//! | [`apps`]      | the demo apps (echo, chat, cart, ...)        | `demos/`              |
 pub mod ioloop;
 pub mod iostream;
 pub mod tcpserver;
+
+pub mod httputil;
 
 pub mod apps;
