@@ -11,12 +11,14 @@
 //! | [`ioloop`]    | the reactor: fd handlers, callbacks, timers  | `ioloop.py`           |
 //! | [`iostream`]  | buffered non-blocking socket with callbacks  | `iostream.py`         |
 //! | [`tcpserver`] | listen + accept, one IOStream per connection | `tcpserver.py`        |
+//! | [`http`]      | HTTP/1.1 connection state machine, server    | `http1connection.py`, `httpserver.py` |
 //! | [`httputil`]  | sans-IO HTTP pieces: headers, args, cookies  | `httputil.py`         |
 //! | [`apps`]      | the demo apps (echo, chat, cart, ...)        | `demos/`              |
 pub mod ioloop;
 pub mod iostream;
 pub mod tcpserver;
 
+pub mod http;
 pub mod httputil;
 
 pub mod apps;

@@ -1,0 +1,489 @@
+//! One HTTP/1.1 server connection: a state machine over an [`IOStream`].
+//!
+//! Mirrors Tornado's `tornado/http1connection.py` (`HTTP1ServerConnection`
+//! and the reading half of `HTTP1Connection`).
+//!
+//! # States and transitions
+//!
+//! ```text
+//!            ┌──────────────── keep-alive, response finished ───────────────┐
+//!            ▼                                                              │
+//!      ReadingHead ──head, no body──────────────────────────▶ Responding ───┤
+//!        │    │                                                  ▲          │
+//!        │    └──head with body──▶ ReadingBody ──body complete───┘          │
+//!        │                              │                                   │
+//!        └──bad head / timeout / EOF────┴──bad body / timeout / EOF──▶ Closed ◀┘ not keep-alive
+//! ```
+//!
+//! | state         | waiting for                  | timer                            |
+//! |---------------|------------------------------|----------------------------------|
+//! | `ReadingHead` | `read_until("\r\n\r\n")`     | header timeout; idle timeout while nothing arrived |
+//! | `ReadingBody` | `read_bytes` / chunk lines   | body timeout                     |
+//! | `Responding`  | the application's `finish`   | none (long-polls may wait long)  |
+//! | `Closed`      | nothing                      | none                             |
+//!
+//! # The pump
+//!
+//! [`pump`] drives the machine: it asks the state what to read next, tries
+//! to get it from the stream's buffer *synchronously* ([`IOStream::try_read`],
+//! the fast path), and only when the bytes are not there yet registers a read
+//! callback that re-enters the pump (the slow path). So pipelined requests
+//! already in the buffer are parsed and answered in one go, and their
+//! responses leave in one `write` at the end of the loop iteration.
+//!
+//! Requests are strictly serial (as in Tornado): the next head is not parsed
+//! until the current response is finished. The application is called from
+//! the pump, which holds no borrow of the connection while it runs; a
+//! `finish` from inside the application only records the new state, and the
+//! pump continues when the application returns. A `finish` that comes later
+//! (long-poll) schedules the pump with `add_callback`.
+
+use std::cell::{Cell, RefCell};
+use std::net::IpAddr;
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+use super::parse::{parse_chunk_size, parse_request_head, BodyFraming, RequestHead, Version};
+use super::request::HTTPServerRequest;
+use super::responder::{simple_response, HTTPResponder};
+use super::server::{HTTPServerOptions, RequestCallback, ServerStats};
+use crate::ioloop::{IOLoop, TimeoutHandle};
+use crate::iostream::{IOStream, ReadTarget, StreamError};
+
+/// Longest accepted chunk-size line (Tornado: 64 bytes).
+const MAX_CHUNK_LINE: usize = 64;
+
+/// Where the connection is in its request/response cycle.
+enum State {
+    /// Waiting for a request head (idle keep-alive, or a head arriving).
+    ReadingHead,
+    /// Reading the body of `head`.
+    ReadingBody {
+        /// The head already parsed.
+        head: RequestHead,
+        /// Body bytes so far (de-chunked).
+        body: Vec<u8>,
+        /// What comes next in the body.
+        step: BodyStep,
+    },
+    /// The request is with the application; its response is not finished.
+    Responding,
+    /// Closing or closed; nothing more is read.
+    Closed,
+}
+
+/// Position inside a request body.
+#[derive(Clone, Copy)]
+enum BodyStep {
+    /// `Content-Length` framing: this many bytes left.
+    Fixed(u64),
+    /// Chunked: next is a chunk-size line.
+    ChunkSize,
+    /// Chunked: this many data bytes, then CRLF.
+    ChunkData(u64),
+    /// Chunked: after the last chunk, trailer lines until an empty line.
+    Trailers,
+}
+
+/// One connection. Shared (`Rc`) by the pending read callback, the
+/// responder of the in-flight request, and timers (weakly).
+pub(crate) struct Conn {
+    /// The socket.
+    pub(crate) stream: IOStream,
+    /// Server settings (limits, timeouts).
+    pub(crate) options: Rc<HTTPServerOptions>,
+    /// The application.
+    delegate: RequestCallback,
+    /// Peer address (before any `xheaders` rewrite).
+    remote_ip: Option<IpAddr>,
+    /// The state machine.
+    state: RefCell<State>,
+    /// True while the application runs inside [`dispatch`]: a `finish` then
+    /// must not schedule the pump, which continues by itself.
+    in_dispatch: Cell<bool>,
+    /// The pending header/body/idle timer.
+    timer: Cell<Option<TimeoutHandle>>,
+    /// When this connection started waiting for the current request head.
+    waiting_since: Cell<Instant>,
+    /// The application's `on_connection_close` for the in-flight request.
+    close_callback: RefCell<Option<Box<dyn FnOnce()>>>,
+    /// Server-wide counters.
+    stats: Rc<ServerStats>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.stats
+            .open_connections
+            .set(self.stats.open_connections.get() - 1);
+        if let Some(t) = self.timer.take() {
+            IOLoop::current().remove_timeout(t);
+        }
+    }
+}
+
+/// Take over a newly accepted stream and start reading requests.
+pub(crate) fn start(
+    stream: IOStream,
+    options: Rc<HTTPServerOptions>,
+    delegate: RequestCallback,
+    stats: Rc<ServerStats>,
+) {
+    stats.open_connections.set(stats.open_connections.get() + 1);
+    let remote_ip = stream.peer_addr().map(|a| a.ip());
+    let conn = Rc::new(Conn {
+        stream,
+        options,
+        delegate,
+        remote_ip,
+        state: RefCell::new(State::ReadingHead),
+        in_dispatch: Cell::new(false),
+        timer: Cell::new(None),
+        waiting_since: Cell::new(Instant::now()),
+        close_callback: RefCell::new(None),
+        stats,
+    });
+    let weak = Rc::downgrade(&conn);
+    conn.stream.set_close_callback(move || {
+        if let Some(conn) = weak.upgrade() {
+            on_stream_closed(&conn);
+        }
+    });
+    pump(&conn);
+}
+
+/// Drive the state machine as far as buffered bytes allow (see module docs).
+fn pump(conn: &Rc<Conn>) {
+    loop {
+        let target = match &*conn.state.borrow() {
+            State::ReadingHead => ReadTarget::Until {
+                delimiter: b"\r\n\r\n".to_vec(),
+                max_bytes: Some(conn.options.max_header_size),
+            },
+            State::ReadingBody { step, .. } => body_target(*step),
+            State::Responding | State::Closed => return,
+        };
+        match conn.stream.try_read(&target) {
+            Some(result) => {
+                if !on_read(conn, result) {
+                    return;
+                }
+            }
+            None => {
+                arm_wait_timer(conn);
+                let again = Rc::clone(conn);
+                conn.stream.start_read(
+                    target,
+                    Box::new(move |result| {
+                        if on_read(&again, result) {
+                            pump(&again);
+                        }
+                    }),
+                );
+                return;
+            }
+        }
+    }
+}
+
+/// What to read for the next piece of a body.
+fn body_target(step: BodyStep) -> ReadTarget {
+    match step {
+        BodyStep::Fixed(n) => ReadTarget::Bytes {
+            n: usize::try_from(n).unwrap_or(usize::MAX),
+            partial: false,
+        },
+        BodyStep::ChunkSize | BodyStep::Trailers => ReadTarget::Until {
+            delimiter: b"\r\n".to_vec(),
+            max_bytes: Some(MAX_CHUNK_LINE),
+        },
+        BodyStep::ChunkData(n) => ReadTarget::Bytes {
+            n: usize::try_from(n.saturating_add(2)).unwrap_or(usize::MAX),
+            partial: false,
+        },
+    }
+}
+
+/// Handle one completed read. Returns true if the pump should go on.
+fn on_read(conn: &Rc<Conn>, result: Result<Vec<u8>, StreamError>) -> bool {
+    cancel_timer(conn);
+    let data = match result {
+        Ok(data) => data,
+        Err(err) => {
+            let reading_head = matches!(&*conn.state.borrow(), State::ReadingHead);
+            match err {
+                StreamError::Unsatisfiable { .. } | StreamError::BufferFull { .. }
+                    if reading_head =>
+                {
+                    reject(conn, 431, "request head too large");
+                }
+                StreamError::Unsatisfiable { .. } => reject(conn, 400, "chunk size line too long"),
+                StreamError::BufferFull { .. } => reject(conn, 413, "request body too large"),
+                _ => close(conn),
+            }
+            return false;
+        }
+    };
+    let state = std::mem::replace(&mut *conn.state.borrow_mut(), State::Closed);
+    match state {
+        State::ReadingHead => on_head(conn, &data),
+        State::ReadingBody { head, body, step } => on_body(conn, head, body, step, data),
+        State::Responding | State::Closed => false,
+    }
+}
+
+/// A complete header block arrived.
+fn on_head(conn: &Rc<Conn>, block: &[u8]) -> bool {
+    let head = match parse_request_head(block, conn.options.max_body_size) {
+        Ok(head) => head,
+        Err(e) => {
+            log::info!(
+                "malformed HTTP request from {:?}: {}",
+                conn.remote_ip,
+                e.reason
+            );
+            reject(conn, e.status, &e.reason);
+            return false;
+        }
+    };
+    let step = match head.body {
+        BodyFraming::None => return dispatch(conn, head, Vec::new()),
+        BodyFraming::Length(n) => BodyStep::Fixed(n),
+        BodyFraming::Chunked => BodyStep::ChunkSize,
+    };
+    // RFC 9110 §10.1.1: a server that receives 100-continue "ought to" send
+    // an immediate 100 (Continue) response before reading the body.
+    if head.expect_continue && head.version == Version::Http11 {
+        let _ = conn.stream.write(&b"HTTP/1.1 100 Continue\r\n\r\n"[..]);
+    }
+    let capacity = match step {
+        BodyStep::Fixed(n) => usize::try_from(n).unwrap_or(0),
+        _ => 0,
+    };
+    *conn.state.borrow_mut() = State::ReadingBody {
+        head,
+        body: Vec::with_capacity(capacity),
+        step,
+    };
+    true
+}
+
+/// A piece of body arrived.
+fn on_body(
+    conn: &Rc<Conn>,
+    head: RequestHead,
+    mut body: Vec<u8>,
+    step: BodyStep,
+    data: Vec<u8>,
+) -> bool {
+    let next = match step {
+        BodyStep::Fixed(_) => {
+            if body.is_empty() {
+                body = data;
+            } else {
+                body.extend_from_slice(&data);
+            }
+            return dispatch(conn, head, body);
+        }
+        BodyStep::ChunkSize => match parse_chunk_size(&data) {
+            Err(e) => {
+                reject(conn, e.status, &e.reason);
+                return false;
+            }
+            Ok(0) => BodyStep::Trailers,
+            Ok(n) => {
+                if (body.len() as u64).saturating_add(n) > conn.options.max_body_size {
+                    reject(conn, 413, "request body too large");
+                    return false;
+                }
+                BodyStep::ChunkData(n)
+            }
+        },
+        BodyStep::ChunkData(_) => {
+            // The read asked for exactly size + 2 bytes: data, then CRLF.
+            let Some(chunk) = data.strip_suffix(b"\r\n") else {
+                reject(conn, 400, "chunk data not followed by CRLF");
+                return false;
+            };
+            body.extend_from_slice(chunk);
+            BodyStep::ChunkSize
+        }
+        BodyStep::Trailers => {
+            if data == b"\r\n" {
+                return dispatch(conn, head, body);
+            }
+            // Trailer fields are read and dropped (RFC 9110 §6.5.1 lets a
+            // recipient discard them); they count against the body limit.
+            if (body.len() + data.len()) as u64 > conn.options.max_body_size {
+                reject(conn, 413, "request body too large");
+                return false;
+            }
+            BodyStep::Trailers
+        }
+    };
+    *conn.state.borrow_mut() = State::ReadingBody {
+        head,
+        body,
+        step: next,
+    };
+    true
+}
+
+/// Hand a complete request to the application. Returns true if the
+/// response finished during the call and the pump may read the next one.
+fn dispatch(conn: &Rc<Conn>, head: RequestHead, body: Vec<u8>) -> bool {
+    let (path, query) = HTTPServerRequest::split_uri(&head.uri);
+    let remote_ip = if conn.options.xheaders {
+        forwarded_ip(&head.headers).or(conn.remote_ip)
+    } else {
+        conn.remote_ip
+    };
+    let keep_alive = head.keep_alive && !conn.options.no_keep_alive;
+    let request = HTTPServerRequest {
+        method: head.method,
+        uri: head.uri,
+        path,
+        query,
+        version: head.version,
+        headers: head.headers,
+        body,
+        remote_ip,
+        start_time: Instant::now(),
+    };
+    let responder = HTTPResponder::new(Rc::clone(conn), &request, keep_alive);
+    *conn.state.borrow_mut() = State::Responding;
+    conn.stats.requests.set(conn.stats.requests.get() + 1);
+    conn.in_dispatch.set(true);
+    (conn.delegate)(request, responder);
+    conn.in_dispatch.set(false);
+    matches!(&*conn.state.borrow(), State::ReadingHead)
+}
+
+/// `X-Real-Ip`, else the last `X-Forwarded-For` hop (Tornado's `xheaders`).
+fn forwarded_ip(headers: &crate::httputil::HTTPHeaders) -> Option<IpAddr> {
+    let raw = headers.get("X-Real-Ip").or_else(|| {
+        headers
+            .get("X-Forwarded-For")
+            .and_then(|v| v.rsplit(',').next())
+    })?;
+    raw.trim().parse().ok()
+}
+
+/// The responder finished the response. Called by [`HTTPResponder`].
+pub(crate) fn response_finished(conn: &Rc<Conn>, keep_alive: bool) {
+    let cb = conn.close_callback.borrow_mut().take();
+    drop(cb);
+    if keep_alive && !conn.stream.closed() {
+        *conn.state.borrow_mut() = State::ReadingHead;
+        conn.waiting_since.set(Instant::now());
+        if !conn.in_dispatch.get() {
+            let again = Rc::clone(conn);
+            IOLoop::current().add_callback(move || pump(&again));
+        }
+    } else {
+        *conn.state.borrow_mut() = State::Closed;
+        conn.stream.close_when_flushed();
+    }
+}
+
+/// The application took the stream over (WebSocket): HTTP stops here.
+pub(crate) fn detach(conn: &Rc<Conn>) {
+    cancel_timer(conn);
+    *conn.state.borrow_mut() = State::Closed;
+    conn.stream.clear_close_callback();
+    let cb = conn.close_callback.borrow_mut().take();
+    drop(cb);
+}
+
+/// Store the application's on-connection-close callback for this request.
+pub(crate) fn set_close_callback(conn: &Conn, callback: Box<dyn FnOnce()>) {
+    *conn.close_callback.borrow_mut() = Some(callback);
+}
+
+/// Answer an unparseable or over-limit request and close.
+fn reject(conn: &Rc<Conn>, status: u16, reason: &str) {
+    *conn.state.borrow_mut() = State::Closed;
+    if !conn.stream.closed() {
+        let _ = conn.stream.write(simple_response(status, reason));
+    }
+    conn.stream.close_when_flushed();
+}
+
+/// Close at once (peer gone or socket error).
+fn close(conn: &Rc<Conn>) {
+    *conn.state.borrow_mut() = State::Closed;
+    conn.stream.close();
+}
+
+/// The stream closed (either side): stop timers, tell the application.
+fn on_stream_closed(conn: &Rc<Conn>) {
+    cancel_timer(conn);
+    *conn.state.borrow_mut() = State::Closed;
+    let cb = conn.close_callback.borrow_mut().take();
+    if let Some(cb) = cb {
+        cb();
+    }
+}
+
+fn cancel_timer(conn: &Conn) {
+    if let Some(t) = conn.timer.take() {
+        IOLoop::current().remove_timeout(t);
+    }
+}
+
+/// We are about to wait for bytes: arm the header or body timer.
+///
+/// One timer serves both the idle keep-alive timeout and the header timeout:
+/// it fires every `header_timeout`; if nothing of a new request has arrived
+/// the connection is merely idle and the timer re-arms (until
+/// `idle_connection_timeout` is used up); if part of a head is buffered the
+/// client is too slow (slowloris) and is answered 408 and closed.
+fn arm_wait_timer(conn: &Rc<Conn>) {
+    if conn.timer.get().is_some() {
+        return;
+    }
+    let delay = match &*conn.state.borrow() {
+        State::ReadingHead => conn.options.header_timeout,
+        State::ReadingBody { .. } => conn.options.body_timeout,
+        _ => return,
+    };
+    arm_timer(conn, delay);
+}
+
+fn arm_timer(conn: &Rc<Conn>, delay: Duration) {
+    let weak: Weak<Conn> = Rc::downgrade(conn);
+    let handle = IOLoop::current().call_later(delay, move || {
+        if let Some(conn) = weak.upgrade() {
+            conn.timer.set(None);
+            on_wait_timer(&conn);
+        }
+    });
+    conn.timer.set(Some(handle));
+}
+
+/// The header/body/idle timer fired.
+fn on_wait_timer(conn: &Rc<Conn>) {
+    let reading_head = match &*conn.state.borrow() {
+        State::ReadingHead => true,
+        State::ReadingBody { .. } => false,
+        _ => return,
+    };
+    if reading_head && conn.stream.buffered_len() == 0 {
+        let idle_for = conn.waiting_since.get().elapsed();
+        if idle_for < conn.options.idle_connection_timeout {
+            let rest = conn.options.idle_connection_timeout - idle_for;
+            arm_timer(conn, rest.min(conn.options.header_timeout));
+            return;
+        }
+        log::debug!("closing idle connection from {:?}", conn.remote_ip);
+        close(conn);
+        return;
+    }
+    let what = if reading_head {
+        "request head"
+    } else {
+        "request body"
+    };
+    log::info!("closing {:?}: {what} not received in time", conn.remote_ip);
+    reject(conn, 408, &format!("{what} not received in time"));
+}

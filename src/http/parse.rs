@@ -1,0 +1,465 @@
+//! From a header block to a validated request head, without I/O.
+//!
+//! Mirrors the parsing half of Tornado's `tornado/http1connection.py`
+//! (`_read_message`, `_parse_headers`, `_read_body`) and the checks of
+//! `httputil.parse_request_start_line`. httparse does the RFC 9112 grammar
+//! (request line, `field-name ":" OWS field-value OWS`); what httparse does not
+//! know — message framing, Host, keep-alive — is here, and strict, because
+//! lenient framing is how request smuggling happens (Tornado's own advisories
+//! GHSA-qppv-j76h-2rpx, GHSA-753j-mpmx-qq6g were exactly these rules).
+
+use crate::httputil::HTTPHeaders;
+
+/// Most header lines in one request (more: 431).
+pub const MAX_HEADERS: usize = 100;
+
+/// HTTP version of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// HTTP/1.0: close after each response unless `Connection: keep-alive`.
+    Http10,
+    /// HTTP/1.1: persistent unless `Connection: close`.
+    Http11,
+}
+
+impl Version {
+    /// `"HTTP/1.0"` or `"HTTP/1.1"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+/// How the request body is framed (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body.
+    None,
+    /// `Content-Length: n`.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A parsed and validated request line plus headers.
+#[derive(Debug)]
+pub struct RequestHead {
+    /// Method token, e.g. `GET`.
+    pub method: String,
+    /// The request-target as sent, e.g. `/room/lobby?x=1`.
+    pub uri: String,
+    /// HTTP/1.0 or HTTP/1.1.
+    pub version: Version,
+    /// All header fields, in order.
+    pub headers: HTTPHeaders,
+    /// How the body is framed.
+    pub body: BodyFraming,
+    /// The connection may carry another request after this one.
+    pub keep_alive: bool,
+    /// The client sent `Expect: 100-continue`.
+    pub expect_continue: bool,
+}
+
+/// A request the server refuses, with the status to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// HTTP status code (400, 413, 431, 501, 505).
+    pub status: u16,
+    /// Why, for the log and the error page.
+    pub reason: String,
+}
+
+impl ParseError {
+    fn new(status: u16, reason: impl Into<String>) -> ParseError {
+        ParseError {
+            status,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Parse `block` (a complete header block ending in CRLF CRLF).
+///
+/// `max_body_size` lets a too-large `Content-Length` be refused (413) before
+/// a single body byte is read.
+pub fn parse_request_head(block: &[u8], max_body_size: u64) -> Result<RequestHead, ParseError> {
+    // RFC 9112 §2.2: "a server that is expecting to receive and parse a
+    // request-line SHOULD ignore at least one empty line (CRLF) received
+    // prior to the request-line."
+    let mut block = block;
+    while let Some(rest) = block.strip_prefix(b"\r\n") {
+        block = rest;
+    }
+    let mut raw_headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut raw_headers);
+    match req.parse(block) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => {
+            return Err(ParseError::new(400, "incomplete request head"))
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(ParseError::new(
+                431,
+                format!("more than {MAX_HEADERS} header fields"),
+            ))
+        }
+        Err(httparse::Error::Version) => {
+            return Err(ParseError::new(
+                505,
+                "only HTTP/1.0 and HTTP/1.1 are supported",
+            ))
+        }
+        Err(e) => return Err(ParseError::new(400, format!("malformed request: {e}"))),
+    }
+    let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(ParseError::new(400, "malformed request line"));
+    };
+    let version = if minor == 1 {
+        Version::Http11
+    } else {
+        Version::Http10
+    };
+    let mut headers = HTTPHeaders::new();
+    for h in req.headers.iter() {
+        // httparse allows obs-text (bytes ≥ 0x80) in values; we require
+        // UTF-8 so handlers see `&str`. Anything else is refused, not guessed.
+        let Ok(value) = std::str::from_utf8(h.value) else {
+            return Err(ParseError::new(
+                400,
+                format!("header {} is not valid UTF-8", h.name),
+            ));
+        };
+        if h.value.contains(&0) {
+            return Err(ParseError::new(400, "NUL in header value"));
+        }
+        headers.add(h.name, value);
+    }
+
+    // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status
+    // code to any HTTP/1.1 request message that lacks a Host header field and
+    // to any request message that contains more than one Host header field
+    // line or a Host header field with an invalid field value."
+    let hosts = headers.get_list("Host");
+    if hosts.len() > 1
+        || hosts
+            .first()
+            .is_some_and(|h| h.contains(',') || h.contains(' '))
+    {
+        return Err(ParseError::new(400, "more than one Host header"));
+    }
+    if version == Version::Http11 && hosts.is_empty() {
+        return Err(ParseError::new(400, "Missing Host header"));
+    }
+
+    let body = body_framing(&headers, version, max_body_size)?;
+    let keep_alive = keep_alive(&headers, version);
+    let expect_continue = headers
+        .get("Expect")
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    Ok(RequestHead {
+        method: method.to_string(),
+        uri: path.to_string(),
+        version,
+        headers,
+        body,
+        keep_alive,
+        expect_continue,
+    })
+}
+
+/// RFC 9112 §6.3, strictly:
+///
+/// * `Transfer-Encoding` and `Content-Length` together: 400 ("ought to be
+///   handled as an error" — the classic CL.TE smuggling vector).
+/// * `Transfer-Encoding` must be exactly `chunked` (one coding, once): any
+///   other coding is 501, a repeated `chunked` is 400.
+/// * `Content-Length = 1*DIGIT`; several values (lines or a comma list) are
+///   accepted only if identical; `+5`, `0x5`, `5_0`, empty: 400.
+/// * Over `max_body_size`: 413, before the body is read.
+fn body_framing(
+    headers: &HTTPHeaders,
+    version: Version,
+    max_body_size: u64,
+) -> Result<BodyFraming, ParseError> {
+    let te: Vec<&str> = headers.get_all("Transfer-Encoding").collect();
+    let has_cl = headers.contains("Content-Length");
+    if !te.is_empty() {
+        if has_cl {
+            return Err(ParseError::new(
+                400,
+                "both Transfer-Encoding and Content-Length",
+            ));
+        }
+        if version == Version::Http10 {
+            return Err(ParseError::new(
+                400,
+                "Transfer-Encoding in an HTTP/1.0 request",
+            ));
+        }
+        let codings: Vec<&str> = te
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect();
+        if codings.len() != 1 {
+            return Err(ParseError::new(
+                400,
+                "Transfer-Encoding must be exactly \"chunked\"",
+            ));
+        }
+        if !codings[0].eq_ignore_ascii_case("chunked") {
+            return Err(ParseError::new(
+                501,
+                format!("unsupported transfer coding {:?}", codings[0]),
+            ));
+        }
+        return Ok(BodyFraming::Chunked);
+    }
+    if !has_cl {
+        return Ok(BodyFraming::None);
+    }
+    let mut length: Option<u64> = None;
+    for value in headers.get_all("Content-Length").flat_map(|v| v.split(',')) {
+        let value = value.trim();
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ParseError::new(
+                400,
+                format!("invalid Content-Length {value:?}"),
+            ));
+        }
+        let Ok(n) = value.parse::<u64>() else {
+            return Err(ParseError::new(400, "Content-Length out of range"));
+        };
+        match length {
+            Some(prev) if prev != n => {
+                return Err(ParseError::new(400, "differing Content-Length values"))
+            }
+            _ => length = Some(n),
+        }
+    }
+    match length {
+        Some(n) if n > max_body_size => Err(ParseError::new(
+            413,
+            format!("Content-Length {n} exceeds the limit of {max_body_size} bytes"),
+        )),
+        Some(0) | None => Ok(BodyFraming::None),
+        Some(n) => Ok(BodyFraming::Length(n)),
+    }
+}
+
+/// RFC 9112 §9.3: HTTP/1.1 persists unless `Connection: close`; HTTP/1.0
+/// only with `Connection: keep-alive`.
+fn keep_alive(headers: &HTTPHeaders, version: Version) -> bool {
+    let has_token = |token: &str| {
+        headers
+            .get_all("Connection")
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    match version {
+        Version::Http11 => !has_token("close"),
+        Version::Http10 => has_token("keep-alive"),
+    }
+}
+
+/// Parse a chunk-size line (`chunk-size [ chunk-ext ] CRLF`, RFC 9112 §7.1).
+///
+/// ```text
+/// chunked-body   = *chunk last-chunk trailer-section CRLF
+/// chunk          = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+/// chunk-size     = 1*HEXDIG
+/// ```
+///
+/// Extensions are ignored (RFC: "A recipient MUST ignore unrecognized chunk
+/// extensions"), but must not carry bare CR/LF or NUL. Sizes are strict hex
+/// (no `0x`, no sign, no underscores), at most 16 digits.
+pub fn parse_chunk_size(line: &[u8]) -> Result<u64, ParseError> {
+    let Some(line) = line.strip_suffix(b"\r\n") else {
+        return Err(ParseError::new(400, "chunk size line must end in CRLF"));
+    };
+    let (size, ext) = match line.iter().position(|&b| b == b';') {
+        Some(i) => (&line[..i], &line[i..]),
+        None => (line, &[][..]),
+    };
+    let size = trim_ows(size);
+    if size.is_empty() || size.len() > 16 || !size.iter().all(u8::is_ascii_hexdigit) {
+        return Err(ParseError::new(400, "invalid chunk size"));
+    }
+    if ext.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(ParseError::new(400, "invalid chunk extension"));
+    }
+    let text = std::str::from_utf8(size).map_err(|_| ParseError::new(400, "invalid chunk size"))?;
+    u64::from_str_radix(text, 16).map_err(|_| ParseError::new(400, "invalid chunk size"))
+}
+
+/// Strip trailing spaces/tabs (BWS before a chunk extension).
+fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<RequestHead, ParseError> {
+        parse_request_head(s.as_bytes(), 1000)
+    }
+
+    fn status(s: &str) -> u16 {
+        match parse(s) {
+            Ok(_) => 200,
+            Err(e) => e.status,
+        }
+    }
+
+    #[test]
+    fn simple_get() {
+        let h = parse("GET /a?b=1 HTTP/1.1\r\nHost: x\r\n\r\n").expect("valid");
+        assert_eq!(h.method, "GET");
+        assert_eq!(h.uri, "/a?b=1");
+        assert_eq!(h.version, Version::Http11);
+        assert!(h.keep_alive);
+        assert_eq!(h.body, BodyFraming::None);
+    }
+
+    #[test]
+    fn leading_empty_lines_are_ignored() {
+        assert_eq!(status("\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
+    }
+
+    #[test]
+    fn host_rules() {
+        assert_eq!(status("GET / HTTP/1.1\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/1.0\r\n\r\n"), 200);
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: a, b\r\n\r\n"), 400);
+    }
+
+    #[test]
+    fn content_length_rules() {
+        let ok = parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n").expect("valid");
+        assert_eq!(ok.body, BodyFraming::Length(5));
+        let same = parse(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\n\r\n",
+        );
+        assert_eq!(same.expect("identical values").body, BodyFraming::Length(5));
+        for bad in [
+            "+5",
+            "-5",
+            "0x5",
+            "5_0",
+            "",
+            "5 5",
+            "99999999999999999999999",
+        ] {
+            let req = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {bad}\r\n\r\n");
+            assert_eq!(status(&req), 400, "Content-Length {bad:?}");
+        }
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n"),
+            413
+        );
+    }
+
+    #[test]
+    fn transfer_encoding_rules() {
+        let ok = parse("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n")
+            .expect("valid");
+        assert_eq!(ok.body, BodyFraming::Chunked);
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            501
+        );
+        assert_eq!(
+            status("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            400
+        );
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        let close = parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("valid");
+        assert!(!close.keep_alive);
+        let old = parse("GET / HTTP/1.0\r\n\r\n").expect("valid");
+        assert!(!old.keep_alive);
+        let old_ka = parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").expect("valid");
+        assert!(old_ka.keep_alive);
+    }
+
+    #[test]
+    fn malformed_and_versions() {
+        assert_eq!(status("GARBAGE\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/9.9\r\nHost: x\r\n\r\n"), 505);
+        assert_eq!(status("GET /\r\n\r\n"), 400);
+        assert_eq!(
+            status("GET / HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n"),
+            400
+        );
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: x\r\n: empty\r\n\r\n"), 400);
+        assert_eq!(status("G\0T / HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n"), 400);
+    }
+
+    #[test]
+    fn too_many_headers() {
+        let mut req = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
+        for i in 0..MAX_HEADERS {
+            req.push_str(&format!("X-{i}: y\r\n"));
+        }
+        req.push_str("\r\n");
+        assert_eq!(status(&req), 431);
+    }
+
+    #[test]
+    fn expect_continue() {
+        let h = parse(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
+        );
+        assert!(h.expect("valid").expect_continue);
+    }
+
+    #[test]
+    fn chunk_sizes() {
+        assert_eq!(parse_chunk_size(b"1a\r\n"), Ok(26));
+        assert_eq!(parse_chunk_size(b"0\r\n"), Ok(0));
+        assert_eq!(parse_chunk_size(b"5;name=value\r\n"), Ok(5));
+        assert_eq!(parse_chunk_size(b"5 ;ext\r\n"), Ok(5));
+        for bad in [
+            &b"0x5\r\n"[..],
+            b"+5\r\n",
+            b"-5\r\n",
+            b"5_0\r\n",
+            b"\r\n",
+            b"5\n",
+            b"5;a\rb\r\n",
+            b"11111111111111111\r\n",
+        ] {
+            assert!(
+                parse_chunk_size(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}

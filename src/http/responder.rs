@@ -1,0 +1,470 @@
+//! Writing one response: status line, headers, body framing, access log.
+//!
+//! Mirrors the writing half of Tornado's `tornado/http1connection.py`
+//! (`write_headers`, `write`, `finish`). The framing rules (RFC 9112 §6):
+//!
+//! | case                                             | framing                         |
+//! |--------------------------------------------------|---------------------------------|
+//! | response finished in one call                    | `Content-Length` = body length   |
+//! | app set `Content-Length` itself                  | that length, enforced            |
+//! | streamed, HTTP/1.1                               | `Transfer-Encoding: chunked`     |
+//! | streamed, HTTP/1.0                               | until close (`Connection: close`)|
+//! | `HEAD`, 1xx, 204, 304                            | headers only, never a body       |
+
+use std::cell::RefCell;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::{Instant, SystemTime};
+
+use super::connection::{self, Conn};
+use super::parse::Version;
+use super::request::HTTPServerRequest;
+use crate::httputil::HTTPHeaders;
+use crate::iostream::IOStream;
+
+/// The `Server` header squall sends unless the application sets one.
+pub const SERVER_HEADER: &str = concat!("squall/", env!("CARGO_PKG_VERSION"));
+
+/// Log target of the access log (filter with `RUST_LOG=squall::access=warn`).
+pub const ACCESS_LOG_TARGET: &str = "squall::access";
+
+/// Where a response is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Progress {
+    /// Nothing written yet.
+    NotStarted,
+    /// Headers sent; body streaming with this framing.
+    Streaming(Framing),
+    /// Complete.
+    Finished,
+}
+
+/// How the body of a streamed response is delimited.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Framing {
+    /// No body may be sent (HEAD, 1xx, 204, 304).
+    NoBody,
+    /// `Content-Length`: this many bytes still owed.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Until the connection closes (HTTP/1.0 without a length).
+    UntilClose,
+}
+
+/// The request fields the access log prints (kept only if it is enabled).
+struct AccessLogLine {
+    method: String,
+    uri: String,
+    remote_ip: Option<IpAddr>,
+}
+
+/// Writes the response to one request. The application gets it with the
+/// request, may keep it as long as it likes (a long-poll keeps it until a
+/// message arrives), and must end with [`finish`](Self::finish).
+///
+/// Dropping it unfinished is answered for you: `500` if nothing was sent
+/// yet, else the connection is closed (the client sees a truncated
+/// response, never a hang), and an error is logged.
+pub struct HTTPResponder {
+    /// The connection (shared with its state machine).
+    conn: Rc<Conn>,
+    /// The request's HTTP version: the status line echoes it.
+    version: Version,
+    /// HEAD request: never send a body.
+    head_request: bool,
+    /// Keep the connection after this response.
+    keep_alive: bool,
+    /// Where the response is.
+    progress: Progress,
+    /// Status sent, for the access log.
+    status: u16,
+    /// When the request arrived, for the access log.
+    start_time: Instant,
+    /// Present only if the access log is enabled at info level.
+    log_line: Option<AccessLogLine>,
+}
+
+impl HTTPResponder {
+    pub(crate) fn new(
+        conn: Rc<Conn>,
+        request: &HTTPServerRequest,
+        keep_alive: bool,
+    ) -> HTTPResponder {
+        let log_line = if log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info) {
+            Some(AccessLogLine {
+                method: request.method.clone(),
+                uri: request.uri.clone(),
+                remote_ip: request.remote_ip,
+            })
+        } else {
+            None
+        };
+        HTTPResponder {
+            conn,
+            version: request.version,
+            head_request: request.method == "HEAD",
+            keep_alive,
+            progress: Progress::NotStarted,
+            status: 0,
+            start_time: request.start_time,
+            log_line,
+        }
+    }
+
+    /// Send the status line, `headers`, and a first body `chunk`. With
+    /// `finishing` the response is complete (the usual case: the whole body
+    /// is known, so `Content-Length` is used); otherwise more may follow via
+    /// [`write`](Self::write).
+    ///
+    /// Header names must be tokens and values must not contain CR, LF or NUL
+    /// (header injection); a bad header turns the response into a 500.
+    pub fn write_headers(
+        &mut self,
+        status: u16,
+        headers: &HTTPHeaders,
+        chunk: &[u8],
+        finishing: bool,
+    ) {
+        if self.progress != Progress::NotStarted {
+            log::error!("write_headers called twice for one response");
+            return;
+        }
+        if let Some(bad) = headers.iter().find(|(n, v)| {
+            !crate::httputil::is_token(n) || !crate::httputil::is_field_value(v.as_bytes())
+        }) {
+            log::error!(
+                "refusing response header {:?}: invalid name or value",
+                bad.0
+            );
+            let body = b"500: Internal Server Error\n";
+            self.write_headers(500, &HTTPHeaders::new(), body, true);
+            return;
+        }
+        self.status = status;
+        let body_allowed =
+            !(self.head_request || (100..200).contains(&status) || status == 204 || status == 304);
+        let framing = if !body_allowed {
+            Framing::NoBody
+        } else if let Some(cl) = headers.get("Content-Length") {
+            match cl.trim().parse::<u64>() {
+                Ok(n) => Framing::Length(n),
+                Err(_) => {
+                    log::error!("invalid Content-Length {cl:?} set by the application");
+                    self.write_headers(
+                        500,
+                        &HTTPHeaders::new(),
+                        b"500: Internal Server Error\n",
+                        true,
+                    );
+                    return;
+                }
+            }
+        } else if finishing {
+            Framing::Length(chunk.len() as u64)
+        } else if self.version == Version::Http11 {
+            Framing::Chunked
+        } else {
+            self.keep_alive = false;
+            Framing::UntilClose
+        };
+
+        let mut out = Vec::with_capacity(256 + chunk.len());
+        out.extend_from_slice(self.version.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(status.to_string().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(reason_phrase(status).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let mut has_server = false;
+        let mut has_date = false;
+        for (name, value) in headers.iter() {
+            has_server |= name.eq_ignore_ascii_case("Server");
+            has_date |= name.eq_ignore_ascii_case("Date");
+            if name.eq_ignore_ascii_case("Connection")
+                || name.eq_ignore_ascii_case("Transfer-Encoding")
+            {
+                // Framing and persistence are the connection's business.
+                continue;
+            }
+            push_header(&mut out, name, value);
+        }
+        if !has_server {
+            push_header(&mut out, "Server", SERVER_HEADER);
+        }
+        if !has_date {
+            with_http_date(|date| push_header(&mut out, "Date", date));
+        }
+        match framing {
+            Framing::Length(n) if !headers.contains("Content-Length") => {
+                push_header(&mut out, "Content-Length", &n.to_string());
+            }
+            Framing::NoBody
+                if self.head_request && !headers.contains("Content-Length") && finishing =>
+            {
+                // HEAD: the length the GET would have had.
+                push_header(&mut out, "Content-Length", &chunk.len().to_string());
+            }
+            Framing::Chunked => push_header(&mut out, "Transfer-Encoding", "chunked"),
+            _ => {}
+        }
+        if self.conn.stream.closed() {
+            self.keep_alive = false;
+        }
+        match (self.version, self.keep_alive) {
+            (Version::Http11, false) => push_header(&mut out, "Connection", "close"),
+            (Version::Http10, true) => push_header(&mut out, "Connection", "keep-alive"),
+            _ => {}
+        }
+        out.extend_from_slice(b"\r\n");
+        self.progress = Progress::Streaming(framing);
+        self.append_body(&mut out, chunk);
+        let _ = self.conn.stream.write(out);
+        if finishing {
+            self.finish();
+        }
+    }
+
+    /// Send more body (after [`write_headers`](Self::write_headers) with
+    /// `finishing = false`).
+    pub fn write(&mut self, chunk: &[u8]) {
+        if chunk.is_empty() {
+            return;
+        }
+        if !matches!(self.progress, Progress::Streaming(_)) {
+            log::error!("HTTPResponder::write before write_headers or after finish");
+            return;
+        }
+        let mut out = Vec::with_capacity(chunk.len() + 16);
+        self.append_body(&mut out, chunk);
+        if !out.is_empty() {
+            let _ = self.conn.stream.write(out);
+        }
+    }
+
+    /// Encode `chunk` per the framing into `out`, tracking what is owed.
+    fn append_body(&mut self, out: &mut Vec<u8>, chunk: &[u8]) {
+        if chunk.is_empty() {
+            return;
+        }
+        let Progress::Streaming(framing) = self.progress else {
+            return;
+        };
+        match framing {
+            Framing::NoBody => {}
+            Framing::UntilClose => out.extend_from_slice(chunk),
+            Framing::Chunked => {
+                out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                out.extend_from_slice(chunk);
+                out.extend_from_slice(b"\r\n");
+            }
+            Framing::Length(owed) => {
+                let n = chunk.len() as u64;
+                if n > owed {
+                    log::error!(
+                        "response body longer than its Content-Length; closing the connection"
+                    );
+                    self.keep_alive = false;
+                    self.conn.stream.close_when_flushed();
+                    out.extend_from_slice(&chunk[..usize::try_from(owed).unwrap_or(0)]);
+                    self.progress = Progress::Streaming(Framing::Length(0));
+                    return;
+                }
+                out.extend_from_slice(chunk);
+                self.progress = Progress::Streaming(Framing::Length(owed - n));
+            }
+        }
+    }
+
+    /// Complete the response. The connection then reads the next request
+    /// (keep-alive) or closes once the response is sent.
+    pub fn finish(&mut self) {
+        match self.progress {
+            Progress::Finished => {
+                log::error!("finish called twice");
+                return;
+            }
+            Progress::NotStarted => {
+                self.write_headers(200, &HTTPHeaders::new(), b"", true);
+                return;
+            }
+            Progress::Streaming(Framing::Chunked) => {
+                let _ = self.conn.stream.write(&b"0\r\n\r\n"[..]);
+            }
+            Progress::Streaming(Framing::Length(owed)) if owed > 0 => {
+                log::error!("response finished {owed} bytes short of its Content-Length; closing");
+                self.keep_alive = false;
+            }
+            Progress::Streaming(Framing::UntilClose) => self.keep_alive = false,
+            Progress::Streaming(_) => {}
+        }
+        self.progress = Progress::Finished;
+        self.log_access();
+        connection::response_finished(&self.conn, self.keep_alive);
+    }
+
+    /// True once [`finish`](Self::finish) ran.
+    pub fn finished(&self) -> bool {
+        self.progress == Progress::Finished
+    }
+
+    /// True once headers were sent.
+    pub fn headers_written(&self) -> bool {
+        self.progress != Progress::NotStarted
+    }
+
+    /// The status sent (0 before `write_headers`).
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// True if the client has gone away.
+    pub fn connection_closed(&self) -> bool {
+        self.conn.stream.closed()
+    }
+
+    /// Run `callback` if the client disconnects before the response is
+    /// finished (Tornado's `on_connection_close`). Replaces an earlier one;
+    /// dropped uncalled when the response finishes.
+    pub fn set_close_callback(&self, callback: impl FnOnce() + 'static) {
+        if self.conn.stream.closed() {
+            crate::ioloop::IOLoop::current().add_callback(callback);
+        } else {
+            connection::set_close_callback(&self.conn, Box::new(callback));
+        }
+    }
+
+    /// Leave HTTP: the caller takes over the raw stream (after writing, e.g.,
+    /// a `101 Switching Protocols`). Bytes the client already sent stay in
+    /// the stream's buffer.
+    pub fn detach(mut self) -> IOStream {
+        self.progress = Progress::Finished;
+        self.log_access();
+        connection::detach(&self.conn);
+        self.conn.stream.clone()
+    }
+
+    /// Write raw bytes to the connection (for protocol upgrades).
+    pub fn write_raw(&mut self, bytes: Vec<u8>) {
+        self.status = self.status.max(101);
+        let _ = self.conn.stream.write(bytes);
+    }
+
+    fn log_access(&self) {
+        let Some(line) = &self.log_line else { return };
+        let ms = self.start_time.elapsed().as_secs_f64() * 1000.0;
+        let ip = line.remote_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let level = match self.status {
+            0..=399 => log::Level::Info,
+            400..=499 => log::Level::Warn,
+            _ => log::Level::Error,
+        };
+        log::log!(target: ACCESS_LOG_TARGET, level, "{} {} {} ({}) {:.2}ms", self.status, line.method, line.uri, ip, ms);
+    }
+}
+
+impl Drop for HTTPResponder {
+    fn drop(&mut self) {
+        match self.progress {
+            Progress::Finished => {}
+            Progress::NotStarted => {
+                if !self.conn.stream.closed() {
+                    log::error!("response dropped without finish; answering 500");
+                }
+                let mut headers = HTTPHeaders::new();
+                headers.add("Content-Type", "text/plain; charset=utf-8");
+                self.write_headers(500, &headers, b"500: Internal Server Error\n", true);
+            }
+            Progress::Streaming(_) => {
+                log::error!("streamed response dropped without finish; closing the connection");
+                self.keep_alive = false;
+                self.progress = Progress::Finished;
+                self.conn.stream.close_when_flushed();
+                connection::response_finished(&self.conn, false);
+            }
+        }
+    }
+}
+
+fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A complete `Connection: close` response for errors found before any
+/// application code ran (bad request, limits, timeouts).
+pub(crate) fn simple_response(status: u16, detail: &str) -> Vec<u8> {
+    let body = format!("{status} {}: {detail}\n", reason_phrase(status));
+    let mut out = Vec::with_capacity(160 + body.len());
+    out.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", reason_phrase(status)).as_bytes());
+    push_header(&mut out, "Server", SERVER_HEADER);
+    with_http_date(|date| push_header(&mut out, "Date", date));
+    push_header(&mut out, "Content-Type", "text/plain; charset=utf-8");
+    push_header(&mut out, "Content-Length", &body.len().to_string());
+    push_header(&mut out, "Connection", "close");
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+/// Call `f` with the current `Date` header value. Formatting a date costs
+/// more than the rest of a small response, so it is done at most once a
+/// second per thread.
+pub fn with_http_date<R>(f: impl FnOnce(&str) -> R) -> R {
+    thread_local! {
+        static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.0 != secs {
+            *cache = (secs, httpdate::fmt_http_date(now));
+        }
+        f(&cache.1)
+    })
+}
+
+/// The reason phrase for a status code (RFC 9110 §15).
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        416 => "Range Not Satisfiable",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
