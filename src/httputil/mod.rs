@@ -1,14 +1,29 @@
 //! Pure (sans-IO) HTTP building blocks shared by the HTTP server, the client
 //! and the web layer. Mirrors Tornado's `httputil.py`.
 //!
-//! Nothing here touches a socket or the clock on its own: callers pass bytes
-//! and times in, and get values or typed errors back. No function panics on
-//! any input, and memory use is bounded by the size of the input.
+//! Nothing here touches a socket or reads the clock on its own: callers pass
+//! bytes and times in, and get values or typed errors back. No function
+//! panics on any input, and memory use is bounded by the size of the input.
 //!
-//! | file          | what it holds                                        |
-//! |---------------|------------------------------------------------------|
-//! | [`headers`]   | [`HTTPHeaders`], [`is_token`], [`is_field_value`]    |
+//! | file            | what it holds                                                  |
+//! |-----------------|----------------------------------------------------------------|
+//! | [`headers`]     | [`HTTPHeaders`]; RFC 9110 checks [`is_token`], [`is_field_value`] |
+//! | [`url`]         | [`url_escape`], [`url_unescape`], [`parse_query`]               |
+//! | [`arguments`]   | [`MultiMap`] and its uses [`Arguments`], [`Files`]              |
+//! | [`params`]      | [`parse_header`]: `value; name="param"` header values          |
+//! | [`multipart`]   | [`parse_body_arguments`], [`parse_multipart_form_data`], [`HTTPFile`] |
+//! | [`error`]       | [`HTTPInputError`]: malformed input from the peer (→ 400)      |
 
+pub mod arguments;
+pub mod error;
 pub mod headers;
+pub mod multipart;
+pub mod params;
+pub mod url;
 
+pub use arguments::{Arguments, Files, MultiMap};
+pub use error::HTTPInputError;
 pub use headers::{is_field_value, is_tchar, is_token, HTTPHeaders};
+pub use multipart::{parse_body_arguments, parse_multipart_form_data, HTTPFile, MultipartConfig};
+pub use params::{parse_header, ParsedHeader};
+pub use url::{parse_query, url_escape, url_unescape};
