@@ -12,9 +12,13 @@
 //! | [`arguments`]   | [`MultiMap`] and its uses [`Arguments`], [`Files`]              |
 //! | [`params`]      | [`parse_header`]: `value; name="param"` header values          |
 //! | [`multipart`]   | [`parse_body_arguments`], [`parse_multipart_form_data`], [`HTTPFile`] |
+//! | [`cookies`]     | [`parse_cookie`], [`format_set_cookie`] with [`CookieOptions`]  |
+//! | [`date`]        | [`format_http_date`], [`parse_http_date`], [`DateCache`]       |
 //! | [`error`]       | [`HTTPInputError`]: malformed input from the peer (→ 400)      |
 
 pub mod arguments;
+pub mod cookies;
+pub mod date;
 pub mod error;
 pub mod headers;
 pub mod multipart;
@@ -22,6 +26,8 @@ pub mod params;
 pub mod url;
 
 pub use arguments::{Arguments, Files, MultiMap};
+pub use cookies::{format_set_cookie, parse_cookie, CookieOptions, InvalidCookie, SameSite};
+pub use date::{format_http_date, parse_http_date, DateCache};
 pub use error::HTTPInputError;
 pub use headers::{is_field_value, is_tchar, is_token, HTTPHeaders};
 pub use multipart::{parse_body_arguments, parse_multipart_form_data, HTTPFile, MultipartConfig};
