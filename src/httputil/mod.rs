@@ -14,6 +14,8 @@
 //! | [`multipart`]   | [`parse_body_arguments`], [`parse_multipart_form_data`], [`HTTPFile`] |
 //! | [`cookies`]     | [`parse_cookie`], [`format_set_cookie`] with [`CookieOptions`]  |
 //! | [`date`]        | [`format_http_date`], [`parse_http_date`], [`DateCache`]       |
+//! | [`mime`]        | [`mime::guess_type`]: content type of a static file            |
+//! | [`range`]       | [`range::parse_range`]: one `Range: bytes=` → 200/206/416      |
 //! | [`error`]       | [`HTTPInputError`]: malformed input from the peer (→ 400)      |
 
 pub mod arguments;
@@ -21,8 +23,10 @@ pub mod cookies;
 pub mod date;
 pub mod error;
 pub mod headers;
+pub mod mime;
 pub mod multipart;
 pub mod params;
+pub mod range;
 pub mod url;
 
 pub use arguments::{Arguments, Files, MultiMap};
@@ -32,4 +36,5 @@ pub use error::HTTPInputError;
 pub use headers::{is_field_value, is_tchar, is_token, HTTPHeaders};
 pub use multipart::{parse_body_arguments, parse_multipart_form_data, HTTPFile, MultipartConfig};
 pub use params::{parse_header, ParsedHeader};
+pub use range::{parse_range, ByteRange};
 pub use url::{parse_query, url_escape, url_unescape};
