@@ -12,8 +12,10 @@
 //! | [`iostream`]  | buffered non-blocking socket with callbacks  | `iostream.py`         |
 //! | [`tcpserver`] | listen + accept, one IOStream per connection | `tcpserver.py`        |
 //! | [`httputil`]  | sans-IO HTTP pieces: headers, args, cookies  | `httputil.py`         |
+//! | [`escape`]    | HTML/JSON/URL escaping, linkify              | `escape.py`           |
 pub mod ioloop;
 pub mod iostream;
 pub mod tcpserver;
 
+pub mod escape;
 pub mod httputil;
