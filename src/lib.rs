@@ -13,9 +13,11 @@
 //! | [`tcpserver`] | listen + accept, one IOStream per connection | `tcpserver.py`        |
 //! | [`httputil`]  | sans-IO HTTP pieces: headers, args, cookies  | `httputil.py`         |
 //! | [`escape`]    | HTML/JSON/URL escaping, linkify              | `escape.py`           |
+//! | [`web`]       | signed values, XSRF tokens                   | `web.py`              |
 pub mod ioloop;
 pub mod iostream;
 pub mod tcpserver;
 
 pub mod escape;
 pub mod httputil;
+pub mod web;
