@@ -11,6 +11,8 @@
 //! | [`ioloop`]    | the reactor: fd handlers, callbacks, timers  | `ioloop.py`           |
 //! | [`iostream`]  | buffered non-blocking socket with callbacks  | `iostream.py`         |
 //! | [`tcpserver`] | listen + accept, one IOStream per connection | `tcpserver.py`        |
+//! | [`websocket`] | RFC 6455 codec: frames, messages, handshake  | `websocket.py`        |
 pub mod ioloop;
 pub mod iostream;
 pub mod tcpserver;
+pub mod websocket;
