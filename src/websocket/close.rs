@@ -52,7 +52,7 @@ pub const ABNORMAL_CLOSURE: u16 = 1006;
 
 /// 1007: "indicates that an endpoint is terminating the connection because it
 /// has received data within a message that was not consistent with the type
-/// of the message (e.g., non-UTF-8 [RFC3629] data within a text message)."
+/// of the message (e.g., non-UTF-8 \[RFC3629\] data within a text message)."
 /// (§7.4.1)
 pub const INVALID_PAYLOAD: u16 = 1007;
 

@@ -4,7 +4,7 @@
 //! (`WebSocketProtocol13._receive_frame` keeps `_fragmented_message_buffer`
 //! and `_fragmented_message_opcode`; `_handle_message` turns a complete
 //! message or control frame into `on_message` / `on_ping` / `on_pong` /
-//! close). Here the same bookkeeping is the [`State`] enum of a
+//! close). Here the same bookkeeping is the `State` enum of a
 //! [`MessageReader`], fed bytes and returning [`Message`]s; it never touches
 //! a socket.
 //!
