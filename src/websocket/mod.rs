@@ -67,6 +67,7 @@
 
 pub mod close;
 pub mod frame;
+pub mod handshake;
 pub mod message;
 mod utf8;
 
