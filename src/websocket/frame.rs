@@ -415,6 +415,8 @@ impl FrameDecoder {
         match &mut self.state {
             DecodeState::Header { buf, len } => {
                 // Copy at most what a header can need, then try to parse.
+                // INVARIANT: `have < MAX_HEADER_LEN`, so the ranges below are
+                // in bounds; `take <= input.len()`.
                 let have = *len;
                 let take = (MAX_HEADER_LEN - have).min(input.len());
                 buf[have..have + take].copy_from_slice(&input[..take]);

@@ -145,7 +145,8 @@ fn has_token(value: Option<&str>, token: &str) -> bool {
 ///    the same answer, as in Tornado.
 /// 6. `Host` present and `Sec-WebSocket-Key` the base64 of 16 bytes ("a
 ///    randomly selected 16-byte value that has been base64-encoded",
-///    §4.1) → else 400 `Missing/Invalid WebSocket headers` (Tornado's text).
+///    §4.1) → else 400 `Missing/Invalid WebSocket headers` (Tornado's text;
+///    Tornado only checks that the key is present).
 ///
 /// The origin check is separate ([`same_origin`]; Tornado answers 403) so
 /// that applications can replace it, as they override `check_origin`.

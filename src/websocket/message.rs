@@ -355,7 +355,7 @@ impl MessageReader {
         // terminated by a single frame with the FIN bit set and an opcode of
         // 0." and "The fragments of one message MUST NOT be interleaved
         // between the fragments of another message".
-        let message = match (header.opcode, partial) {
+        let mut message = match (header.opcode, partial) {
             (OpCode::Continuation, Some(message)) => message,
             (OpCode::Continuation, None) => {
                 return Err(ProtocolError::new(
@@ -372,6 +372,12 @@ impl MessageReader {
             (opcode, None) => Partial::new(opcode),
         };
         self.check_size(&message, header.payload_len)?;
+        // Make room for the whole frame now, so that a frame arriving in
+        // many reads is copied once and not again by `Vec` regrowth. Safe to
+        // do before the bytes arrive: `check_size` bounded it by the limit.
+        message
+            .buf
+            .reserve(usize::try_from(header.payload_len).unwrap_or(0));
         Ok(State::Data {
             message,
             fin: header.fin,
