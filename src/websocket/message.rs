@@ -1001,6 +1001,91 @@ mod tests {
 
     // ---- Reader states ----------------------------------------------------------
 
+    /// Small deterministic PRNG (xorshift64) so the randomized tests
+    /// below are reproducible without a dependency.
+    struct XorShift(u64);
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> usize {
+            (self.next() % n) as usize
+        }
+    }
+
+    #[test]
+    fn random_and_corrupted_input_never_panics() {
+        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        let valid = cat(&[
+            frame(false, TEXT, "κόσμε".as_bytes()),
+            frame(true, PING, b"ping"),
+            frame(true, CONT, &[b'x'; 200]),
+            frame(true, BINARY, &[0; 70]),
+            frame(true, CLOSE, &close_body(1000, b"bye")),
+        ]);
+        for round in 0..4000 {
+            let wire: Vec<u8> = if round % 2 == 0 {
+                (0..rng.below(64)).map(|_| rng.next() as u8).collect()
+            } else {
+                // A valid stream with a few bytes flipped.
+                let mut wire = valid.clone();
+                for _ in 0..1 + rng.below(3) {
+                    let at = rng.below(wire.len() as u64);
+                    wire[at] ^= 1 << rng.below(8);
+                }
+                wire
+            };
+            let piece = 1 + rng.below(16);
+            for role in [Role::Server, Role::Client] {
+                let reader = MessageReader::new(role).with_max_message_size(1 << 10);
+                let _ = read_pieces(reader, &wire, piece);
+            }
+        }
+    }
+
+    #[test]
+    fn random_fragmented_messages_survive_random_cuts() {
+        let mut rng = XorShift(42);
+        for _ in 0..200 {
+            let mut wire = Vec::new();
+            let mut expected = Vec::new();
+            for _ in 0..1 + rng.below(5) {
+                let words = ["a", "é", "€", "𝄞", "xyz", ""];
+                let body: String = (0..rng.below(40)).map(|_| words[rng.below(6)]).collect();
+                let bytes = body.as_bytes();
+                // Cut the message into fragments at arbitrary byte positions,
+                // with a ping between fragments now and then: the pings are
+                // delivered first, then the message.
+                let mut cuts: Vec<usize> = (0..rng.below(4))
+                    .map(|_| rng.below(bytes.len() as u64 + 1))
+                    .collect();
+                cuts.sort_unstable();
+                cuts.push(bytes.len());
+                let mut start = 0;
+                for (i, &end) in cuts.iter().enumerate() {
+                    let last = i + 1 == cuts.len();
+                    wire.extend(frame(
+                        last,
+                        if i == 0 { TEXT } else { CONT },
+                        &bytes[start..end],
+                    ));
+                    start = end;
+                    if !last && rng.below(3) == 0 {
+                        wire.extend(frame(true, PING, b"p"));
+                        expected.push(Message::Ping(b"p".to_vec()));
+                    }
+                }
+                expected.push(Message::Text(body));
+            }
+            let piece = 1 + rng.below(20);
+            let got = read_pieces(MessageReader::new(Role::Server), &wire, piece);
+            assert_eq!(got, (expected, None));
+        }
+    }
+
     #[test]
     fn errors_are_sticky() {
         let mut reader = MessageReader::new(Role::Server);
