@@ -11,14 +11,20 @@
 //! | [`ioloop`]    | the reactor: fd handlers, callbacks, timers  | `ioloop.py`           |
 //! | [`iostream`]  | buffered non-blocking socket with callbacks  | `iostream.py`         |
 //! | [`tcpserver`] | listen + accept, one IOStream per connection | `tcpserver.py`        |
-//! | [`http`]      | HTTP/1.1 connection state machine, server    | `http1connection.py`, `httpserver.py` |
 //! | [`httputil`]  | sans-IO HTTP pieces: headers, args, cookies  | `httputil.py`         |
+//! | [`http`]      | HTTP/1.1 connection state machine, server    | `http1connection.py`, `httpserver.py` |
+//! | [`escape`]    | HTML/JSON/URL escaping, linkify              | `escape.py`           |
+//! | [`web`]       | Application, RequestHandler, cookies, XSRF   | `web.py`              |
+//! | [`websocket`] | RFC 6455 codec: frames, messages, handshake  | `websocket.py`        |
 //! | [`apps`]      | the demo apps (echo, chat, cart, ...)        | `demos/`              |
 pub mod ioloop;
 pub mod iostream;
 pub mod tcpserver;
 
+pub mod escape;
 pub mod http;
 pub mod httputil;
+pub mod web;
+pub mod websocket;
 
 pub mod apps;
