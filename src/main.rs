@@ -1,13 +1,43 @@
-//! The `squall` binary. `squall echo` runs the line echo server.
+//! The `squall` binary: `squall` serves the demo apps, `squall echo` the
+//! line echo server. `squall --help` lists the options.
+use squall::apps::{config, echo, site};
+use squall::ioloop::IOLoop;
+
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("echo") {
-        let addr = "127.0.0.1:8889".parse().expect("literal address");
-        if let Err(e) = squall::apps::echo::listen(addr, squall::apps::echo::DEFAULT_MAX_LINE) {
-            eprintln!("squall: {e}");
-            std::process::exit(1);
+    let config = match config::parse(std::env::args_os().skip(1)) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            println!("{}", config::HELP);
+            return;
         }
-        squall::ioloop::IOLoop::current().start();
+        Err(e) => {
+            eprintln!("squall: {e}\n(try squall --help)");
+            std::process::exit(2);
+        }
+    };
+    let ioloop = IOLoop::current();
+    match config.command {
+        config::Command::Echo => {
+            let addr = std::net::SocketAddr::new(config.address, config.port);
+            if let Err(e) = echo::listen(addr, config.max_line) {
+                eprintln!("squall: cannot listen on {addr}: {e}");
+                std::process::exit(1);
+            }
+        }
+        config::Command::Serve => match site::build(&config) {
+            Ok(s) => {
+                for addr in &s.addrs {
+                    log::info!("squall listening on http://{addr}/");
+                }
+                // The loop's accept handler owns the server from here on.
+                drop(s);
+            }
+            Err(e) => {
+                eprintln!("squall: cannot start: {e}");
+                std::process::exit(1);
+            }
+        },
     }
+    ioloop.start();
 }

@@ -1,7 +1,11 @@
-//! The demo applications, kept apart from the framework so a reader can see
-//! the framework without them.
+//! The demo applications and the `squall` server that mounts them, kept
+//! apart from the framework so a reader can see the framework without them.
 //!
-//! | module   | what it is                                  | Tornado original     |
-//! |----------|---------------------------------------------|----------------------|
-//! | [`echo`] | line echo server (telnet / nc)              | `demos/tcpecho`      |
+//! | module     | what it is                                  | Tornado original     |
+//! |------------|---------------------------------------------|----------------------|
+//! | [`config`] | command-line options of the binary          | `options.py`         |
+//! | [`site`]   | the server: all apps, `/healthz`, `/metrics` | —                    |
+//! | [`echo`]   | line echo server (telnet / nc)              | `demos/tcpecho`      |
+pub mod config;
 pub mod echo;
+pub mod site;

@@ -1,10 +1,26 @@
-//! The web layer: Tornado's `web.py`. For now only its pure pieces, which
-//! `RequestHandler` will build on:
+//! The web layer: Tornado's `tornado/web.py`, callback style.
 //!
-//! | file         | what it holds                                               |
-//! |--------------|-------------------------------------------------------------|
-//! | [`signed`]   | signed values for secure cookies (v2 format, HMAC-SHA256)   |
-//! | [`xsrf`]     | masked XSRF tokens (v2 format) and their comparison         |
-
+//! | file                | what it holds                                          |
+//! |---------------------|--------------------------------------------------------|
+//! | [`application`]     | `Application`, settings, routes, the request lifecycle |
+//! | [`handler`]         | `RequestHandler` trait, `HTTPError`, callback style    |
+//! | [`context`]         | `Ctx`: arguments, cookies, write/finish, render         |
+//! | [`routing`]         | path patterns `/room/{name}`, `/static/{*path}`        |
+//! | `transform`         | ETag/304 and gzip at finish                             |
+//! | [`template`]        | minijinja templates from `templates/`                   |
+//! | [`static_files`]    | `StaticFileHandler`: ETag, ranges, versioned URLs      |
+//! | [`signed`]          | signed values for secure cookies (v2, HMAC-SHA256)     |
+//! | [`xsrf`]            | masked XSRF tokens (v2) and their comparison           |
+pub mod application;
+pub mod context;
+pub mod handler;
+pub mod routing;
 pub mod signed;
+pub mod static_files;
+pub mod template;
+mod transform;
 pub mod xsrf;
+
+pub use application::{Application, Route, Settings};
+pub use context::Ctx;
+pub use handler::{HTTPError, HandlerResult, RequestHandler};

@@ -1,0 +1,205 @@
+//! Command-line options of the `squall` binary (Tornado's `options.py`
+//! `define(...)` + `parse_command_line()`, on lexopt).
+//!
+//! Every option also reads an environment variable, so a secret need not
+//! appear in `ps` output: `--cookie-secret` ← `SQUALL_COOKIE_SECRET`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::http::HTTPServerOptions;
+
+/// Where the repository's `templates/` and `static/` are, for `cargo run`
+/// from any directory. An installed binary passes `--template-path` and
+/// `--static-path` instead.
+const CRATE_DIR: &str = env!("CARGO_MANIFEST_DIR");
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// The web server (default).
+    Serve,
+    /// The line echo server.
+    Echo,
+}
+
+/// Parsed options.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Which program.
+    pub command: Command,
+    /// Listen address (default 127.0.0.1: nothing is exposed by accident).
+    pub address: IpAddr,
+    /// Listen port (8888, as Tornado's demos; echo: 8889).
+    pub port: u16,
+    /// Re-read templates and static files per request; verbose errors.
+    pub debug: bool,
+    /// Secret for signed cookies; generated per run if absent.
+    pub cookie_secret: Option<String>,
+    /// Where users' data (accounts, chat history) is kept; none = memory only.
+    pub data_dir: Option<PathBuf>,
+    /// Template directory.
+    pub template_path: PathBuf,
+    /// Static file directory.
+    pub static_path: PathBuf,
+    /// Set SO_REUSEPORT so several processes can share the port.
+    pub reuse_port: bool,
+    /// HTTP limits and timeouts.
+    pub http: HTTPServerOptions,
+    /// Longest echo line.
+    pub max_line: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            command: Command::Serve,
+            address: IpAddr::from([127, 0, 0, 1]),
+            port: 8888,
+            debug: false,
+            cookie_secret: None,
+            data_dir: None,
+            template_path: PathBuf::from(CRATE_DIR).join("templates"),
+            static_path: PathBuf::from(CRATE_DIR).join("static"),
+            reuse_port: false,
+            http: HTTPServerOptions::default(),
+            max_line: super::echo::DEFAULT_MAX_LINE,
+        }
+    }
+}
+
+/// The `--help` text.
+pub const HELP: &str = "\
+squall — Tornado's classic demo apps on a hand-written Rust reactor
+
+USAGE:
+    squall [OPTIONS]            serve chat, cart and the demos on http://127.0.0.1:8888/
+    squall echo [OPTIONS]       line echo server (telnet 127.0.0.1 8889)
+
+OPTIONS:
+    --address ADDR              listen address [127.0.0.1]
+    --port N                    listen port [8888; echo: 8889]
+    --debug                     re-read templates/static files on every request
+    --cookie-secret S           signing key for cookies [env SQUALL_COOKIE_SECRET;
+                                default: stored in --data-dir, else random per run]
+    --data-dir DIR              keep accounts and chat history here [env SQUALL_DATA_DIR]
+    --template-path DIR         templates [<crate>/templates]
+    --static-path DIR           static files [<crate>/static]
+    --reuse-port                SO_REUSEPORT: several processes may share the port
+    --max-body-size BYTES       largest request body [10485760]
+    --max-header-size BYTES     largest request head [65536]
+    --header-timeout SECS       time to send a request head [30]
+    --body-timeout SECS         time to send a request body [120]
+    --idle-timeout SECS         idle keep-alive connections close after [300]
+    --no-keep-alive             close every connection after one response
+    --xheaders                  trust X-Real-Ip / X-Forwarded-For (behind a proxy)
+    --max-line BYTES            echo: longest line [65536]
+    -h, --help                  this text
+
+Logging: RUST_LOG=info (default), e.g. RUST_LOG=info,squall::access=warn to
+silence the access log.";
+
+/// Parse `args` (without the program name), then environment fallbacks.
+pub fn parse<I>(args: I) -> Result<Option<Config>, String>
+where
+    I: IntoIterator<Item = std::ffi::OsString>,
+{
+    use lexopt::prelude::*;
+    let mut config = Config::default();
+    let mut port_given = false;
+    let mut parser = lexopt::Parser::from_args(args);
+    let err = |e: lexopt::Error| e.to_string();
+    while let Some(arg) = parser.next().map_err(err)? {
+        match arg {
+            Short('h') | Long("help") => return Ok(None),
+            Long("address") => {
+                config.address = parser.value().map_err(err)?.parse().map_err(err)?
+            }
+            Long("port") => {
+                config.port = parser.value().map_err(err)?.parse().map_err(err)?;
+                port_given = true;
+            }
+            Long("debug") => config.debug = true,
+            Long("cookie-secret") => {
+                config.cookie_secret = Some(parser.value().map_err(err)?.string().map_err(err)?)
+            }
+            Long("data-dir") => config.data_dir = Some(parser.value().map_err(err)?.into()),
+            Long("template-path") => config.template_path = parser.value().map_err(err)?.into(),
+            Long("static-path") => config.static_path = parser.value().map_err(err)?.into(),
+            Long("reuse-port") => config.reuse_port = true,
+            Long("max-body-size") => {
+                config.http.max_body_size = parser.value().map_err(err)?.parse().map_err(err)?
+            }
+            Long("max-header-size") => {
+                config.http.max_header_size = parser.value().map_err(err)?.parse().map_err(err)?
+            }
+            Long("header-timeout") => {
+                config.http.header_timeout =
+                    secs(parser.value().map_err(err)?.parse().map_err(err)?)
+            }
+            Long("body-timeout") => {
+                config.http.body_timeout = secs(parser.value().map_err(err)?.parse().map_err(err)?)
+            }
+            Long("idle-timeout") => {
+                config.http.idle_connection_timeout =
+                    secs(parser.value().map_err(err)?.parse().map_err(err)?)
+            }
+            Long("no-keep-alive") => config.http.no_keep_alive = true,
+            Long("xheaders") => config.http.xheaders = true,
+            Long("max-line") => {
+                config.max_line = parser.value().map_err(err)?.parse().map_err(err)?
+            }
+            Value(v) if v == "echo" && config.command == Command::Serve => {
+                config.command = Command::Echo
+            }
+            Value(v) if v == "serve" => config.command = Command::Serve,
+            _ => return Err(arg.unexpected().to_string()),
+        }
+    }
+    if config.command == Command::Echo && !port_given {
+        config.port = 8889;
+    }
+    if config.cookie_secret.is_none() {
+        config.cookie_secret = std::env::var("SQUALL_COOKIE_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty());
+    }
+    if config.data_dir.is_none() {
+        config.data_dir = std::env::var_os("SQUALL_DATA_DIR")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from);
+    }
+    Ok(Some(config))
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<std::ffi::OsString> {
+        list.iter().map(|s| s.into()).collect()
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = parse(args(&[])).expect("parses").expect("not help");
+        assert_eq!(c.port, 8888);
+        assert_eq!(c.command, Command::Serve);
+        let c = parse(args(&["--port", "9000", "--debug", "--max-body-size=1024"]))
+            .expect("parses")
+            .expect("not help");
+        assert_eq!(c.port, 9000);
+        assert!(c.debug);
+        assert_eq!(c.http.max_body_size, 1024);
+        let e = parse(args(&["echo"])).expect("parses").expect("not help");
+        assert_eq!((e.command, e.port), (Command::Echo, 8889));
+        assert!(parse(args(&["--help"])).expect("parses").is_none());
+        assert!(parse(args(&["--port", "x"])).is_err());
+        assert!(parse(args(&["--bogus"])).is_err());
+    }
+}

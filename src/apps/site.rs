@@ -1,0 +1,201 @@
+//! The `squall` server: one [`Application`] with every demo app mounted,
+//! plus the operations endpoints (`/healthz`, `/metrics`).
+//!
+//! Each app lives in its own module and adds its routes here in
+//! [`build`]; this file only wires them together.
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use super::config::Config;
+use crate::http::{HTTPServer, ServerStats};
+use crate::ioloop::IOLoop;
+use crate::tcpserver::BindOptions;
+use crate::web::{Application, Ctx, HandlerResult, RequestHandler, Settings};
+
+/// Something that appends Prometheus text lines to `/metrics`.
+pub type MetricsWriter = Box<dyn Fn(&mut String)>;
+
+/// The `/metrics` registry: each component registers a writer for its own
+/// gauges and counters, so the metrics page knows no app's internals.
+#[derive(Clone, Default)]
+pub struct Metrics {
+    /// Registered writers, in order.
+    writers: Rc<RefCell<Vec<MetricsWriter>>>,
+}
+
+impl Metrics {
+    /// Register `writer`.
+    pub fn register(&self, writer: impl Fn(&mut String) + 'static) {
+        self.writers.borrow_mut().push(Box::new(writer));
+    }
+
+    /// The whole page.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for w in self.writers.borrow().iter() {
+            w(&mut out);
+        }
+        out
+    }
+}
+
+/// Append one metric with its `# HELP` and `# TYPE` lines.
+pub fn write_metric(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    value: impl std::fmt::Display,
+) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
+/// What the running server is made of.
+pub struct Site {
+    /// The HTTP server.
+    pub server: HTTPServer,
+    /// Where it listens.
+    pub addrs: Vec<SocketAddr>,
+    /// The metrics registry.
+    pub metrics: Metrics,
+}
+
+/// Build the application for `config` and start listening (the loop is not
+/// started: the caller does that).
+pub fn build(config: &Config) -> io::Result<Site> {
+    let settings = Settings {
+        cookie_secret: cookie_secret(config)?,
+        template_path: Some(config.template_path.clone()),
+        static_path: Some(config.static_path.clone()),
+        debug: config.debug,
+        ..Settings::default()
+    };
+    let mut app = Application::new(settings)?;
+    let metrics = Metrics::default();
+
+    app.route("/", IndexPage);
+    app.route("/hello", Hello);
+    app.route("/healthz", Healthz);
+    app.route(
+        "/metrics",
+        MetricsPage {
+            metrics: metrics.clone(),
+        },
+    );
+
+    let server = HTTPServer::new(config.http.clone(), app.into_callback());
+    register_core_metrics(&metrics, server.stats());
+    let bind = BindOptions {
+        reuse_port: config.reuse_port,
+        ..BindOptions::default()
+    };
+    let addrs = server.listen_host(&config.address.to_string(), config.port, &bind)?;
+    Ok(Site {
+        server,
+        addrs,
+        metrics,
+    })
+}
+
+/// The configured secret, or a random one (cookies then do not survive a
+/// restart — said in the log).
+fn cookie_secret(config: &Config) -> io::Result<Vec<u8>> {
+    if let Some(s) = &config.cookie_secret {
+        return Ok(s.as_bytes().to_vec());
+    }
+    let mut secret = vec![0u8; 32];
+    // Without randomness no secret is safe: refuse to start.
+    getrandom::fill(&mut secret)
+        .map_err(|e| io::Error::other(format!("cannot generate a cookie secret: {e}")))?;
+    log::warn!(
+        "no --cookie-secret given: using a random one, so logins end when the server restarts"
+    );
+    Ok(secret)
+}
+
+fn register_core_metrics(metrics: &Metrics, stats: Rc<ServerStats>) {
+    metrics.register(move |out| {
+        let ioloop = IOLoop::current();
+        write_metric(
+            out,
+            "squall_http_connections",
+            "gauge",
+            "Open HTTP connections.",
+            stats.open_connections.get(),
+        );
+        write_metric(
+            out,
+            "squall_http_requests_total",
+            "counter",
+            "Requests dispatched.",
+            stats.requests.get(),
+        );
+        write_metric(
+            out,
+            "squall_ioloop_handlers",
+            "gauge",
+            "Sockets registered with the IOLoop.",
+            ioloop.handler_count(),
+        );
+        write_metric(
+            out,
+            "squall_ioloop_timers",
+            "gauge",
+            "Pending timers.",
+            ioloop.timer_count(),
+        );
+    });
+}
+
+/// `GET /`: what this server offers (the chat replaces it as `/` later).
+struct IndexPage;
+
+impl RequestHandler for IndexPage {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        cx.render("index.html", serde_json::json!({}))
+    }
+}
+
+/// `GET /hello`: the 13-byte body the benchmarks compare.
+struct Hello;
+
+impl RequestHandler for Hello {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        cx.set_header("Content-Type", "text/plain; charset=UTF-8");
+        cx.write("Hello, world!");
+        Ok(())
+    }
+}
+
+/// `GET /healthz`: 200 `ok` while the loop runs (load-balancer probe).
+struct Healthz;
+
+impl RequestHandler for Healthz {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        cx.set_header("Content-Type", "text/plain; charset=UTF-8");
+        cx.set_header("Cache-Control", "no-store");
+        cx.write("ok\n");
+        Ok(())
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+struct MetricsPage {
+    metrics: Metrics,
+}
+
+impl RequestHandler for MetricsPage {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        cx.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        cx.set_header("Cache-Control", "no-store");
+        cx.write(self.metrics.render());
+        Ok(())
+    }
+}

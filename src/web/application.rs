@@ -1,0 +1,292 @@
+//! [`Application`]: routes, settings, and the request lifecycle.
+//!
+//! Mirrors Tornado's `tornado/web.py` `Application` and
+//! `RequestHandler._execute`. For each request:
+//!
+//! ```text
+//!  match route ──no──▶ 404
+//!      │
+//!  method known? ──no──▶ 405
+//!      │
+//!  POST/PUT/PATCH/DELETE and xsrf_cookies: _xsrf matches cookie? ──no──▶ 403
+//!      │
+//!  route needs a user: current_user? ──no──▶ page: 302 to login_url?next=…
+//!      │                                      API:  403
+//!  prepare() ──▶ get()/post()/…
+//!      │
+//!  Err(e) ──▶ error page      Ok & finished ──▶ done
+//!  Ok & not finished & no clone kept ──▶ finish() now (Tornado's auto-finish)
+//!  Ok & a clone of the Ctx kept ──▶ the response stays open (callback style)
+//! ```
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::context::Ctx;
+use super::handler::{HTTPError, HandlerResult, RequestHandler};
+use super::routing::PathPattern;
+use super::static_files::{StaticFileHandler, StaticFiles};
+use super::template::Templates;
+use crate::http::{HTTPResponder, HTTPServer, HTTPServerOptions, HTTPServerRequest};
+use crate::httputil::url_escape;
+
+/// Application settings (Tornado's `Application(**settings)`).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Key for signed cookies. Keep it secret and stable: changing it logs
+    /// everybody out.
+    pub cookie_secret: Vec<u8>,
+    /// Check XSRF tokens on POST/PUT/PATCH/DELETE.
+    pub xsrf_cookies: bool,
+    /// Where `authenticated` routes send visitors without a user.
+    pub login_url: String,
+    /// Name of the signed cookie that holds the user name.
+    pub user_cookie: String,
+    /// Oldest accepted signed cookie, in days (Tornado: 31).
+    pub cookie_max_age_days: u32,
+    /// Directory of templates, if any.
+    pub template_path: Option<PathBuf>,
+    /// Directory served under `static_url_prefix`, if any.
+    pub static_path: Option<PathBuf>,
+    /// URL prefix of static files.
+    pub static_url_prefix: String,
+    /// gzip text responses for clients that accept it.
+    pub compress_response: bool,
+    /// Re-read templates and static files on every request.
+    pub debug: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            cookie_secret: Vec::new(),
+            xsrf_cookies: true,
+            login_url: "/auth/login".to_string(),
+            user_cookie: "user".to_string(),
+            cookie_max_age_days: 31,
+            template_path: None,
+            static_path: None,
+            static_url_prefix: "/static/".to_string(),
+            compress_response: true,
+            debug: false,
+        }
+    }
+}
+
+/// One route: a pattern, its handler, and how it is guarded.
+pub struct Route {
+    /// What paths it matches.
+    pattern: PathPattern,
+    /// Who answers.
+    handler: Rc<dyn RequestHandler>,
+    /// Needs a logged-in user.
+    authenticated: bool,
+    /// An API: JSON errors, 403 instead of a login redirect.
+    api: bool,
+    /// Check XSRF on unsafe methods (when the application does).
+    xsrf: bool,
+}
+
+impl Route {
+    /// Require a logged-in user (Tornado's `@authenticated`): pages
+    /// redirect to the login URL, API routes answer 403.
+    pub fn authenticated(&mut self) -> &mut Route {
+        self.authenticated = true;
+        self
+    }
+
+    /// Mark as an API: errors are JSON.
+    pub fn api(&mut self) -> &mut Route {
+        self.api = true;
+        self
+    }
+
+    /// Skip the XSRF check on this route (for non-browser endpoints).
+    pub fn no_xsrf(&mut self) -> &mut Route {
+        self.xsrf = false;
+        self
+    }
+}
+
+/// What every request of an application shares.
+pub(crate) struct AppInner {
+    /// The settings.
+    pub(crate) settings: Settings,
+    /// Routes, tried in order; the first match wins.
+    routes: Vec<Route>,
+    /// Loaded templates, if `template_path` is set.
+    pub(crate) templates: Option<Templates>,
+    /// The static directory, if `static_path` is set.
+    static_files: Option<Arc<StaticFiles>>,
+}
+
+impl AppInner {
+    pub(crate) fn static_url(&self, path: &str) -> String {
+        let prefix = &self.settings.static_url_prefix;
+        match &self.static_files {
+            Some(files) => files.static_url(prefix, path),
+            None => format!("{prefix}{path}"),
+        }
+    }
+}
+
+/// A web application: routes and settings. Build it, then serve it with
+/// [`Application::listen`] or [`Application::into_callback`].
+pub struct Application {
+    inner: AppInner,
+}
+
+impl Application {
+    /// An application with `settings`. With a `static_path`, it serves
+    /// `/static/{*path}`, `/favicon.ico` and `/robots.txt` from it.
+    ///
+    /// # Errors
+    /// If `static_path` does not exist.
+    pub fn new(settings: Settings) -> io::Result<Application> {
+        let static_files = match &settings.static_path {
+            Some(dir) => Some(Arc::new(StaticFiles::new(dir, settings.debug)?)),
+            None => None,
+        };
+        let templates = settings.template_path.clone().map(|dir| {
+            Templates::new(
+                dir,
+                settings.debug,
+                static_files.clone(),
+                settings.static_url_prefix.clone(),
+            )
+        });
+        let mut app = Application {
+            inner: AppInner {
+                settings,
+                routes: Vec::new(),
+                templates,
+                static_files: static_files.clone(),
+            },
+        };
+        if let Some(files) = static_files {
+            let prefix = app.inner.settings.static_url_prefix.clone();
+            app.route(
+                &format!("{prefix}{{*path}}"),
+                StaticFileHandler::new(Arc::clone(&files)),
+            );
+            app.route(
+                "/favicon.ico",
+                StaticFileHandler::fixed(Arc::clone(&files), "favicon.ico"),
+            );
+            app.route("/robots.txt", StaticFileHandler::fixed(files, "robots.txt"));
+        }
+        Ok(app)
+    }
+
+    /// Add a route. Routes are tried in the order added.
+    pub fn route(&mut self, pattern: &str, handler: impl RequestHandler) -> &mut Route {
+        self.inner.routes.push(Route {
+            pattern: PathPattern::new(pattern),
+            handler: Rc::new(handler),
+            authenticated: false,
+            api: false,
+            xsrf: true,
+        });
+        let last = self.inner.routes.len() - 1;
+        &mut self.inner.routes[last]
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The function an [`HTTPServer`] calls for each request.
+    pub fn into_callback(self) -> impl Fn(HTTPServerRequest, HTTPResponder) + 'static {
+        let app = Rc::new(self.inner);
+        move |request, responder| execute(&app, request, responder)
+    }
+
+    /// Serve on `addr` with `options`; returns the server and bound address.
+    pub fn listen(
+        self,
+        addr: SocketAddr,
+        options: HTTPServerOptions,
+    ) -> io::Result<(HTTPServer, SocketAddr)> {
+        let server = HTTPServer::new(options, self.into_callback());
+        let bound = server.listen(addr)?;
+        Ok((server, bound))
+    }
+}
+
+/// Run one request through the lifecycle in the module docs.
+fn execute(app: &Rc<AppInner>, request: HTTPServerRequest, responder: HTTPResponder) {
+    let found = app
+        .routes
+        .iter()
+        .enumerate()
+        .find_map(|(i, r)| r.pattern.matches(&request.path).map(|args| (i, args)));
+    let Some((index, path_args)) = found else {
+        let api = request.path.starts_with("/a/");
+        let cx = Ctx::new(Rc::clone(app), request, responder, Vec::new(), api);
+        cx.send_error(404, "Not Found");
+        return;
+    };
+    let route = &app.routes[index];
+    let cx = Ctx::new(Rc::clone(app), request, responder, path_args, route.api);
+    let result = run_handler(app, route, &cx);
+    match result {
+        Err(e) => cx.send_http_error(&e),
+        Ok(()) => {
+            // Nobody kept a clone: the handler is done (Tornado's auto-finish).
+            if !cx.finished() && Rc::strong_count(&cx.inner) == 1 {
+                cx.finish();
+            }
+        }
+    }
+}
+
+fn run_handler(app: &AppInner, route: &Route, cx: &Ctx) -> HandlerResult {
+    let method = cx.request().method.as_str();
+    let safe = matches!(method, "GET" | "HEAD" | "OPTIONS");
+    if !matches!(
+        method,
+        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS"
+    ) {
+        return Err(HTTPError::new(
+            405,
+            format!("method {method} not supported"),
+        ));
+    }
+    if !safe && app.settings.xsrf_cookies && route.xsrf {
+        cx.check_xsrf_cookie()?;
+    }
+    if route.authenticated && cx.current_user().is_none() {
+        if matches!(method, "GET" | "HEAD") && !route.api {
+            let next = url_escape(&cx.request().uri, false);
+            let sep = if app.settings.login_url.contains('?') {
+                '&'
+            } else {
+                '?'
+            };
+            cx.redirect(
+                &format!("{}{sep}next={next}", app.settings.login_url),
+                false,
+            );
+            return Ok(());
+        }
+        return Err(HTTPError::forbidden("login required"));
+    }
+    let handler = &route.handler;
+    handler.prepare(cx)?;
+    if cx.finished() {
+        return Ok(());
+    }
+    match method {
+        "GET" => handler.get(cx),
+        "HEAD" => handler.head(cx),
+        "POST" => handler.post(cx),
+        "PUT" => handler.put(cx),
+        "PATCH" => handler.patch(cx),
+        "DELETE" => handler.delete(cx),
+        _ => handler.options(cx),
+    }
+}

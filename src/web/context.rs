@@ -1,0 +1,663 @@
+//! [`Ctx`]: one request in progress — what `self` is inside a Tornado
+//! `RequestHandler.get()`: arguments, cookies, the response being built, and
+//! `finish`.
+//!
+//! Mirrors the per-request half of Tornado's `tornado/web.py`
+//! `RequestHandler`. A `Ctx` is a cheap `Rc` handle; see
+//! [`handler`](super::handler) for the rule that makes callback-style
+//! handlers work: while any clone is alive the response stays open.
+//!
+//! Invariant: no method of `Ctx` calls application code. `finish` hands the
+//! bytes to the HTTP layer, which only queues them; so a `Ctx` may be
+//! finished from anywhere — a timer, a waiter list being walked, another
+//! request's handler — without re-entrancy.
+
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+use super::application::AppInner;
+use super::handler::HTTPError;
+use crate::escape::xhtml_escape;
+use crate::http::{reason_phrase, HTTPResponder, HTTPServerRequest};
+use crate::httputil::{
+    format_set_cookie, parse_body_arguments, parse_cookie, Arguments, CookieOptions, Files,
+    HTTPHeaders,
+};
+
+/// The response under construction.
+struct Response {
+    /// Hands bytes to the connection; `None` once finished.
+    responder: Option<HTTPResponder>,
+    /// Status to send.
+    status: u16,
+    /// Headers to send.
+    headers: HTTPHeaders,
+    /// Body written and not yet flushed.
+    buffer: Vec<u8>,
+    /// Headers already went out (after `flush`).
+    headers_flushed: bool,
+    /// `finish` ran (or the response was otherwise completed).
+    finished: bool,
+}
+
+/// State of one request. Fields set once are in `OnceCell`s: parsed
+/// lazily, on first use, because most handlers read few of them.
+pub(crate) struct CtxInner {
+    /// The application (settings, templates, static files).
+    pub(crate) app: Rc<AppInner>,
+    /// The request.
+    request: HTTPServerRequest,
+    /// Captures of the route pattern, in order.
+    path_args: Vec<(String, String)>,
+    /// Route serves an API: errors are JSON, unauthenticated is 403.
+    pub(crate) api: bool,
+    /// The response.
+    response: RefCell<Response>,
+    /// Query-string arguments.
+    query_args: OnceCell<Arguments>,
+    /// Body arguments and files, or why the body could not be parsed.
+    body_args: OnceCell<Result<(Arguments, Files), String>>,
+    /// Request cookies.
+    cookies: OnceCell<HashMap<String, String>>,
+    /// The logged-in user's name, from the signed `user` cookie.
+    current_user: OnceCell<Option<String>>,
+    /// The XSRF token for this request (from the cookie, or new).
+    xsrf: OnceCell<super::xsrf::XsrfToken>,
+    /// Run if the client disconnects before the response is finished.
+    close_callbacks: RefCell<Vec<Box<dyn FnOnce()>>>,
+}
+
+/// A request in progress. Clone it to answer later (see the module docs).
+#[derive(Clone)]
+pub struct Ctx {
+    pub(crate) inner: Rc<CtxInner>,
+}
+
+impl Ctx {
+    pub(crate) fn new(
+        app: Rc<AppInner>,
+        request: HTTPServerRequest,
+        responder: HTTPResponder,
+        path_args: Vec<(String, String)>,
+        api: bool,
+    ) -> Ctx {
+        let mut headers = HTTPHeaders::new();
+        headers.add("Content-Type", "text/html; charset=UTF-8");
+        let cx = Ctx {
+            inner: Rc::new(CtxInner {
+                app,
+                request,
+                path_args,
+                api,
+                response: RefCell::new(Response {
+                    responder: Some(responder),
+                    status: 200,
+                    headers,
+                    buffer: Vec::new(),
+                    headers_flushed: false,
+                    finished: false,
+                }),
+                query_args: OnceCell::new(),
+                body_args: OnceCell::new(),
+                cookies: OnceCell::new(),
+                current_user: OnceCell::new(),
+                xsrf: OnceCell::new(),
+                close_callbacks: RefCell::new(Vec::new()),
+            }),
+        };
+        // The HTTP layer tells us when the client leaves; we tell the
+        // handler. Weak: the connection must not keep the Ctx alive.
+        let weak = Rc::downgrade(&cx.inner);
+        if let Some(r) = cx.inner.response.borrow().responder.as_ref() {
+            r.set_close_callback(move || {
+                if let Some(inner) = weak.upgrade() {
+                    let callbacks = std::mem::take(&mut *inner.close_callbacks.borrow_mut());
+                    for cb in callbacks {
+                        cb();
+                    }
+                }
+            });
+        }
+        cx
+    }
+
+    // ----- the request --------------------------------------------------
+
+    /// The request.
+    pub fn request(&self) -> &HTTPServerRequest {
+        &self.inner.request
+    }
+
+    /// A capture of the route pattern by name (`/room/{name}` → `"name"`).
+    pub fn path_arg(&self, name: &str) -> Option<&str> {
+        self.inner
+            .path_args
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn query_arguments(&self) -> &Arguments {
+        self.inner
+            .query_args
+            .get_or_init(|| Arguments::from_query(&self.inner.request.query))
+    }
+
+    fn body_arguments(&self) -> Result<&(Arguments, Files), HTTPError> {
+        let parsed = self.inner.body_args.get_or_init(|| {
+            let req = &self.inner.request;
+            let mut args = Arguments::new();
+            let mut files = Files::new();
+            match req.headers.get("Content-Type") {
+                Some(ct) if !req.body.is_empty() => {
+                    parse_body_arguments(ct, &req.body, &mut args, &mut files)
+                        .map(|()| (args, files))
+                        .map_err(|e| e.message().to_string())
+                }
+                _ => Ok((args, files)),
+            }
+        });
+        parsed
+            .as_ref()
+            .map_err(|e| HTTPError::bad_request(format!("invalid request body: {e}")))
+    }
+
+    /// The last value of argument `name` from the query or the body,
+    /// stripped of surrounding whitespace and control characters (Tornado's
+    /// `get_argument`). Missing: 400 naming the argument.
+    pub fn get_argument(&self, name: &str) -> Result<String, HTTPError> {
+        self.get_argument_opt(name)?
+            .ok_or_else(|| HTTPError::bad_request(format!("Missing argument {name}")))
+    }
+
+    /// Like [`get_argument`](Self::get_argument), but `None` when missing.
+    /// Still an error if the body cannot be parsed.
+    pub fn get_argument_opt(&self, name: &str) -> Result<Option<String>, HTTPError> {
+        let body = self.body_arguments()?;
+        let value = body
+            .0
+            .get_last(name)
+            .or_else(|| self.query_arguments().get_last(name));
+        Ok(value.map(|v| clean_argument(v)))
+    }
+
+    /// Every value of argument `name` (query first, then body).
+    pub fn get_arguments(&self, name: &str) -> Result<Vec<String>, HTTPError> {
+        let mut values: Vec<String> = self
+            .query_arguments()
+            .get_all(name)
+            .map(|v| clean_argument(v))
+            .collect();
+        values.extend(
+            self.body_arguments()?
+                .0
+                .get_all(name)
+                .map(|v| clean_argument(v)),
+        );
+        Ok(values)
+    }
+
+    /// Argument `name` from the query string only. Missing: 400.
+    pub fn get_query_argument(&self, name: &str) -> Result<String, HTTPError> {
+        self.query_arguments()
+            .get_last(name)
+            .map(|v| clean_argument(v))
+            .ok_or_else(|| HTTPError::bad_request(format!("Missing argument {name}")))
+    }
+
+    /// Argument `name` from the body only. Missing: 400.
+    pub fn get_body_argument(&self, name: &str) -> Result<String, HTTPError> {
+        self.body_arguments()?
+            .0
+            .get_last(name)
+            .map(|v| clean_argument(v))
+            .ok_or_else(|| HTTPError::bad_request(format!("Missing argument {name}")))
+    }
+
+    /// Uploaded files of a `multipart/form-data` body, by field name.
+    pub fn files(&self) -> Result<&Files, HTTPError> {
+        Ok(&self.body_arguments()?.1)
+    }
+
+    /// A request cookie.
+    pub fn get_cookie(&self, name: &str) -> Option<&str> {
+        self.inner
+            .cookies
+            .get_or_init(|| {
+                self.inner
+                    .request
+                    .headers
+                    .get_all("Cookie")
+                    .flat_map(|h| parse_cookie(h).into_iter())
+                    .collect()
+            })
+            .get(name)
+            .map(String::as_str)
+    }
+
+    // ----- the response -------------------------------------------------
+
+    /// Set the response status.
+    pub fn set_status(&self, status: u16) {
+        self.inner.response.borrow_mut().status = status;
+    }
+
+    /// The status set so far.
+    pub fn get_status(&self) -> u16 {
+        self.inner.response.borrow().status
+    }
+
+    /// Set a response header, replacing earlier values.
+    pub fn set_header(&self, name: &str, value: impl Into<String>) {
+        self.inner.response.borrow_mut().headers.set(name, value);
+    }
+
+    /// Add a response header (keeps earlier values).
+    pub fn add_header(&self, name: &str, value: impl Into<String>) {
+        self.inner.response.borrow_mut().headers.add(name, value);
+    }
+
+    /// Remove a response header.
+    pub fn clear_header(&self, name: &str) {
+        self.inner.response.borrow_mut().headers.remove(name);
+    }
+
+    /// Append to the response body (sent at `finish` or `flush`).
+    pub fn write(&self, chunk: impl AsRef<[u8]>) {
+        let mut resp = self.inner.response.borrow_mut();
+        if resp.finished {
+            log::error!("write() after finish() on {}", self.inner.request.uri);
+            return;
+        }
+        resp.buffer.extend_from_slice(chunk.as_ref());
+    }
+
+    /// Write `value` as JSON and set `Content-Type: application/json`.
+    pub fn write_json(&self, value: &serde_json::Value) {
+        self.set_header("Content-Type", "application/json; charset=UTF-8");
+        match serde_json::to_vec(value) {
+            Ok(bytes) => self.write(bytes),
+            Err(e) => log::error!("cannot serialize JSON response: {e}"),
+        }
+    }
+
+    /// Send headers and what was written so far now; later writes stream
+    /// (chunked on HTTP/1.1).
+    pub fn flush(&self) {
+        let mut resp = self.inner.response.borrow_mut();
+        let resp = &mut *resp;
+        if resp.finished {
+            return;
+        }
+        let Some(responder) = resp.responder.as_mut() else {
+            return;
+        };
+        let chunk = std::mem::take(&mut resp.buffer);
+        if resp.headers_flushed {
+            responder.write(&chunk);
+        } else {
+            resp.headers_flushed = true;
+            responder.write_headers(resp.status, &resp.headers, &chunk, false);
+        }
+    }
+
+    /// Finish the response: send status, headers and body. Calling it twice
+    /// is a logged no-op (Tornado raises).
+    pub fn finish(&self) {
+        let mut resp = self.inner.response.borrow_mut();
+        let resp = &mut *resp;
+        if resp.finished {
+            log::error!("finish() called twice on {}", self.inner.request.uri);
+            return;
+        }
+        resp.finished = true;
+        let Some(mut responder) = resp.responder.take() else {
+            return;
+        };
+        let body = std::mem::take(&mut resp.buffer);
+        if resp.headers_flushed {
+            responder.write(&body);
+            responder.finish();
+            return;
+        }
+        let body = super::transform::finish_body(self, resp.status, &mut resp.headers, body);
+        let status = if body.is_none() { 304 } else { resp.status };
+        responder.write_headers(status, &resp.headers, body.as_deref().unwrap_or(&[]), true);
+        drop(responder);
+        self.inner.close_callbacks.borrow_mut().clear();
+    }
+
+    /// Write `value` as JSON and finish.
+    pub fn finish_json(&self, value: &serde_json::Value) {
+        self.write_json(value);
+        self.finish();
+    }
+
+    /// True once the response is finished.
+    pub fn finished(&self) -> bool {
+        self.inner.response.borrow().finished
+    }
+
+    /// Redirect to `url` (302, or 301 if `permanent`) and finish.
+    pub fn redirect(&self, url: &str, permanent: bool) {
+        if self.inner.response.borrow().headers_flushed {
+            log::error!("cannot redirect after headers were sent");
+            return;
+        }
+        self.set_status(if permanent { 301 } else { 302 });
+        self.set_header("Location", url);
+        self.finish();
+    }
+
+    /// Answer with an error page for `status` (Tornado's `send_error`):
+    /// HTML for pages, JSON `{"error": {"code", "message"}}` for API routes.
+    pub fn send_error(&self, status: u16, message: &str) {
+        {
+            let mut resp = self.inner.response.borrow_mut();
+            if resp.finished {
+                return;
+            }
+            if resp.headers_flushed {
+                // Too late for an error page: cut the response short.
+                log::error!("error {status} after headers were sent; closing the connection");
+                resp.finished = true;
+                drop(resp.responder.take());
+                return;
+            }
+            resp.buffer.clear();
+            let keep: Vec<(String, String)> = resp
+                .headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("Set-Cookie"))
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            resp.headers = HTTPHeaders::new();
+            for (n, v) in keep {
+                resp.headers.add(n, v);
+            }
+            resp.status = status;
+        }
+        let reason = reason_phrase(status);
+        if self.inner.api {
+            self.write_json(&serde_json::json!({"error": {"code": status, "message": message}}));
+        } else {
+            self.set_header("Content-Type", "text/html; charset=UTF-8");
+            let msg = xhtml_escape(message);
+            self.write(format!(
+                "<!DOCTYPE html>\n<html><head><title>{status}: {reason}</title></head>\
+                 <body><h1>{status}: {reason}</h1><p>{msg}</p></body></html>\n"
+            ));
+        }
+        self.finish();
+    }
+
+    /// Answer with `error`.
+    pub fn send_http_error(&self, error: &HTTPError) {
+        if error.status >= 500 {
+            log::error!(
+                "{} {}: {}",
+                self.inner.request.method,
+                self.inner.request.uri,
+                error.message
+            );
+        }
+        self.send_error(error.status, &error.message);
+    }
+
+    /// Run `callback` if the client disconnects before the response is
+    /// finished (Tornado's `on_connection_close`): cancel a wait, free a
+    /// slot. Several may be registered; they run in order.
+    pub fn on_connection_close(&self, callback: impl FnOnce() + 'static) {
+        self.inner
+            .close_callbacks
+            .borrow_mut()
+            .push(Box::new(callback));
+    }
+
+    /// True if the client has gone away.
+    pub fn connection_closed(&self) -> bool {
+        match &self.inner.response.borrow().responder {
+            Some(r) => r.connection_closed(),
+            None => false,
+        }
+    }
+
+    /// Take the raw connection out of HTTP (for WebSocket): the response is
+    /// considered finished. `None` if the response already started.
+    pub fn detach(&self) -> Option<(HTTPResponder, HTTPHeaders)> {
+        let mut resp = self.inner.response.borrow_mut();
+        if resp.finished || resp.headers_flushed {
+            return None;
+        }
+        resp.finished = true;
+        let headers = std::mem::take(&mut resp.headers);
+        resp.responder.take().map(|r| (r, headers))
+    }
+
+    // ----- cookies ------------------------------------------------------
+
+    /// Add a `Set-Cookie` header. Invalid characters in the name, value or
+    /// attributes are refused (header injection).
+    pub fn set_cookie(
+        &self,
+        name: &str,
+        value: &str,
+        options: &CookieOptions,
+    ) -> Result<(), HTTPError> {
+        let header = format_set_cookie(name, value, options).map_err(|e| {
+            log::error!("refusing cookie {name:?}: {e}");
+            HTTPError::new(500, "invalid cookie")
+        })?;
+        self.add_header("Set-Cookie", header);
+        Ok(())
+    }
+
+    /// Delete a cookie in the browser.
+    pub fn clear_cookie(&self, name: &str) {
+        let options = CookieOptions {
+            max_age: Some(0),
+            expires: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(86400)),
+            ..CookieOptions::default()
+        };
+        let _ = self.set_cookie(name, "", &options);
+    }
+
+    /// Set a cookie signed with the application's `cookie_secret` (Tornado's
+    /// v2 format), expiring in `expires_days` (Tornado default: 30).
+    pub fn set_signed_cookie(
+        &self,
+        name: &str,
+        value: &str,
+        expires_days: u32,
+    ) -> Result<(), HTTPError> {
+        let now = SystemTime::now();
+        let signed = super::signed::create_signed_value(
+            &self.inner.app.settings.cookie_secret,
+            name,
+            value.as_bytes(),
+            now,
+        );
+        let options = CookieOptions {
+            expires: Some(now + Duration::from_secs(u64::from(expires_days) * 86400)),
+            httponly: true,
+            samesite: Some(crate::httputil::SameSite::Lax),
+            ..CookieOptions::default()
+        };
+        self.set_cookie(name, &signed, &options)
+    }
+
+    /// The value of a signed cookie, if present, authentic and younger than
+    /// `max_age_days` (Tornado default: 31).
+    pub fn get_signed_cookie(&self, name: &str, max_age_days: u32) -> Option<String> {
+        let raw = self.get_cookie(name)?;
+        let value = super::signed::decode_signed_value(
+            &self.inner.app.settings.cookie_secret,
+            name,
+            raw,
+            max_age_days,
+            SystemTime::now(),
+        )?;
+        String::from_utf8(value).ok()
+    }
+
+    /// The logged-in user: the signed `user` cookie (Tornado apps override
+    /// `get_current_user` to do exactly this).
+    pub fn current_user(&self) -> Option<&str> {
+        self.inner
+            .current_user
+            .get_or_init(|| {
+                let cookie = self.inner.app.settings.user_cookie.clone();
+                self.get_signed_cookie(&cookie, self.inner.app.settings.cookie_max_age_days)
+            })
+            .as_deref()
+    }
+
+    /// Log `user` in: set the signed user cookie.
+    pub fn set_current_user(&self, user: &str) -> Result<(), HTTPError> {
+        let cookie = self.inner.app.settings.user_cookie.clone();
+        self.set_signed_cookie(&cookie, user, 30)?;
+        let _ = self.inner.current_user.set(Some(user.to_string()));
+        Ok(())
+    }
+
+    // ----- XSRF ---------------------------------------------------------
+
+    /// This request's XSRF token, masked afresh (Tornado v2 format). Sets
+    /// the `_xsrf` cookie if the browser has none — so any page that shows
+    /// a form (via `xsrf_form_html`) arms the browser for its POSTs.
+    pub fn xsrf_token(&self) -> String {
+        let now = SystemTime::now();
+        let token = self.inner.xsrf.get_or_init(|| {
+            if let Some(token) = self
+                .get_cookie("_xsrf")
+                .and_then(super::xsrf::decode_xsrf_token)
+            {
+                return token;
+            }
+            let token = match super::xsrf::XsrfToken::generate(now) {
+                Ok(t) => t,
+                Err(e) => {
+                    // No randomness: set no cookie (so every POST fails the
+                    // check) rather than hand out a guessable token.
+                    log::error!("cannot generate an XSRF token: {e}");
+                    return super::xsrf::XsrfToken {
+                        version: 2,
+                        token: [0; super::xsrf::XSRF_TOKEN_LEN],
+                        timestamp: None,
+                    };
+                }
+            };
+            if let Ok(cookie) = token.masked(now) {
+                let options = CookieOptions {
+                    samesite: Some(crate::httputil::SameSite::Lax),
+                    ..CookieOptions::default()
+                };
+                let _ = self.set_cookie("_xsrf", &cookie, &options);
+            }
+            token
+        });
+        token.masked(now).unwrap_or_default()
+    }
+
+    /// `<input type="hidden" name="_xsrf" value="...">` for forms.
+    pub fn xsrf_form_html(&self) -> String {
+        format!(
+            "<input type=\"hidden\" name=\"_xsrf\" value=\"{}\">",
+            xhtml_escape(&self.xsrf_token())
+        )
+    }
+
+    /// Check the submitted XSRF token against the cookie (Tornado's
+    /// `check_xsrf_cookie`): `_xsrf` argument, or `X-XSRFToken` /
+    /// `X-CSRFToken` header. 403 otherwise.
+    pub fn check_xsrf_cookie(&self) -> Result<(), HTTPError> {
+        let headers = &self.inner.request.headers;
+        let submitted = match self.get_argument_opt("_xsrf")? {
+            Some(v) => v,
+            None => match headers
+                .get("X-XSRFToken")
+                .or_else(|| headers.get("X-CSRFToken"))
+            {
+                Some(v) => v.to_string(),
+                None => return Err(HTTPError::forbidden("'_xsrf' argument missing from POST")),
+            },
+        };
+        let Some(cookie) = self.get_cookie("_xsrf") else {
+            return Err(HTTPError::forbidden("'_xsrf' argument missing from POST"));
+        };
+        if !super::xsrf::xsrf_tokens_match(cookie, &submitted) {
+            return Err(HTTPError::forbidden(
+                "XSRF cookie does not match POST argument",
+            ));
+        }
+        Ok(())
+    }
+
+    // ----- templates and static files ------------------------------------
+
+    /// Render `template` from the template directory with `context` (plus
+    /// `current_user`, `xsrf_form_html`, `xsrf_token`, `request_path` and the
+    /// `static_url()` function), write it, and finish.
+    pub fn render(&self, template: &str, context: serde_json::Value) -> Result<(), HTTPError> {
+        let html = self.render_string(template, context)?;
+        self.write(html);
+        self.finish();
+        Ok(())
+    }
+
+    /// Render a template to a string (Tornado's `render_string`).
+    pub fn render_string(
+        &self,
+        template: &str,
+        context: serde_json::Value,
+    ) -> Result<String, HTTPError> {
+        let Some(templates) = &self.inner.app.templates else {
+            return Err(HTTPError::new(500, "no template_path configured"));
+        };
+        templates.render(self, template, context)
+    }
+
+    /// `/static/<path>?v=<content hash>` (Tornado's `static_url`), so the
+    /// file can be cached for a year and still change when it changes.
+    pub fn static_url(&self, path: &str) -> String {
+        self.inner.app.static_url(path)
+    }
+}
+
+impl Drop for CtxInner {
+    fn drop(&mut self) {
+        let resp = self.response.get_mut();
+        if resp.finished {
+            return;
+        }
+        let Some(mut responder) = resp.responder.take() else {
+            return;
+        };
+        if responder.connection_closed() {
+            // The client left; nobody is waiting for an answer.
+            return;
+        }
+        log::error!(
+            "{} {}: the handler dropped its response without finish(); answering 500",
+            self.request.method,
+            self.request.uri
+        );
+        let body = b"500: Internal Server Error\n";
+        let mut headers = HTTPHeaders::new();
+        headers.add("Content-Type", "text/plain; charset=UTF-8");
+        responder.write_headers(500, &headers, body, true);
+    }
+}
+
+/// Tornado's argument cleaning: strip whitespace and control characters
+/// `[\x00-\x08\x0e-\x1f]` (kept: tab, newline, CR — a textarea has them).
+fn clean_argument(value: &str) -> String {
+    value
+        .chars()
+        .filter(|&c| !matches!(c, '\u{0}'..='\u{8}' | '\u{e}'..='\u{1f}'))
+        .collect::<String>()
+        .trim()
+        .to_string()
+}

@@ -1,0 +1,151 @@
+//! What `finish` does to a complete body before it leaves: the `ETag` /
+//! `If-None-Match` → 304 check and gzip.
+//!
+//! Mirrors `RequestHandler.finish`'s etag logic and `GZipContentEncoding` in
+//! Tornado's `tornado/web.py`.
+
+use std::io::Write;
+
+use super::context::Ctx;
+use crate::httputil::HTTPHeaders;
+
+/// Bodies shorter than this get no computed `ETag`: hashing costs more than
+/// resending them (Tornado hashes every body; a deliberate difference).
+const ETAG_MIN_BYTES: usize = 256;
+
+/// Bodies shorter than this are not compressed (Tornado: 1024).
+pub(crate) const GZIP_MIN_BYTES: usize = 1024;
+
+/// Turn the finished body into what is sent. `None` means "304 Not
+/// Modified" (the client's copy is current).
+pub(crate) fn finish_body(
+    cx: &Ctx,
+    status: u16,
+    headers: &mut HTTPHeaders,
+    body: Vec<u8>,
+) -> Option<Vec<u8>> {
+    let request = cx.request();
+    let cacheable = status == 200 && (request.method == "GET" || request.method == "HEAD");
+    if cacheable && body.len() >= ETAG_MIN_BYTES && !headers.contains("Etag") {
+        headers.set("Etag", format!("\"{}\"", sha1_hex(&body)));
+    }
+    if cacheable {
+        if let (Some(etag), Some(inm)) = (headers.get("Etag"), request.headers.get("If-None-Match"))
+        {
+            if etag_matches(inm, etag) {
+                headers.remove("Content-Length");
+                return None;
+            }
+        }
+    }
+    if status == 200
+        && cx.inner.app.settings.compress_response
+        && body.len() >= GZIP_MIN_BYTES
+        && !headers.contains("Content-Encoding")
+        && !headers.contains("Content-Range")
+        && headers.get("Content-Type").is_some_and(compressible)
+    {
+        headers.add("Vary", "Accept-Encoding");
+        if accepts_gzip(&request.headers) {
+            headers.set("Content-Encoding", "gzip");
+            headers.remove("Content-Length");
+            return Some(gzip(&body));
+        }
+    }
+    Some(body)
+}
+
+/// `If-None-Match` against our `ETag`, by weak comparison (RFC 9110 §13.1.2):
+/// `*` matches anything; `W/` prefixes are ignored.
+pub(crate) fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    let ours = etag.trim_start_matches("W/");
+    if_none_match
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.trim_start_matches("W/") == ours)
+}
+
+/// The client sent `Accept-Encoding` with `gzip` (and not `gzip;q=0`).
+pub(crate) fn accepts_gzip(headers: &HTTPHeaders) -> bool {
+    headers
+        .get_all("Accept-Encoding")
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let q_zero =
+                parts.any(|p| p.replace(' ', "") == "q=0" || p.replace(' ', "") == "q=0.0");
+            name.eq_ignore_ascii_case("gzip") && !q_zero
+        })
+}
+
+/// Worth compressing: text, JSON, JavaScript, XML, SVG (Tornado's list).
+pub(crate) fn compressible(content_type: &str) -> bool {
+    let ct = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    ct.starts_with("text/")
+        || matches!(
+            ct.as_str(),
+            "application/javascript"
+                | "application/x-javascript"
+                | "application/json"
+                | "application/xml"
+                | "application/atom+xml"
+                | "application/xhtml+xml"
+                | "image/svg+xml"
+        )
+}
+
+/// gzip at level 6 (Tornado's default).
+pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 3 + 64),
+        flate2::Compression::new(6),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(data);
+    encoder.finish().unwrap_or_default()
+}
+
+/// Lower-case hex SHA-1.
+pub(crate) fn sha1_hex(data: &[u8]) -> String {
+    use sha1::Digest;
+    let digest = sha1::Sha1::digest(data);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etag_comparison() {
+        assert!(etag_matches("\"abc\"", "\"abc\""));
+        assert!(etag_matches("W/\"abc\"", "\"abc\""));
+        assert!(etag_matches("\"x\", \"abc\"", "\"abc\""));
+        assert!(etag_matches("*", "\"abc\""));
+        assert!(!etag_matches("\"abd\"", "\"abc\""));
+    }
+
+    #[test]
+    fn gzip_acceptance() {
+        let mut h = HTTPHeaders::new();
+        h.add("Accept-Encoding", "deflate, gzip;q=1.0, br");
+        assert!(accepts_gzip(&h));
+        let mut h = HTTPHeaders::new();
+        h.add("Accept-Encoding", "gzip;q=0");
+        assert!(!accepts_gzip(&h));
+        assert!(!accepts_gzip(&HTTPHeaders::new()));
+    }
+
+    #[test]
+    fn compressible_types() {
+        assert!(compressible("text/html; charset=UTF-8"));
+        assert!(compressible("application/json"));
+        assert!(!compressible("image/png"));
+    }
+}
