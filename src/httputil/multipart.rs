@@ -31,6 +31,8 @@ pub struct HTTPFile {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MultipartConfig {
     /// Most parts (fields plus files) accepted in one body. Default 100.
+    /// (Tornado also counts the empty piece before the first delimiter,
+    /// so it accepts one field fewer for the same setting.)
     pub max_parts: usize,
     /// Most bytes in one part's header block. Default 10 KiB.
     pub max_part_header_size: usize,
@@ -52,6 +54,9 @@ pub const MAX_BOUNDARY_LEN: usize = 70;
 
 /// Parses a request body according to its `Content-Type`, appending fields
 /// to `arguments` and uploads to `files`.
+///
+/// The caller refuses a body with a `Content-Encoding` first (Tornado does
+/// that check here, but only the caller has the headers).
 ///
 /// `application/x-www-form-urlencoded` bodies are split with
 /// [`parse_query`]; `multipart/form-data` ones need a `boundary` parameter
