@@ -200,7 +200,7 @@ pub(crate) fn hex_decode(hex: &[u8]) -> Option<Vec<u8>> {
             _ => None,
         }
     }
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     hex.chunks_exact(2)
