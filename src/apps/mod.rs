@@ -6,6 +6,8 @@
 //! | [`config`] | command-line options of the binary          | `options.py`         |
 //! | [`site`]   | the server: all apps, `/healthz`, `/metrics` | —                    |
 //! | [`echo`]   | line echo server (telnet / nc)              | `demos/tcpecho`      |
+//! | [`shutdown`] | SIGINT/SIGTERM: stop accepting, drain, stop | issue #1791          |
 pub mod config;
 pub mod echo;
+pub mod shutdown;
 pub mod site;

@@ -65,6 +65,8 @@ pub struct Site {
     pub addrs: Vec<SocketAddr>,
     /// The metrics registry.
     pub metrics: Metrics,
+    /// Set when shutdown starts; `/healthz` then answers 503.
+    pub draining: super::shutdown::Draining,
 }
 
 /// Build the application for `config` and start listening (the loop is not
@@ -82,7 +84,13 @@ pub fn build(config: &Config) -> io::Result<Site> {
 
     app.route("/", IndexPage);
     app.route("/hello", Hello);
-    app.route("/healthz", Healthz);
+    let draining = super::shutdown::Draining::default();
+    app.route(
+        "/healthz",
+        Healthz {
+            draining: draining.clone(),
+        },
+    );
     app.route(
         "/metrics",
         MetricsPage {
@@ -101,6 +109,7 @@ pub fn build(config: &Config) -> io::Result<Site> {
         server,
         addrs,
         metrics,
+        draining,
     })
 }
 
@@ -174,14 +183,23 @@ impl RequestHandler for Hello {
     }
 }
 
-/// `GET /healthz`: 200 `ok` while the loop runs (load-balancer probe).
-struct Healthz;
+/// `GET /healthz`: 200 `ok` while serving, 503 `draining` once shutdown
+/// began (so a load balancer stops sending traffic during the grace period).
+struct Healthz {
+    /// Set by the shutdown handler.
+    draining: super::shutdown::Draining,
+}
 
 impl RequestHandler for Healthz {
     fn get(&self, cx: &Ctx) -> HandlerResult {
         cx.set_header("Content-Type", "text/plain; charset=UTF-8");
         cx.set_header("Cache-Control", "no-store");
-        cx.write("ok\n");
+        if self.draining.get() {
+            cx.set_status(503);
+            cx.write("draining\n");
+        } else {
+            cx.write("ok\n");
+        }
         Ok(())
     }
 }
