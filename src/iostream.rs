@@ -43,7 +43,8 @@
 //!   a read is next asked for. Writes go until `WouldBlock`, then wait for the
 //!   writable edge.
 //! * **Bytes are never lost.** Data that arrives before a read is asked for
-//!   stays in the read buffer for the next read.
+//!   stays in the read buffer for the next read, even if the stream has
+//!   closed since (the peer may send its last lines and close at once).
 //! * **Everything is bounded.** The read buffer stops growing at
 //!   `max_buffer_size` (a read that cannot be met within it fails with
 //!   [`StreamError::BufferFull`]); `read_until`'s `max_bytes` fails with
@@ -510,6 +511,10 @@ impl IOStream {
             }
         }
         if let Some(err) = st.closed.clone() {
+            if *target == ReadTarget::UntilClose && err == StreamError::Closed {
+                let n = st.read_buf.len() - st.read_pos;
+                return Some(Ok(consume(&mut st, n)));
+            }
             return Some(Err(err));
         }
         None
@@ -604,7 +609,9 @@ impl IOStream {
     }
 
     /// Close now. Unsent bytes are dropped; a pending read gets
-    /// [`StreamError::Closed`] (or its data, if the buffer already meets it).
+    /// [`StreamError::Closed`] (or its data, if the buffer already meets it;
+    /// a `read_until_close` gets what is buffered). Unread bytes stay
+    /// readable.
     pub fn close(&self) {
         let mut st = self.inner.borrow_mut();
         close_inner(&mut st, StreamError::Closed);
@@ -896,16 +903,7 @@ fn handle_read(st: &mut StreamInner) {
     let eof = read_to_buffer(st, target.as_ref());
     try_satisfy_read(st);
     if let Some(err) = eof {
-        // Give a pending read_until_close what there is, then close.
-        if let Some((ReadTarget::UntilClose, _)) = &st.read {
-            if err == StreamError::Closed {
-                if let Some((_, cb)) = st.read.take() {
-                    let n = st.read_buf.len() - st.read_pos;
-                    let data = consume(st, n);
-                    st.ioloop.add_callback(move || cb(Ok(data)));
-                }
-            }
-        }
+        // A pending read_until_close gets what there is (close_pending_read).
         if !matches!(err, StreamError::Closed) {
             log::debug!("{:?}: read error: {err}", st.peer);
         }
@@ -963,11 +961,19 @@ fn try_satisfy_read(st: &mut StreamInner) -> bool {
     }
 }
 
-/// Fail the pending read because the stream is closed.
+/// Finish the pending read because the stream is closed: a
+/// `read_until_close` gets what is buffered (the close is what it waited
+/// for; Tornado's `close` does the same), any other read gets the error.
 fn close_pending_read(st: &mut StreamInner) {
-    if let Some((_, cb)) = st.read.take() {
+    if let Some((target, cb)) = st.read.take() {
         let err = st.closed.clone().unwrap_or(StreamError::Closed);
-        st.ioloop.add_callback(move || cb(Err(err)));
+        if target == ReadTarget::UntilClose && err == StreamError::Closed {
+            let n = st.read_buf.len() - st.read_pos;
+            let data = consume(st, n);
+            st.ioloop.add_callback(move || cb(Ok(data)));
+        } else {
+            st.ioloop.add_callback(move || cb(Err(err)));
+        }
     }
 }
 
@@ -1110,8 +1116,14 @@ fn close_inner(st: &mut StreamInner, why: StreamError) {
     }
     st.write_buf = WriteBuffer::default();
     st.write_callbacks.clear();
-    st.read_buf = Vec::new();
-    st.read_pos = 0;
+    // Unconsumed bytes stay readable: the peer may send its last lines and
+    // close at once, and a read asked for after that (say, in the callback
+    // of the read before) must still get them. Tornado keeps its read
+    // buffer on close too. They are freed with the stream.
+    if st.read_pos == st.read_buf.len() {
+        st.read_buf = Vec::new();
+        st.read_pos = 0;
+    }
     if let Some(cb) = st.close_callback.take() {
         st.ioloop.add_callback(cb);
     }
