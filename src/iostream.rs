@@ -55,7 +55,10 @@
 //!   to the client) are flushed.
 //! * **Dropping the last handle closes the socket.** The loop only holds a
 //!   weak reference; a pending read or write callback that captures the
-//!   stream keeps it alive, which is the normal case.
+//!   stream keeps it alive, which is the normal case. One exception:
+//!   after [`IOStream::close_when_flushed`] the stream keeps itself alive
+//!   until its bytes are out, so "write the reply, close when flushed, drop
+//!   the handle" sends the whole reply however slowly the peer reads.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -316,6 +319,10 @@ struct StreamInner {
     flush_scheduled: bool,
     /// Close as soon as the write buffer is empty.
     close_when_flushed: bool,
+    /// Set by `close_when_flushed` while bytes are queued: the stream holds
+    /// itself so that dropping every handle does not cut the reply short.
+    /// Cleared by `close_inner`, which breaks the cycle.
+    keep_alive: Option<Rc<RefCell<StreamInner>>>,
     /// Runs once when the stream closes.
     close_callback: Option<Box<dyn FnOnce()>>,
     /// Pending `connect` completion.
@@ -387,6 +394,7 @@ impl IOStream {
                 write_blocked: connect_callback.is_some(),
                 flush_scheduled: false,
                 close_when_flushed: false,
+                keep_alive: None,
                 close_callback: None,
                 connect_callback,
                 closed: None,
@@ -618,12 +626,15 @@ impl IOStream {
     }
 
     /// Close once every queued byte has been sent (or at once if none are).
+    /// Until then the stream keeps itself alive, so the handles may be
+    /// dropped right after this call without cutting the bytes short.
     pub fn close_when_flushed(&self) {
         let mut st = self.inner.borrow_mut();
         if st.write_buf.len == 0 {
             close_inner(&mut st, StreamError::Closed);
         } else {
             st.close_when_flushed = true;
+            st.keep_alive = st.me.upgrade();
         }
     }
 
@@ -1103,6 +1114,9 @@ fn close_inner(st: &mut StreamInner, why: StreamError) {
     // A read the buffer already satisfies gets its data first (Tornado).
     try_satisfy_read(st);
     st.closed = Some(why);
+    // Break the close_when_flushed self-reference. Never the last strong
+    // reference here: whoever borrowed `st` holds one.
+    let keep_alive = st.keep_alive.take();
     if let Some(mut socket) = st.socket.take() {
         let _ = st.ioloop.deregister(socket.source());
     }
@@ -1127,4 +1141,5 @@ fn close_inner(st: &mut StreamInner, why: StreamError) {
     if let Some(cb) = st.close_callback.take() {
         st.ioloop.add_callback(cb);
     }
+    drop(keep_alive);
 }
