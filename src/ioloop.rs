@@ -27,6 +27,7 @@
 //!    I/O (Tornado 4.5 does the same).
 //! 2. Pop every timer whose deadline has passed into a list, before running
 //!    anything: a timer added by a callback in this pass cannot run in it.
+//!    (A timer in the list that is cancelled before its turn does not run.)
 //! 3. Run the counted callbacks, then the due timers.
 //! 4. Run the end-of-iteration hooks. This is Redis's `beforeSleep`: IOStream
 //!    uses it to write everything a pass produced in one `write` per socket.
@@ -215,8 +216,11 @@ impl Timers {
         None
     }
 
-    /// Remove and return the callbacks of every timer due at `now`, in order.
-    fn pop_due(&mut self, now: Instant, due: &mut Vec<Callback>) {
+    /// Pop every timer due at `now` off the heap, in order, as handles.
+    /// Their callbacks stay in `slots` until [`Timers::take_due`], so code
+    /// that runs earlier in the same pass can still cancel them (Tornado
+    /// checks `timeout.callback is not None` just before running each one).
+    fn pop_due(&mut self, now: Instant, due: &mut Vec<TimeoutHandle>) {
         while let Some(std::cmp::Reverse(top)) = self.heap.peek() {
             if top.deadline > now && self.is_live(top) {
                 break;
@@ -225,11 +229,23 @@ impl Timers {
                 break;
             };
             if self.is_live(&entry) {
-                let (_, cb) = self.slots.remove(entry.key);
-                due.push(cb);
+                due.push(TimeoutHandle {
+                    key: entry.key,
+                    seq: entry.seq,
+                });
             } else {
                 self.cancelled = self.cancelled.saturating_sub(1);
             }
+        }
+    }
+
+    /// The callback of a timer popped by `pop_due`, unless it was cancelled
+    /// since. (Such a cancel counted a heap entry that was already popped;
+    /// that only makes the next compaction come a little early.)
+    fn take_due(&mut self, handle: TimeoutHandle) -> Option<Callback> {
+        match self.slots.get(handle.key) {
+            Some((seq, _)) if *seq == handle.seq => Some(self.slots.remove(handle.key).1),
+            _ => None,
         }
     }
 }
@@ -644,7 +660,7 @@ impl IOLoop {
         }
         self.inner.running.set(true);
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
-        let mut due: Vec<Callback> = Vec::new();
+        let mut due: Vec<TimeoutHandle> = Vec::new();
         loop {
             // 1. Callbacks queued before this pass; later ones wait.
             let ncallbacks = self.inner.callbacks.borrow().len();
@@ -659,8 +675,13 @@ impl IOLoop {
                     None => break,
                 }
             }
-            for cb in due.drain(..) {
-                self.run_guarded(cb);
+            for handle in due.drain(..) {
+                // Taken one at a time: an earlier callback or timer of this
+                // pass may have cancelled it, and then it must not run.
+                let cb = self.inner.timers.borrow_mut().take_due(handle);
+                if let Some(cb) = cb {
+                    self.run_guarded(cb);
+                }
             }
             // 4. End-of-iteration hooks (write flushing).
             self.run_end_of_iteration();
