@@ -895,3 +895,69 @@ impl Drop for PeriodicCallback {
         self.stop();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noop() -> Callback {
+        Box::new(|| {})
+    }
+
+    #[test]
+    fn cancelling_many_timers_compacts_the_heap() {
+        let mut timers = Timers::default();
+        let now = Instant::now();
+        let handles: Vec<TimeoutHandle> = (0..2000u64)
+            .map(|i| timers.add(now + Duration::from_millis(i), noop()))
+            .collect();
+        for h in &handles[..1500] {
+            assert!(timers.remove(*h).is_some());
+        }
+        assert_eq!(timers.slots.len(), 500);
+        // Compaction ran when cancellations passed 512 and half the heap,
+        // so far fewer than 1500 stale entries remain.
+        assert!(timers.heap.len() < 2000 - TIMER_COMPACT_THRESHOLD);
+        assert!(timers.cancelled <= TIMER_COMPACT_THRESHOLD + 1);
+        assert_eq!(timers.heap.len() - timers.cancelled, 500);
+        // The next deadline skips the stale entries.
+        assert_eq!(
+            timers.next_deadline(),
+            Some(now + Duration::from_millis(1500))
+        );
+    }
+
+    #[test]
+    fn pop_due_returns_live_timers_in_order_and_take_due_respects_cancels() {
+        let mut timers = Timers::default();
+        let now = Instant::now();
+        let late = timers.add(now + Duration::from_secs(60), noop());
+        let b = timers.add(now, noop());
+        let a = timers.add(now - Duration::from_millis(1), noop());
+        let cancelled = timers.add(now, noop());
+        assert!(timers.remove(cancelled).is_some());
+        let mut due = Vec::new();
+        timers.pop_due(now, &mut due);
+        assert_eq!(due, vec![a, b]);
+        // Cancelled after being popped: take_due no longer yields it.
+        assert!(timers.remove(b).is_some());
+        assert!(timers.take_due(a).is_some());
+        assert!(timers.take_due(b).is_none());
+        assert_eq!(timers.slots.len(), 1);
+        assert_eq!(timers.next_deadline(), Some(now + Duration::from_secs(60)));
+        assert!(timers.remove(late).is_some());
+        assert_eq!(timers.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_stale_handle_does_not_cancel_the_timer_that_reused_its_slot() {
+        let mut timers = Timers::default();
+        let now = Instant::now();
+        let old = timers.add(now, noop());
+        assert!(timers.remove(old).is_some());
+        let new = timers.add(now, noop());
+        assert_eq!(old.key, new.key);
+        assert!(timers.remove(old).is_none());
+        assert_eq!(timers.slots.len(), 1);
+    }
+}

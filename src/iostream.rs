@@ -1143,3 +1143,67 @@ fn close_inner(st: &mut StreamInner, why: StreamError) {
     }
     drop(keep_alive);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_subslice_finds_the_first_match() {
+        assert_eq!(find_subslice(b"abc", b""), Some(0));
+        assert_eq!(find_subslice(b"", b"a"), None);
+        assert_eq!(find_subslice(b"abc", b"c"), Some(2));
+        assert_eq!(find_subslice(b"a\r\n\r\n", b"\r\n\r\n"), Some(1));
+        // A false start right before the real match.
+        assert_eq!(find_subslice(b"\r\n\r\r\n\r\n", b"\r\n\r\n"), Some(3));
+        assert_eq!(find_subslice(b"\r\n\r", b"\r\n\r\n"), None);
+        assert_eq!(find_subslice(b"abab", b"abab"), Some(0));
+        assert_eq!(find_subslice(b"aab", b"ab"), Some(1));
+        assert_eq!(find_subslice(b"ab", b"abc"), None);
+    }
+
+    #[test]
+    fn write_buffer_coalesces_small_writes_and_keeps_big_ones_apart() {
+        let mut wb = WriteBuffer::default();
+        wb.push(Vec::new());
+        assert_eq!((wb.len, wb.chunks.len()), (0, 0));
+        wb.push(b"ab".to_vec());
+        wb.push(b"cd".to_vec());
+        // Two small writes share a chunk.
+        assert_eq!(wb.chunks.len(), 1);
+        assert_eq!(wb.chunks[0], b"abcd");
+        // A big write gets its own chunk (no copy).
+        wb.push(vec![b'x'; COALESCE_BYTES]);
+        assert_eq!(wb.chunks.len(), 2);
+        // A small write after a big one joins it while it is under the cap.
+        wb.push(b"e".to_vec());
+        assert_eq!(wb.chunks.len(), 2);
+        assert_eq!(wb.len, 4 + COALESCE_BYTES + 1);
+    }
+
+    #[test]
+    fn write_buffer_stops_coalescing_into_a_full_chunk() {
+        let mut wb = WriteBuffer::default();
+        wb.push(vec![b'x'; EAGER_FLUSH_BYTES]);
+        wb.push(b"y".to_vec());
+        assert_eq!(wb.chunks.len(), 2);
+    }
+
+    #[test]
+    fn write_buffer_advance_walks_across_chunks() {
+        let mut wb = WriteBuffer::default();
+        wb.push(vec![1u8; COALESCE_BYTES]);
+        wb.push(vec![2u8; COALESCE_BYTES]);
+        wb.advance(10);
+        assert_eq!((wb.front_sent, wb.chunks.len()), (10, 2));
+        // Across the end of the first chunk into the second.
+        wb.advance(COALESCE_BYTES);
+        assert_eq!((wb.front_sent, wb.chunks.len()), (10, 1));
+        assert_eq!(wb.len, COALESCE_BYTES - 10);
+        // A small push appends to the partly sent front; front_sent holds.
+        wb.push(b"z".to_vec());
+        assert_eq!((wb.front_sent, wb.chunks.len()), (10, 1));
+        wb.advance(COALESCE_BYTES - 10 + 1);
+        assert_eq!((wb.len, wb.chunks.len(), wb.front_sent), (0, 0, 0));
+    }
+}
