@@ -43,7 +43,8 @@
 //!   a read is next asked for. Writes go until `WouldBlock`, then wait for the
 //!   writable edge.
 //! * **Bytes are never lost.** Data that arrives before a read is asked for
-//!   stays in the read buffer for the next read.
+//!   stays in the read buffer for the next read, even if the stream has
+//!   closed since (the peer may send its last lines and close at once).
 //! * **Everything is bounded.** The read buffer stops growing at
 //!   `max_buffer_size` (a read that cannot be met within it fails with
 //!   [`StreamError::BufferFull`]); `read_until`'s `max_bytes` fails with
@@ -54,7 +55,10 @@
 //!   to the client) are flushed.
 //! * **Dropping the last handle closes the socket.** The loop only holds a
 //!   weak reference; a pending read or write callback that captures the
-//!   stream keeps it alive, which is the normal case.
+//!   stream keeps it alive, which is the normal case. One exception:
+//!   after [`IOStream::close_when_flushed`] the stream keeps itself alive
+//!   until its bytes are out, so "write the reply, close when flushed, drop
+//!   the handle" sends the whole reply however slowly the peer reads.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -315,6 +319,10 @@ struct StreamInner {
     flush_scheduled: bool,
     /// Close as soon as the write buffer is empty.
     close_when_flushed: bool,
+    /// Set by `close_when_flushed` while bytes are queued: the stream holds
+    /// itself so that dropping every handle does not cut the reply short.
+    /// Cleared by `close_inner`, which breaks the cycle.
+    keep_alive: Option<Rc<RefCell<StreamInner>>>,
     /// Runs once when the stream closes.
     close_callback: Option<Box<dyn FnOnce()>>,
     /// Pending `connect` completion.
@@ -386,6 +394,7 @@ impl IOStream {
                 write_blocked: connect_callback.is_some(),
                 flush_scheduled: false,
                 close_when_flushed: false,
+                keep_alive: None,
                 close_callback: None,
                 connect_callback,
                 closed: None,
@@ -510,6 +519,10 @@ impl IOStream {
             }
         }
         if let Some(err) = st.closed.clone() {
+            if *target == ReadTarget::UntilClose && err == StreamError::Closed {
+                let n = st.read_buf.len() - st.read_pos;
+                return Some(Ok(consume(&mut st, n)));
+            }
             return Some(Err(err));
         }
         None
@@ -604,19 +617,24 @@ impl IOStream {
     }
 
     /// Close now. Unsent bytes are dropped; a pending read gets
-    /// [`StreamError::Closed`] (or its data, if the buffer already meets it).
+    /// [`StreamError::Closed`] (or its data, if the buffer already meets it;
+    /// a `read_until_close` gets what is buffered). Unread bytes stay
+    /// readable.
     pub fn close(&self) {
         let mut st = self.inner.borrow_mut();
         close_inner(&mut st, StreamError::Closed);
     }
 
     /// Close once every queued byte has been sent (or at once if none are).
+    /// Until then the stream keeps itself alive, so the handles may be
+    /// dropped right after this call without cutting the bytes short.
     pub fn close_when_flushed(&self) {
         let mut st = self.inner.borrow_mut();
         if st.write_buf.len == 0 {
             close_inner(&mut st, StreamError::Closed);
         } else {
             st.close_when_flushed = true;
+            st.keep_alive = st.me.upgrade();
         }
     }
 
@@ -896,16 +914,7 @@ fn handle_read(st: &mut StreamInner) {
     let eof = read_to_buffer(st, target.as_ref());
     try_satisfy_read(st);
     if let Some(err) = eof {
-        // Give a pending read_until_close what there is, then close.
-        if let Some((ReadTarget::UntilClose, _)) = &st.read {
-            if err == StreamError::Closed {
-                if let Some((_, cb)) = st.read.take() {
-                    let n = st.read_buf.len() - st.read_pos;
-                    let data = consume(st, n);
-                    st.ioloop.add_callback(move || cb(Ok(data)));
-                }
-            }
-        }
+        // A pending read_until_close gets what there is (close_pending_read).
         if !matches!(err, StreamError::Closed) {
             log::debug!("{:?}: read error: {err}", st.peer);
         }
@@ -963,11 +972,19 @@ fn try_satisfy_read(st: &mut StreamInner) -> bool {
     }
 }
 
-/// Fail the pending read because the stream is closed.
+/// Finish the pending read because the stream is closed: a
+/// `read_until_close` gets what is buffered (the close is what it waited
+/// for; Tornado's `close` does the same), any other read gets the error.
 fn close_pending_read(st: &mut StreamInner) {
-    if let Some((_, cb)) = st.read.take() {
+    if let Some((target, cb)) = st.read.take() {
         let err = st.closed.clone().unwrap_or(StreamError::Closed);
-        st.ioloop.add_callback(move || cb(Err(err)));
+        if target == ReadTarget::UntilClose && err == StreamError::Closed {
+            let n = st.read_buf.len() - st.read_pos;
+            let data = consume(st, n);
+            st.ioloop.add_callback(move || cb(Ok(data)));
+        } else {
+            st.ioloop.add_callback(move || cb(Err(err)));
+        }
     }
 }
 
@@ -1097,6 +1114,9 @@ fn close_inner(st: &mut StreamInner, why: StreamError) {
     // A read the buffer already satisfies gets its data first (Tornado).
     try_satisfy_read(st);
     st.closed = Some(why);
+    // Break the close_when_flushed self-reference. Never the last strong
+    // reference here: whoever borrowed `st` holds one.
+    let keep_alive = st.keep_alive.take();
     if let Some(mut socket) = st.socket.take() {
         let _ = st.ioloop.deregister(socket.source());
     }
@@ -1110,9 +1130,80 @@ fn close_inner(st: &mut StreamInner, why: StreamError) {
     }
     st.write_buf = WriteBuffer::default();
     st.write_callbacks.clear();
-    st.read_buf = Vec::new();
-    st.read_pos = 0;
+    // Unconsumed bytes stay readable: the peer may send its last lines and
+    // close at once, and a read asked for after that (say, in the callback
+    // of the read before) must still get them. Tornado keeps its read
+    // buffer on close too. They are freed with the stream.
+    if st.read_pos == st.read_buf.len() {
+        st.read_buf = Vec::new();
+        st.read_pos = 0;
+    }
     if let Some(cb) = st.close_callback.take() {
         st.ioloop.add_callback(cb);
+    }
+    drop(keep_alive);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_subslice_finds_the_first_match() {
+        assert_eq!(find_subslice(b"abc", b""), Some(0));
+        assert_eq!(find_subslice(b"", b"a"), None);
+        assert_eq!(find_subslice(b"abc", b"c"), Some(2));
+        assert_eq!(find_subslice(b"a\r\n\r\n", b"\r\n\r\n"), Some(1));
+        // A false start right before the real match.
+        assert_eq!(find_subslice(b"\r\n\r\r\n\r\n", b"\r\n\r\n"), Some(3));
+        assert_eq!(find_subslice(b"\r\n\r", b"\r\n\r\n"), None);
+        assert_eq!(find_subslice(b"abab", b"abab"), Some(0));
+        assert_eq!(find_subslice(b"aab", b"ab"), Some(1));
+        assert_eq!(find_subslice(b"ab", b"abc"), None);
+    }
+
+    #[test]
+    fn write_buffer_coalesces_small_writes_and_keeps_big_ones_apart() {
+        let mut wb = WriteBuffer::default();
+        wb.push(Vec::new());
+        assert_eq!((wb.len, wb.chunks.len()), (0, 0));
+        wb.push(b"ab".to_vec());
+        wb.push(b"cd".to_vec());
+        // Two small writes share a chunk.
+        assert_eq!(wb.chunks.len(), 1);
+        assert_eq!(wb.chunks[0], b"abcd");
+        // A big write gets its own chunk (no copy).
+        wb.push(vec![b'x'; COALESCE_BYTES]);
+        assert_eq!(wb.chunks.len(), 2);
+        // A small write after a big one joins it while it is under the cap.
+        wb.push(b"e".to_vec());
+        assert_eq!(wb.chunks.len(), 2);
+        assert_eq!(wb.len, 4 + COALESCE_BYTES + 1);
+    }
+
+    #[test]
+    fn write_buffer_stops_coalescing_into_a_full_chunk() {
+        let mut wb = WriteBuffer::default();
+        wb.push(vec![b'x'; EAGER_FLUSH_BYTES]);
+        wb.push(b"y".to_vec());
+        assert_eq!(wb.chunks.len(), 2);
+    }
+
+    #[test]
+    fn write_buffer_advance_walks_across_chunks() {
+        let mut wb = WriteBuffer::default();
+        wb.push(vec![1u8; COALESCE_BYTES]);
+        wb.push(vec![2u8; COALESCE_BYTES]);
+        wb.advance(10);
+        assert_eq!((wb.front_sent, wb.chunks.len()), (10, 2));
+        // Across the end of the first chunk into the second.
+        wb.advance(COALESCE_BYTES);
+        assert_eq!((wb.front_sent, wb.chunks.len()), (10, 1));
+        assert_eq!(wb.len, COALESCE_BYTES - 10);
+        // A small push appends to the partly sent front; front_sent holds.
+        wb.push(b"z".to_vec());
+        assert_eq!((wb.front_sent, wb.chunks.len()), (10, 1));
+        wb.advance(COALESCE_BYTES - 10 + 1);
+        assert_eq!((wb.len, wb.chunks.len(), wb.front_sent), (0, 0, 0));
     }
 }
