@@ -501,7 +501,7 @@ impl IOStream {
             Found::NotYet => {}
         }
         if st.readable_pending && st.closed.is_none() && !st.read_failed {
-            let eof = read_to_buffer(&mut st, Some(target));
+            let eof = read_to_buffer(&mut st, Some(target), false);
             match find_read(&mut st, target) {
                 Found::Ready(n) => return Some(Ok(consume(&mut st, n))),
                 Found::Failed(e) => return Some(Err(fail_read(&mut st, e))),
@@ -827,7 +827,18 @@ fn fail_read(st: &mut StreamInner, err: StreamError) -> StreamError {
 /// once `target` is met and another chunk is already buffered beyond it (or
 /// with no read pending at all). Then `readable_pending` records that the
 /// kernel may hold more, because edge-triggered polling will not say so again.
-fn read_to_buffer(st: &mut StreamInner, target: Option<&ReadTarget>) -> Option<StreamError> {
+///
+/// A read that returns fewer bytes than asked for emptied the kernel's
+/// buffer, so we stop there instead of paying one more `read` just to see
+/// `WouldBlock`: with edge-triggered polling, bytes that arrive later raise
+/// a new event (nginx does the same). The exception is an event that said
+/// the peer closed (`peer_closed`): the FIN is already queued behind the
+/// data and will not raise another event, so then we read on until EOF.
+fn read_to_buffer(
+    st: &mut StreamInner,
+    target: Option<&ReadTarget>,
+    peer_closed: bool,
+) -> Option<StreamError> {
     thread_local! {
         /// One read buffer per thread: the kernel copies into it, and only the
         /// bytes actually received are appended to the stream's own buffer,
@@ -861,6 +872,10 @@ fn read_to_buffer(st: &mut StreamInner, target: Option<&ReadTarget>) -> Option<S
                 }
                 Ok(n) => {
                     st.read_buf.extend_from_slice(&scratch[..n]);
+                    if n < want && !peer_closed {
+                        st.readable_pending = false;
+                        return None;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     st.readable_pending = false;
@@ -904,14 +919,18 @@ fn handle_events(inner: &Rc<RefCell<StreamInner>>, ready: Ready) {
         if st.read_failed {
             return;
         }
-        handle_read(&mut st);
+        handle_read(&mut st, ready.hup);
     }
 }
 
 /// Readable: pull bytes in, then see whether the pending read is met.
-fn handle_read(st: &mut StreamInner) {
-    let target = st.read.as_ref().map(|(t, _)| t.clone());
-    let eof = read_to_buffer(st, target.as_ref());
+/// `peer_closed`: the event said the peer closed (see `read_to_buffer`).
+fn handle_read(st: &mut StreamInner, peer_closed: bool) {
+    // Take the pending read out while reading (no clone of its delimiter),
+    // and put it back before anything else can look at it.
+    let read = st.read.take();
+    let eof = read_to_buffer(st, read.as_ref().map(|(t, _)| t), peer_closed);
+    st.read = read;
     try_satisfy_read(st);
     if let Some(err) = eof {
         // A pending read_until_close gets what there is (close_pending_read).
@@ -933,28 +952,28 @@ fn try_inline_read(st: &mut StreamInner) {
         return;
     }
     if st.readable_pending && !st.read_failed {
-        handle_read(st);
+        handle_read(st, false);
     }
 }
 
 /// If the pending read is met (or can never be), take it and queue its
 /// callback. Returns true if the read is done.
 fn try_satisfy_read(st: &mut StreamInner) -> bool {
-    let Some((target, _)) = &st.read else {
+    let Some((target, cb)) = st.read.take() else {
         return false;
     };
-    let target = target.clone();
     match find_read(st, &target) {
-        Found::NotYet => false,
+        Found::NotYet => {
+            st.read = Some((target, cb));
+            false
+        }
         Found::Ready(n) => {
-            if let Some((_, cb)) = st.read.take() {
-                let data = consume(st, n);
-                st.ioloop.add_callback(move || cb(Ok(data)));
-            }
+            let data = consume(st, n);
+            st.ioloop.add_callback(move || cb(Ok(data)));
             true
         }
         Found::Failed(err) => {
-            if let Some((_, cb)) = st.read.take() {
+            {
                 let err = fail_read(st, err);
                 let ioloop = st.ioloop.clone();
                 let weak = st.me.clone();
