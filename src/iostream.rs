@@ -60,6 +60,7 @@
 //!   until its bytes are out, so "write the reply, close when flushed, drop
 //!   the handle" sends the whole reply however slowly the peer reads.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
@@ -163,7 +164,9 @@ pub enum ReadTarget {
     /// Up to and including `delimiter`; fail if not found within `max_bytes`.
     Until {
         /// The bytes that end the read (included in the result).
-        delimiter: Vec<u8>,
+        /// Borrowed for the constant delimiters protocols use (`"\r\n\r\n"`),
+        /// so starting a read allocates nothing.
+        delimiter: Cow<'static, [u8]>,
         /// Most bytes (delimiter included) the result may have.
         max_bytes: Option<usize>,
     },
@@ -444,7 +447,7 @@ impl IOStream {
     ) {
         self.start_read(
             ReadTarget::Until {
-                delimiter: delimiter.to_vec(),
+                delimiter: Cow::Owned(delimiter.to_vec()),
                 max_bytes,
             },
             Box::new(callback),

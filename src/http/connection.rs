@@ -38,6 +38,7 @@
 //! pump continues when the application returns. A `finish` that comes later
 //! (long-poll) schedules the pump with `add_callback`.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
 use std::rc::{Rc, Weak};
@@ -161,7 +162,7 @@ fn pump(conn: &Rc<Conn>) {
     loop {
         let target = match &*conn.state.borrow() {
             State::ReadingHead => ReadTarget::Until {
-                delimiter: b"\r\n\r\n".to_vec(),
+                delimiter: Cow::Borrowed(b"\r\n\r\n"),
                 max_bytes: Some(conn.options.max_header_size),
             },
             State::ReadingBody { step, .. } => body_target(*step),
@@ -198,7 +199,7 @@ fn body_target(step: BodyStep) -> ReadTarget {
             partial: false,
         },
         BodyStep::ChunkSize | BodyStep::Trailers => ReadTarget::Until {
-            delimiter: b"\r\n".to_vec(),
+            delimiter: Cow::Borrowed(b"\r\n"),
             max_bytes: Some(MAX_CHUNK_LINE),
         },
         BodyStep::ChunkData(n) => ReadTarget::Bytes {

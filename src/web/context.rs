@@ -85,7 +85,7 @@ impl Ctx {
     ) -> Ctx {
         let mut headers = HTTPHeaders::new();
         headers.add("Content-Type", "text/html; charset=UTF-8");
-        let cx = Ctx {
+        Ctx {
             inner: Rc::new(CtxInner {
                 app,
                 request,
@@ -106,21 +106,7 @@ impl Ctx {
                 xsrf: OnceCell::new(),
                 close_callbacks: RefCell::new(Vec::new()),
             }),
-        };
-        // The HTTP layer tells us when the client leaves; we tell the
-        // handler. Weak: the connection must not keep the Ctx alive.
-        let weak = Rc::downgrade(&cx.inner);
-        if let Some(r) = cx.inner.response.borrow().responder.as_ref() {
-            r.set_close_callback(move || {
-                if let Some(inner) = weak.upgrade() {
-                    let callbacks = std::mem::take(&mut *inner.close_callbacks.borrow_mut());
-                    for cb in callbacks {
-                        cb();
-                    }
-                }
-            });
         }
-        cx
     }
 
     // ----- the request --------------------------------------------------
