@@ -6,7 +6,9 @@
 //! | [`config`] | command-line options of the binary          | `options.py`         |
 //! | [`site`]   | the server: all apps, `/healthz`, `/metrics` | —                    |
 //! | [`echo`]   | line echo server (telnet / nc)              | `demos/tcpecho`      |
+//! | [`cart`]   | live shopping cart (long-poll, WebSocket)   | book ch. 5           |
 //! | [`shutdown`] | SIGINT/SIGTERM: stop accepting, drain, stop | issue #1791          |
+pub mod cart;
 pub mod config;
 pub mod echo;
 pub mod shutdown;

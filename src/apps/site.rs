@@ -97,6 +97,23 @@ pub fn build(config: &Config) -> io::Result<Site> {
             metrics: metrics.clone(),
         },
     );
+    let inventory = super::cart::mount(&mut app);
+    metrics.register(move |out| {
+        write_metric(
+            out,
+            "squall_cart_inventory",
+            "gauge",
+            "Books left in the cart demo.",
+            inventory.count(),
+        );
+        write_metric(
+            out,
+            "squall_cart_waiters",
+            "gauge",
+            "Parked /cart/status long-polls.",
+            inventory.waiter_count(),
+        );
+    });
 
     let server = HTTPServer::new(config.http.clone(), app.into_callback());
     register_core_metrics(&metrics, server.stats());

@@ -292,6 +292,10 @@ impl Ctx {
     /// Finish the response: send status, headers and body. Calling it twice
     /// is a logged no-op (Tornado raises).
     pub fn finish(&self) {
+        // Once finished, the client leaving no longer concerns the handler.
+        // Taken out (and dropped at the end) before the response is
+        // borrowed: the closures may own clones of this Ctx.
+        let _close_callbacks = std::mem::take(&mut *self.inner.close_callbacks.borrow_mut());
         let mut resp = self.inner.response.borrow_mut();
         let resp = &mut *resp;
         if resp.finished {
@@ -311,8 +315,6 @@ impl Ctx {
         let body = super::transform::finish_body(self, resp.status, &mut resp.headers, body);
         let status = if body.is_none() { 304 } else { resp.status };
         responder.write_headers(status, &resp.headers, body.as_deref().unwrap_or(&[]), true);
-        drop(responder);
-        self.inner.close_callbacks.borrow_mut().clear();
     }
 
     /// Write `value` as JSON and finish.
@@ -396,10 +398,28 @@ impl Ctx {
     /// finished (Tornado's `on_connection_close`): cancel a wait, free a
     /// slot. Several may be registered; they run in order.
     pub fn on_connection_close(&self, callback: impl FnOnce() + 'static) {
-        self.inner
-            .close_callbacks
-            .borrow_mut()
-            .push(Box::new(callback));
+        let first = {
+            let mut callbacks = self.inner.close_callbacks.borrow_mut();
+            callbacks.push(Box::new(callback));
+            callbacks.len() == 1
+        };
+        if !first {
+            return;
+        }
+        // Ask the HTTP layer to tell us when the client leaves — only now,
+        // so requests that never wait pay nothing. Weak: the connection must
+        // not keep the Ctx alive.
+        let weak = Rc::downgrade(&self.inner);
+        if let Some(r) = self.inner.response.borrow().responder.as_ref() {
+            r.set_close_callback(move || {
+                if let Some(inner) = weak.upgrade() {
+                    let callbacks = std::mem::take(&mut *inner.close_callbacks.borrow_mut());
+                    for cb in callbacks {
+                        cb();
+                    }
+                }
+            });
+        }
     }
 
     /// True if the client has gone away.
