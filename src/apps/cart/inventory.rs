@@ -9,8 +9,11 @@ use slab::Slab;
 /// Books in stock at start (the book's `totalInventory`).
 pub const TOTAL_INVENTORY: u32 = 10;
 
-/// Called with the new count after each change.
+/// Called once with the new count at the next change (a long-poll).
 type Listener = Box<dyn FnOnce(u32)>;
+
+/// Called with the new count at every change (a WebSocket page).
+type Subscriber = Box<dyn Fn(u32)>;
 
 /// Names a waiter for [`Inventory::cancel_wait`]. The sequence number makes
 /// a stale key harmless: the slab slot may be reused by another waiter.
@@ -42,7 +45,7 @@ pub struct Inventory {
     /// Next waiter sequence number.
     next_seq: Cell<u64>,
     /// Persistent listeners (WebSocket pages): called on every change.
-    subscribers: RefCell<Slab<Box<dyn Fn(u32)>>>,
+    subscribers: RefCell<Slab<Subscriber>>,
 }
 
 impl Default for Inventory {
