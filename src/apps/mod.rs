@@ -6,6 +6,12 @@
 //! | [`config`] | command-line options of the binary          | `options.py`         |
 //! | [`site`]   | the server: all apps, `/healthz`, `/metrics` | —                    |
 //! | [`echo`]   | line echo server (telnet / nc)              | `demos/tcpecho`      |
+//! | [`chat`]   | long-polling chat with rooms                | `demos/chat`         |
+//! | [`accounts`] | register / login / logout, Argon2id       | —                    |
+//! | [`store`]  | append-only files written off the loop      | —                    |
+pub mod accounts;
+pub mod chat;
 pub mod config;
 pub mod echo;
 pub mod site;
+pub mod store;

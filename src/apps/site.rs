@@ -80,7 +80,12 @@ pub fn build(config: &Config) -> io::Result<Site> {
     let mut app = Application::new(settings)?;
     let metrics = Metrics::default();
 
-    app.route("/", IndexPage);
+    let accounts = super::accounts::Accounts::open(config.data_dir.as_deref())?;
+    let chat = super::chat::Chat::new(super::chat::ChatOptions::from_config(config))?;
+    super::accounts::handlers::mount(&mut app, &accounts);
+    super::chat::handlers::mount(&mut app, &chat, &accounts);
+    accounts.register_metrics(&metrics);
+    chat.register_metrics(&metrics);
     app.route("/hello", Hello);
     app.route("/healthz", Healthz);
     app.route(
@@ -109,6 +114,9 @@ pub fn build(config: &Config) -> io::Result<Site> {
 fn cookie_secret(config: &Config) -> io::Result<Vec<u8>> {
     if let Some(s) = &config.cookie_secret {
         return Ok(s.as_bytes().to_vec());
+    }
+    if let Some(dir) = &config.data_dir {
+        return super::store::load_or_create_secret(dir);
     }
     let mut secret = vec![0u8; 32];
     // Without randomness no secret is safe: refuse to start.
@@ -152,15 +160,6 @@ fn register_core_metrics(metrics: &Metrics, stats: Rc<ServerStats>) {
             ioloop.timer_count(),
         );
     });
-}
-
-/// `GET /`: what this server offers (the chat replaces it as `/` later).
-struct IndexPage;
-
-impl RequestHandler for IndexPage {
-    fn get(&self, cx: &Ctx) -> HandlerResult {
-        cx.render("index.html", serde_json::json!({}))
-    }
 }
 
 /// `GET /hello`: the 13-byte body the benchmarks compare.
