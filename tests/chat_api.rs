@@ -24,19 +24,19 @@ fn rooms_are_isolated() {
 
     let in_red = post(&mut alice, "red", "for red only");
     let got = read_response(&mut alice_wait);
-    assert_eq!(got.message_ids(), [in_red.clone()]);
+    assert_eq!(got.message_ids(), std::slice::from_ref(&in_red));
     assert_eq!(got.json()["messages"][0]["from"], "alice");
     // Bob is still waiting: the red message did not reach the blue room.
     server.wait_metric("squall_chat_waiters", 1.0);
     let in_blue = post(&mut bob, "blue", "for blue only");
     assert_eq!(
         read_response(&mut bob_wait).message_ids(),
-        [in_blue.clone()]
+        std::slice::from_ref(&in_blue)
     );
 
     // Catching up without a cursor: each room has only its own message.
     let r = bob.post("/a/message/updates", &[("room", "blue")]);
-    assert_eq!(r.message_ids(), [in_blue.clone()]);
+    assert_eq!(r.message_ids(), std::slice::from_ref(&in_blue));
     let page = bob.get("/room/blue").text();
     assert!(page.contains(&format!("id=\"m{in_blue}\"")));
     assert!(!page.contains(&in_red));
@@ -65,7 +65,10 @@ fn cursor_catch_up_and_wait() {
     );
     server.wait_metric("squall_chat_waiters", 1.0);
     let m4 = post(&mut c, "cur", "m4");
-    assert_eq!(read_response(&mut waiting).message_ids(), [m4.clone()]);
+    assert_eq!(
+        read_response(&mut waiting).message_ids(),
+        std::slice::from_ref(&m4)
+    );
     server.wait_metric("squall_chat_waiters", 0.0);
 
     // The default room is the lobby (Tornado's chat.js sends no room).
@@ -146,7 +149,7 @@ fn a_thousand_waiters_all_receive_one_message() {
             r.header("Content-Type"),
             Some("application/json; charset=UTF-8")
         );
-        assert_eq!(r.message_ids(), [id.clone()]);
+        assert_eq!(r.message_ids(), std::slice::from_ref(&id));
         bodies.insert(r.body);
     }
     // Built once: every waiter got the very same bytes.
