@@ -56,10 +56,10 @@ impl MessageBuffer {
         id
     }
 
-    /// Forget a parked waiter (its client went away). No-op if it was
-    /// already answered.
-    pub fn cancel_wait(&mut self, id: WaiterId) {
-        self.waiters.remove(&id);
+    /// Take a parked waiter out (its client went away); `None` if it was
+    /// already answered. The caller drops it after letting go of the buffer.
+    pub fn cancel_wait(&mut self, id: WaiterId) -> Option<Waiter> {
+        self.waiters.remove(&id)
     }
 
     /// Cache `message` and hand back every parked waiter, for the caller to
@@ -160,7 +160,7 @@ mod tests {
                 got.borrow_mut().push((n, body.to_vec()))
             })));
         }
-        b.cancel_wait(ids[1]);
+        assert!(b.cancel_wait(ids[1]).is_some());
         assert_eq!(b.waiter_count(), 2);
         let m = message("x");
         let body = messages_json([&m]);
@@ -173,7 +173,7 @@ mod tests {
         seen.sort();
         assert_eq!(seen, [0, 2]);
         // A stale id cancels nothing.
-        b.cancel_wait(ids[0]);
+        assert!(b.cancel_wait(ids[0]).is_none());
         assert_eq!(messages_json(std::iter::empty()), br#"{"messages":[]}"#);
     }
 }

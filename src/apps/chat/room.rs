@@ -147,7 +147,10 @@ impl Room {
 
     /// Forget a parked waiter (its client disconnected): O(1).
     pub fn cancel_wait(&self, id: WaiterId) {
-        self.inner.buffer.borrow_mut().cancel_wait(id);
+        let waiter = self.inner.buffer.borrow_mut().cancel_wait(id);
+        // Dropped after the borrow ends: it owns a Ctx, whose drop may run
+        // framework code.
+        drop(waiter);
     }
 
     /// Call `callback` with every message posted from now on, until the
