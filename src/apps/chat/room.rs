@@ -248,3 +248,91 @@ impl Drop for Subscription {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn room(name: &str, max_body_bytes: usize) -> Room {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates");
+        Room::new(
+            name,
+            Rc::new(Shared {
+                template: MessageTemplate::new(dir, false),
+                history: None,
+                max_body_bytes,
+                posted: Cell::new(0),
+            }),
+        )
+    }
+
+    #[test]
+    fn subscribers_get_every_message_until_dropped() {
+        let r = room("subs", 100);
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let log = Rc::clone(&seen);
+        let sub = r.subscribe(move |m| log.borrow_mut().push(m.body.clone()));
+        assert_eq!(r.subscriber_count(), 1);
+        let m = r.post_message("ann", "  one  ").expect("posted");
+        assert_eq!(m.body, "one");
+        drop(sub);
+        assert_eq!(r.subscriber_count(), 0);
+        r.post_message("ann", "two").expect("posted");
+        assert_eq!(*seen.borrow(), ["one"]);
+        assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn bodies_are_checked() {
+        let r = room("limits", 5);
+        assert_eq!(r.post_message("a", " \n ").err(), Some(MessageError::Empty));
+        assert_eq!(
+            r.post_message("a", "123456").err(),
+            Some(MessageError::TooLong { max: 5 })
+        );
+        assert!(r.post_message("a", "12345").is_ok());
+        assert!(r.post_message("a", "ééé").is_err(), "bytes, not characters");
+    }
+
+    #[test]
+    fn callbacks_may_reenter_the_room() {
+        // A waiter that parks again and a subscriber that replies, both
+        // called during one post: no RefCell borrow may be held then.
+        let r = room("reenter", 100);
+        let answers = Rc::new(Cell::new(0));
+        let (r2, n) = (r.clone(), Rc::clone(&answers));
+        let parked = r.wait_for_messages(None, move |body| {
+            n.set(n.get() + 1);
+            assert!(body.starts_with(br#"{"messages":["#));
+            let m = r2.messages().last().map(|m| m.id.clone());
+            assert!(r2.wait_for_messages(m.as_deref(), |_| {}).is_some());
+        });
+        assert!(parked.is_some());
+        let r3 = r.clone();
+        let _sub = r.subscribe(move |m| {
+            if m.from != "bot" {
+                r3.post_message("bot", "echo").expect("reply");
+            }
+        });
+        r.post_message("ann", "hi").expect("posted");
+        assert_eq!(answers.get(), 1);
+        let bodies: Vec<String> = r.messages().iter().map(|m| m.body.clone()).collect();
+        assert_eq!(bodies, ["hi", "echo"]);
+        // The re-parked waiter got "echo" (one-shot, then gone).
+        assert_eq!(r.waiter_count(), 0);
+    }
+
+    #[test]
+    fn cancel_is_o1_and_idempotent() {
+        let r = room("cancel", 100);
+        let id = r
+            .wait_for_messages(None, |_| panic!("cancelled"))
+            .expect("parked");
+        assert_eq!(r.waiter_count(), 1);
+        r.cancel_wait(id);
+        r.cancel_wait(id);
+        assert_eq!(r.waiter_count(), 0);
+        r.post_message("a", "nobody waits").expect("posted");
+    }
+}
