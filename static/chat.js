@@ -83,6 +83,7 @@ const chat = {
       .send({ body: body, room: this.room })
       .then((message) => {
         this.input.value = "";
+        if (document.querySelector("#status.error")) this.setStatus("");
         this.showMessage(message);
         this.scrollToEnd();
       })
