@@ -317,3 +317,27 @@ fn next_is_followed_only_when_local() {
         );
     }
 }
+
+#[test]
+fn the_go_to_room_form_redirects() {
+    let server = Server::start(&[]);
+    let mut c = Client::user(&server, "kim");
+    for (name, location) in [
+        ("General", "/room/general"),
+        ("lobby", "/"),
+        ("a-b_1", "/room/a-b_1"),
+    ] {
+        let r = c.get(&format!("/room?name={name}"));
+        assert_eq!(
+            (r.status, r.header("Location")),
+            (302, Some(location)),
+            "{name}"
+        );
+    }
+    assert_eq!(c.get("/room?name=no%20spaces").status, 404);
+    assert_eq!(c.get("/room").status, 400);
+    // The page of a room made this way lists it in the sidebar.
+    let page = c.get("/room/general").text();
+    assert!(page.contains("href=\"/room/general\""));
+    assert!(page.contains("data-room=\"general\""));
+}
