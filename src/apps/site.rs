@@ -82,7 +82,12 @@ pub fn build(config: &Config) -> io::Result<Site> {
     let mut app = Application::new(settings)?;
     let metrics = Metrics::default();
 
-    app.route("/", IndexPage);
+    let accounts = super::accounts::Accounts::open(config.data_dir.as_deref())?;
+    let chat = super::chat::Chat::new(super::chat::ChatOptions::from_config(config))?;
+    super::accounts::handlers::mount(&mut app, &accounts);
+    super::chat::handlers::mount(&mut app, &chat, &accounts);
+    accounts.register_metrics(&metrics);
+    chat.register_metrics(&metrics);
     app.route("/hello", Hello);
     let draining = super::shutdown::Draining::default();
     app.route(
@@ -138,40 +143,16 @@ fn cookie_secret(config: &Config) -> io::Result<Vec<u8>> {
         return Ok(s.as_bytes().to_vec());
     }
     if let Some(dir) = &config.data_dir {
-        let path = dir.join("cookie_secret");
-        match std::fs::read_to_string(&path) {
-            Ok(s) if s.trim().len() >= 32 => return Ok(s.trim().as_bytes().to_vec()),
-            Ok(_) => return Err(io::Error::other(format!("{} is too short", path.display()))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        let secret = random_hex(32)?;
-        std::fs::create_dir_all(dir)?;
-        write_private(&path, secret.as_bytes())?;
-        log::info!("created a cookie secret in {}", path.display());
-        return Ok(secret.into_bytes());
+        return super::store::load_or_create_secret(dir);
     }
-    log::warn!("no --cookie-secret or --data-dir: using a random secret, so logins end when the server restarts");
-    Ok(random_hex(32)?.into_bytes())
-}
-
-/// `bytes` random bytes as hex. Without randomness no secret is safe, so
-/// this fails rather than falls back.
-fn random_hex(bytes: usize) -> io::Result<String> {
-    let mut raw = vec![0u8; bytes];
-    getrandom::fill(&mut raw)
-        .map_err(|e| io::Error::other(format!("no randomness for a secret: {e}")))?;
-    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// Create `path` readable by its owner only, and write `data`.
-fn write_private(path: &std::path::Path, data: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(data)
+    let mut secret = vec![0u8; 32];
+    // Without randomness no secret is safe: refuse to start.
+    getrandom::fill(&mut secret)
+        .map_err(|e| io::Error::other(format!("cannot generate a cookie secret: {e}")))?;
+    log::warn!(
+        "no --cookie-secret given: using a random one, so logins end when the server restarts"
+    );
+    Ok(secret)
 }
 
 fn register_core_metrics(metrics: &Metrics, stats: Rc<ServerStats>) {
@@ -206,15 +187,6 @@ fn register_core_metrics(metrics: &Metrics, stats: Rc<ServerStats>) {
             ioloop.timer_count(),
         );
     });
-}
-
-/// `GET /`: what this server offers (the chat replaces it as `/` later).
-struct IndexPage;
-
-impl RequestHandler for IndexPage {
-    fn get(&self, cx: &Ctx) -> HandlerResult {
-        cx.render("index.html", serde_json::json!({}))
-    }
 }
 
 /// `GET /hello`: the 13-byte body the benchmarks compare.

@@ -323,6 +323,31 @@ impl Ctx {
         self.finish();
     }
 
+    /// Finish with a JSON body serialized beforehand, sent as it is: no
+    /// serializing, no ETag, no gzip. For fan-out — one long-poll answer
+    /// built once and written to thousands of waiters — where per-response
+    /// work would cost N encodings instead of N copies. Anything already
+    /// written with [`write`](Self::write) is discarded.
+    pub fn finish_json_bytes(&self, json: &[u8]) {
+        let mut resp = self.inner.response.borrow_mut();
+        let resp = &mut *resp;
+        if resp.finished || resp.headers_flushed {
+            log::error!(
+                "finish_json_bytes() after finish() or flush() on {}",
+                self.inner.request.uri
+            );
+            return;
+        }
+        resp.finished = true;
+        resp.buffer.clear();
+        resp.headers
+            .set("Content-Type", "application/json; charset=UTF-8");
+        if let Some(mut responder) = resp.responder.take() {
+            responder.write_headers(resp.status, &resp.headers, json, true);
+        }
+        self.inner.close_callbacks.borrow_mut().clear();
+    }
+
     /// True once the response is finished.
     pub fn finished(&self) -> bool {
         self.inner.response.borrow().finished
