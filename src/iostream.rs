@@ -628,6 +628,17 @@ impl IOStream {
         close_inner(&mut st, StreamError::Closed);
     }
 
+    /// Hand queued bytes to the kernel now instead of at the end of this
+    /// loop iteration. For writes that know no more bytes for this stream
+    /// are coming in this pass (a long-poll answer during a fan-out to
+    /// thousands), so the first answers leave while the rest are built.
+    pub fn flush_now(&self) {
+        let mut st = self.inner.borrow_mut();
+        if st.closed.is_none() && !st.write_blocked && st.write_buf.len > 0 {
+            flush(&mut st);
+        }
+    }
+
     /// Close once every queued byte has been sent (or at once if none are).
     /// Until then the stream keeps itself alive, so the handles may be
     /// dropped right after this call without cutting the bytes short.

@@ -380,6 +380,15 @@ fn forwarded_ip(headers: &crate::httputil::HTTPHeaders) -> Option<IpAddr> {
 pub(crate) fn response_finished(conn: &Rc<Conn>, keep_alive: bool) {
     let cb = conn.close_callback.borrow_mut().take();
     drop(cb);
+    if !conn.in_dispatch.get() {
+        // Finished later (a long-poll woken by a message, a timer): no
+        // pipelined request of this connection will add to these bytes in
+        // this pass, so send them now rather than at the end of the
+        // iteration — in a fan-out to thousands the first answers leave
+        // while the others are still being built. Responses finished during
+        // dispatch keep coalescing: that is what makes pipelining cheap.
+        conn.stream.flush_now();
+    }
     if keep_alive && !conn.stream.closed() {
         *conn.state.borrow_mut() = State::ReadingHead;
         conn.waiting_since.set(Instant::now());
