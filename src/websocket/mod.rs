@@ -65,12 +65,21 @@
 //! Not supported: extensions (permessage-deflate; RSV bits are refused) and
 //! sending fragmented messages via [`Message`] (use [`frame::encode_frame`]).
 
+pub mod client;
 pub mod close;
+pub mod connection;
 pub mod frame;
+pub mod handler;
 pub mod handshake;
 pub mod message;
 mod utf8;
 
+pub use client::{websocket_connect, ConnectError, ConnectOptions};
 pub use close::ProtocolError;
+pub use connection::{
+    live_connections, open_connections, ConnState, WebSocket, WebSocketClosedError,
+    WebSocketOptions,
+};
 pub use frame::{OpCode, Role};
+pub use handler::{RequestInfo, WebSocketHandler, WebSocketRoute};
 pub use message::{Message, MessageReader, DEFAULT_MAX_MESSAGE_SIZE};
