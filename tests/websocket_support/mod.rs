@@ -126,10 +126,15 @@ impl Events {
             .unwrap()
     }
 
-    /// Every opened connection got exactly one `on_close`, and nothing
-    /// happened to a connection after its `on_close`.
+    /// Wait until every opened connection got its `on_close`; then check
+    /// that each got exactly one, and nothing happened to a connection after
+    /// its `on_close`.
     pub fn assert_each_closed_once(&self) {
-        let events = self.all();
+        let events = self.wait_for("every connection's on_close", |evs| {
+            let opens = evs.iter().filter(|e| matches!(e, Ev::Open(_))).count();
+            let closes = evs.iter().filter(|e| matches!(e, Ev::Close(..))).count();
+            closes >= opens
+        });
         let opened: Vec<u64> = events
             .iter()
             .filter_map(|e| match e {
@@ -434,7 +439,7 @@ pub struct RawClient {
 impl RawClient {
     /// Connect and send `request` verbatim; return the client and the
     /// response head (up to the blank line).
-    pub fn request(addr: SocketAddr, request: &str) -> (RawClient, String) {
+    pub fn request(addr: SocketAddr, request: &[u8]) -> (RawClient, String) {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(GUARD)).unwrap();
         stream.set_nodelay(true).unwrap();
@@ -443,7 +448,7 @@ impl RawClient {
             buf: Vec::new(),
             response: String::new(),
         };
-        client.send(request.as_bytes());
+        client.send(request);
         let head = client.read_head();
         (client, head)
     }
@@ -458,7 +463,8 @@ impl RawClient {
 
     /// Connect to `path` and complete the handshake (asserts a 101).
     pub fn connect(addr: SocketAddr, path: &str) -> RawClient {
-        let (mut client, head) = RawClient::request(addr, &Self::upgrade_request(addr, path, ""));
+        let (mut client, head) =
+            RawClient::request(addr, Self::upgrade_request(addr, path, "").as_bytes());
         assert!(
             head.starts_with("HTTP/1.1 101 "),
             "handshake refused: {head}"
