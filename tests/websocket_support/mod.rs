@@ -441,6 +441,12 @@ impl RawClient {
     /// response head (up to the blank line).
     pub fn request(addr: SocketAddr, request: &[u8]) -> (RawClient, String) {
         let stream = TcpStream::connect(addr).expect("connect");
+        Self::request_over(stream, request)
+    }
+
+    /// Like [`RawClient::request`] over a socket the caller connected (to
+    /// set socket options first).
+    pub fn request_over(stream: TcpStream, request: &[u8]) -> (RawClient, String) {
         stream.set_read_timeout(Some(GUARD)).unwrap();
         stream.set_nodelay(true).unwrap();
         let mut client = RawClient {
@@ -508,6 +514,12 @@ impl RawClient {
                 return String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned();
             }
         }
+    }
+
+    /// The next `n` bytes (e.g. an HTTP body after [`RawClient::request`]).
+    pub fn read_exact(&mut self, n: usize) -> Vec<u8> {
+        assert!(self.fill(n), "EOF before {n} bytes");
+        self.take(n)
     }
 
     /// The next frame, or `None` at EOF.
