@@ -6,6 +6,8 @@
 //! | [`config`] | command-line options of the binary          | `options.py`         |
 //! | [`site`]   | the server: all apps, `/healthz`, `/metrics` | —                    |
 //! | [`echo`]   | line echo server (telnet / nc)              | `demos/tcpecho`      |
+//! | [`ws_echo`] | `/ws/echo`: WebSocket echo endpoint        | `maint/test/websocket` |
 pub mod config;
 pub mod echo;
 pub mod site;
+pub mod ws_echo;

@@ -339,10 +339,13 @@ impl WebSocket {
             .stream
             .set_close_callback(move || on_closed.step(Event::StreamClosed));
         ws.arm_ping_timer();
-        let handler = Rc::clone(&ws.inner.handler);
-        handler.open(&ws);
+        // Queued before `open` runs (so it still starts after it): even an
+        // `open` that panics leaves a connection that reads, and so notices
+        // when the peer goes.
         let reading = ws.clone();
         IOLoop::current().add_callback(move || read_loop(&reading));
+        let handler = Rc::clone(&ws.inner.handler);
+        handler.open(&ws);
         ws
     }
 
