@@ -16,7 +16,8 @@
 //!                           WebSocket::start(Role::Client): open(), frame loop
 //! ```
 //!
-//! After the handshake the connection is the same [`WebSocket`] as on the
+//! After the handshake the connection is the same
+//! [`WebSocket`](super::WebSocket) as on the
 //! server, with one difference: every frame we send is masked with a fresh
 //! random key (RFC 6455 §5.3), and frames we receive must not be.
 //! Only plain `ws://` is spoken (no TLS).
