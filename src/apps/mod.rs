@@ -1,16 +1,17 @@
 //! The demo applications and the `squall` server that mounts them, kept
 //! apart from the framework so a reader can see the framework without them.
 //!
-//! | module     | what it is                                  | Tornado original     |
-//! |------------|---------------------------------------------|----------------------|
-//! | [`config`] | command-line options of the binary          | `options.py`         |
-//! | [`site`]   | the server: all apps, `/healthz`, `/metrics` | —                    |
-//! | [`echo`]   | line echo server (telnet / nc)              | `demos/tcpecho`      |
-//! | [`cart`]   | live shopping cart (long-poll, WebSocket)   | book ch. 5           |
-//! | [`chat`]   | long-polling chat with rooms                | `demos/chat`         |
-//! | [`accounts`] | register / login / logout, Argon2id       | —                    |
-//! | [`store`]  | append-only files written off the loop      | —                    |
-//! | [`shutdown`] | SIGINT/SIGTERM: stop accepting, drain, stop | issue #1791          |
+//! | module       | what it is                                    | Tornado original       |
+//! |--------------|-----------------------------------------------|------------------------|
+//! | [`config`]   | command-line options of the binary            | `options.py`           |
+//! | [`site`]     | the server: all apps, `/healthz`, `/metrics`  | —                      |
+//! | [`chat`]     | long-polling + WebSocket chat with rooms      | `demos/chat`, `demos/websocket` |
+//! | [`accounts`] | register / login / logout, Argon2id           | —                      |
+//! | [`cart`]     | live shopping cart (long-poll, WebSocket)     | book ch. 5             |
+//! | [`store`]    | append-only files written off the loop        | —                      |
+//! | [`echo`]     | line echo server (telnet / nc)                | `demos/tcpecho`        |
+//! | [`ws_echo`]  | `/ws/echo`: WebSocket echo endpoint           | `maint/test/websocket` |
+//! | [`shutdown`] | SIGINT/SIGTERM: stop accepting, drain, stop   | issue #1791            |
 pub mod accounts;
 pub mod cart;
 pub mod chat;
@@ -19,3 +20,4 @@ pub mod echo;
 pub mod shutdown;
 pub mod site;
 pub mod store;
+pub mod ws_echo;

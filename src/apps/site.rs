@@ -15,6 +15,7 @@ use crate::http::{HTTPServer, ServerStats};
 use crate::ioloop::IOLoop;
 use crate::tcpserver::BindOptions;
 use crate::web::{Application, Ctx, HandlerResult, RequestHandler, Settings};
+use crate::websocket::WebSocketRoute;
 
 /// Something that appends Prometheus text lines to `/metrics`.
 pub type MetricsWriter = Box<dyn Fn(&mut String)>;
@@ -118,6 +119,13 @@ pub fn build(config: &Config) -> io::Result<Site> {
             "Parked /cart/status long-polls.",
             inventory.waiter_count(),
         );
+    });
+
+    app.route("/ws/echo", WebSocketRoute::new(super::ws_echo::WsEcho));
+    metrics.register(|out| {
+        let open = crate::websocket::open_connections();
+        let help = "Open WebSocket connections.";
+        write_metric(out, "squall_websocket_connections", "gauge", help, open);
     });
 
     let server = HTTPServer::new(config.http.clone(), app.into_callback());

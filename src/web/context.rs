@@ -125,6 +125,12 @@ impl Ctx {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every capture of the route pattern, `(name, value)` in pattern order
+    /// (for code that must copy them out, e.g. a WebSocket upgrade).
+    pub fn path_args(&self) -> &[(String, String)] {
+        &self.inner.path_args
+    }
+
     fn query_arguments(&self) -> &Arguments {
         self.inner
             .query_args

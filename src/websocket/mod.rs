@@ -1,21 +1,32 @@
-//! WebSocket protocol core (RFC 6455), sans-IO: bytes in, messages out;
-//! messages in, bytes out. No sockets, no clock, no randomness.
+//! WebSocket (RFC 6455): the protocol core, sans-IO (bytes in, messages
+//! out; messages in, bytes out: no sockets, no clock, no randomness), and
+//! the connection layer that runs it on an [`IOStream`](crate::iostream).
 //!
-//! Mirrors the protocol half of Tornado's `websocket.py`
-//! (`WebSocketProtocol13` and the handshake checks of `WebSocketHandler.get`).
-//! The half that owns an [`IOStream`](crate::iostream) (reading, writing,
-//! timers for the closing handshake and pings) is built on top of this
-//! module and is not part of it.
+//! Mirrors Tornado's `websocket.py`: the protocol half
+//! (`WebSocketProtocol13` and the handshake checks of
+//! `WebSocketHandler.get`) is the codec below; the half that owns a stream
+//! (reading, writing, timers for the closing handshake and pings) is
+//! [`connection`], with [`handler`] (server side, on the web layer's
+//! routes) and [`client`] (`websocket_connect`) on top. docs/websocket.md
+//! walks through all of it.
 //!
-//! | module        | what it is                                            | RFC 6455   |
-//! |---------------|-------------------------------------------------------|------------|
-//! | [`handshake`] | `Sec-WebSocket-Accept`, request and response checks   | §1.3, §4   |
-//! | [`frame`]     | frame header parser, push decoder, encoder, masking   | §5.1-§5.3  |
-//! | [`message`]   | [`MessageReader`]: frames → [`Message`]s, size limit  | §5.4-§5.6  |
-//! | [`close`]     | close codes, Close body, [`ProtocolError`]            | §5.5.1, §7 |
-//! | `utf8`        | incremental UTF-8 check for text spread over frames   | §8.1       |
+//! | module         | what it is                                            | RFC 6455   |
+//! |----------------|-------------------------------------------------------|------------|
+//! | [`handshake`]  | `Sec-WebSocket-Accept`, request and response checks   | §1.3, §4   |
+//! | [`frame`]      | frame header parser, push decoder, encoder, masking   | §5.1-§5.3  |
+//! | [`message`]    | [`MessageReader`]: frames → [`Message`]s, size limit  | §5.4-§5.6  |
+//! | [`close`]      | close codes, Close body, [`ProtocolError`]            | §5.5.1, §7 |
+//! | `utf8`         | incremental UTF-8 check for text spread over frames   | §8.1       |
+//! | [`connection`] | [`WebSocket`]: frame loop, closing handshake, pings, write bound | §5.5, §7 |
+//! | [`handler`]    | [`WebSocketHandler`] trait, [`WebSocketRoute`] (the upgrade) | §4.2 |
+//! | [`client`]     | [`websocket_connect`]: URL, connect, client handshake | §3, §4.1   |
 //!
-//! # Driving it from a connection
+//! `handler` is the one file that reaches up into the web layer (the route
+//! is a `RequestHandler` and reads the `Ctx`), as Tornado's
+//! `WebSocketHandler` subclasses `RequestHandler`; the codec, the
+//! connection and the client do not depend on it.
+//!
+//! # Driving the codec from a connection (what [`connection`] does)
 //!
 //! 1. **Handshake.** On a request for a WebSocket URL call
 //!    [`handshake::validate_request`]. On `Err(e)` answer `e.status` with
@@ -65,12 +76,21 @@
 //! Not supported: extensions (permessage-deflate; RSV bits are refused) and
 //! sending fragmented messages via [`Message`] (use [`frame::encode_frame`]).
 
+pub mod client;
 pub mod close;
+pub mod connection;
 pub mod frame;
+pub mod handler;
 pub mod handshake;
 pub mod message;
 mod utf8;
 
+pub use client::{websocket_connect, ConnectError, ConnectOptions};
 pub use close::ProtocolError;
+pub use connection::{
+    live_connections, open_connections, ConnState, WebSocket, WebSocketClosedError,
+    WebSocketOptions,
+};
 pub use frame::{OpCode, Role};
+pub use handler::{RequestInfo, WebSocketHandler, WebSocketRoute};
 pub use message::{Message, MessageReader, DEFAULT_MAX_MESSAGE_SIZE};
