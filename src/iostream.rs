@@ -322,6 +322,9 @@ struct StreamInner {
     flush_scheduled: bool,
     /// Close as soon as the write buffer is empty.
     close_when_flushed: bool,
+    /// Send FIN (shut down the write half) as soon as the write buffer is
+    /// empty.
+    shutdown_when_flushed: bool,
     /// Set by `close_when_flushed` while bytes are queued: the stream holds
     /// itself so that dropping every handle does not cut the reply short.
     /// Cleared by `close_inner`, which breaks the cycle.
@@ -397,6 +400,7 @@ impl IOStream {
                 write_blocked: connect_callback.is_some(),
                 flush_scheduled: false,
                 close_when_flushed: false,
+                shutdown_when_flushed: false,
                 keep_alive: None,
                 close_callback: None,
                 connect_callback,
@@ -677,9 +681,11 @@ impl IOStream {
     /// Shut down the write half (send FIN) once queued bytes are sent; used
     /// by clients that signal the end of a request by closing their side.
     pub fn shutdown_write(&self) {
-        let st = self.inner.borrow();
-        if let Some(Socket::Tcp(s)) = &st.socket {
-            let _ = s.shutdown(Shutdown::Write);
+        let mut st = self.inner.borrow_mut();
+        if st.write_buf.len == 0 {
+            shutdown_socket_write(&st);
+        } else {
+            st.shutdown_when_flushed = true;
         }
     }
 }
@@ -1091,9 +1097,20 @@ fn flush(st: &mut StreamInner) {
         if st.write_buf.chunks.capacity() > 16 {
             st.write_buf.chunks = std::collections::VecDeque::new();
         }
+        if st.shutdown_when_flushed {
+            st.shutdown_when_flushed = false;
+            shutdown_socket_write(st);
+        }
         if st.close_when_flushed {
             close_inner(st, StreamError::Closed);
         }
+    }
+}
+
+/// Send FIN: no more bytes from us (the read half stays open).
+fn shutdown_socket_write(st: &StreamInner) {
+    if let Some(Socket::Tcp(s)) = &st.socket {
+        let _ = s.shutdown(Shutdown::Write);
     }
 }
 

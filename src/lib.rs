@@ -15,7 +15,7 @@
 //! | [`http`]      | HTTP/1.1 connection state machine, server    | `http1connection.py`, `httpserver.py` |
 //! | [`escape`]    | HTML/JSON/URL escaping, linkify              | `escape.py`           |
 //! | [`web`]       | Application, RequestHandler, cookies, XSRF   | `web.py`              |
-//! | [`websocket`] | RFC 6455 codec: frames, messages, handshake  | `websocket.py`        |
+//! | [`websocket`] | RFC 6455: codec, connection, handler, client | `websocket.py`        |
 //! | [`apps`]      | the demo apps (echo, chat, cart, ...)        | `demos/`              |
 pub mod ioloop;
 pub mod iostream;

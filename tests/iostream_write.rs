@@ -287,3 +287,30 @@ fn dropping_the_last_handle_closes_the_socket_and_frees_its_handler() {
     assert_eq!(after, baseline);
     assert_eq!(peer_read.take(), Some(Ok(0)));
 }
+
+#[test]
+fn shutdown_write_sends_fin_only_after_the_queued_bytes() {
+    const SIZE: usize = 4 << 20;
+    let reader = slot();
+    let keep = slot();
+    run_loop(|_| {
+        let (stream, client) = stream_pair();
+        *keep.borrow_mut() = Some(stream.clone());
+        // Reads until EOF: it must see every byte first, then the FIN.
+        *reader.borrow_mut() = Some(slow_reader(client, None));
+        let data: Vec<u8> = (0..SIZE).map(pattern).collect();
+        stream.write(data).expect("write");
+        stream.shutdown_write();
+        // More than the kernel takes at once is still queued here.
+        assert!(
+            stream.write_buffer_len() > 0,
+            "the test needs bytes still queued"
+        );
+        let s = stream.clone();
+        wait_until(move || s.write_buffer_len() == 0, stop);
+    });
+    let handle = reader.borrow_mut().take().expect("reader started");
+    let (total, intact) = handle.join().expect("reader thread");
+    assert_eq!(total, SIZE, "every byte arrives before the FIN");
+    assert!(intact);
+}
