@@ -43,7 +43,9 @@
 //!   a read is next asked for. Writes go until `WouldBlock`, then wait for the
 //!   writable edge.
 //! * **Bytes are never lost.** Data that arrives before a read is asked for
-//!   stays in the read buffer for the next read.
+//!   stays in the read buffer for the next read — also when the peer closes
+//!   cleanly right after sending it: reads after the EOF are served from
+//!   the buffer first, and only then fail with [`StreamError::Closed`].
 //! * **Everything is bounded.** The read buffer stops growing at
 //!   `max_buffer_size` (a read that cannot be met within it fails with
 //!   [`StreamError::BufferFull`]); `read_until`'s `max_bytes` fails with
@@ -505,7 +507,11 @@ impl IOStream {
                     close_inner(&mut st, err);
                     return Some(Ok(data));
                 }
-                close_inner(&mut st, err.clone());
+                if err == StreamError::Closed {
+                    close_at_eof(&mut st);
+                } else {
+                    close_inner(&mut st, err.clone());
+                }
                 return Some(Err(err));
             }
         }
@@ -906,10 +912,29 @@ fn handle_read(st: &mut StreamInner) {
                 }
             }
         }
-        if !matches!(err, StreamError::Closed) {
+        if err == StreamError::Closed {
+            close_at_eof(st);
+        } else {
             log::debug!("{:?}: read error: {err}", st.peer);
+            close_inner(st, err);
         }
-        close_inner(st, err);
+    }
+}
+
+/// The peer closed cleanly (EOF). Close, but keep the bytes already
+/// buffered so that later reads can still drain them, as in Tornado, where
+/// a read is served from the buffer before the closed check. A response
+/// whose body arrives together with the server's FIN needs this: its head
+/// is read first, its body by the next read. The bytes are freed when the
+/// last handle drops (bounded by `max_buffer_size` like any buffer).
+fn close_at_eof(st: &mut StreamInner) {
+    try_satisfy_read(st);
+    let buf = std::mem::take(&mut st.read_buf);
+    let pos = st.read_pos;
+    close_inner(st, StreamError::Closed);
+    if pos < buf.len() {
+        st.read_buf = buf;
+        st.read_pos = pos;
     }
 }
 
@@ -963,10 +988,17 @@ fn try_satisfy_read(st: &mut StreamInner) -> bool {
     }
 }
 
-/// Fail the pending read because the stream is closed.
+/// Fail the pending read because the stream is closed — except a
+/// `read_until_close` after a clean close, which gets what is left.
 fn close_pending_read(st: &mut StreamInner) {
-    if let Some((_, cb)) = st.read.take() {
+    if let Some((target, cb)) = st.read.take() {
         let err = st.closed.clone().unwrap_or(StreamError::Closed);
+        if target == ReadTarget::UntilClose && err == StreamError::Closed {
+            let n = st.read_buf.len() - st.read_pos;
+            let data = consume(st, n);
+            st.ioloop.add_callback(move || cb(Ok(data)));
+            return;
+        }
         st.ioloop.add_callback(move || cb(Err(err)));
     }
 }
