@@ -6,6 +6,8 @@
 //! | [`config`] | command-line options of the binary          | `options.py`         |
 //! | [`site`]   | the server: all apps, `/healthz`, `/metrics` | —                    |
 //! | [`echo`]   | line echo server (telnet / nc)              | `demos/tcpecho`      |
+//! | [`upstream`] | async-vs-blocking tweet-rate demo         | book ch. 5           |
 pub mod config;
 pub mod echo;
 pub mod site;
+pub mod upstream;

@@ -90,6 +90,11 @@ pub fn build(config: &Config) -> io::Result<Site> {
         },
     );
 
+    IOLoop::current().set_executor_threads(config.worker_threads);
+    if let Err(e) = super::upstream::start(&mut app, config.address, config.upstream_delay_ms) {
+        log::error!("the /rate demo is off: cannot start its upstream server: {e}");
+    }
+
     let server = HTTPServer::new(config.http.clone(), app.into_callback());
     register_core_metrics(&metrics, server.stats());
     let bind = BindOptions {
