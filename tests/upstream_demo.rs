@@ -52,8 +52,9 @@ fn read_response(mut s: TcpStream) -> std::io::Result<(u16, String)> {
     Ok((status, body))
 }
 
-/// An upstream that accepts one request, says so, and answers only when
-/// released; `answers` counts the answers it started to send.
+/// An upstream that takes `n` connections one after another: for each, it
+/// reads the request, says so on `accepted`, and answers only when
+/// released. `answers` counts the answers it started to send.
 struct HeldUpstream {
     base: String,
     accepted: Receiver<()>,
@@ -61,7 +62,7 @@ struct HeldUpstream {
     answers: Arc<AtomicUsize>,
 }
 
-fn held_upstream() -> HeldUpstream {
+fn held_upstream(n: usize) -> HeldUpstream {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let (accepted_tx, accepted) = mpsc::channel();
@@ -69,25 +70,27 @@ fn held_upstream() -> HeldUpstream {
     let answers = Arc::new(AtomicUsize::new(0));
     let count = Arc::clone(&answers);
     thread::spawn(move || {
-        let Ok((mut sock, _)) = listener.accept() else {
-            return;
-        };
-        let mut reader = BufReader::new(sock.try_clone().expect("clone"));
-        let mut line = String::new();
-        while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-            line.clear();
+        for _ in 0..n {
+            let Ok((mut sock, _)) = listener.accept() else {
+                return;
+            };
+            let mut reader = BufReader::new(sock.try_clone().expect("clone"));
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let _ = accepted_tx.send(());
+            if release_rx.recv_timeout(GUARD).is_err() {
+                return;
+            }
+            let body = fake_search("held").to_string();
+            count.fetch_add(1, Ordering::SeqCst);
+            let _ = write!(
+                sock,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
         }
-        let _ = accepted_tx.send(());
-        if release_rx.recv_timeout(GUARD).is_err() {
-            return;
-        }
-        let body = fake_search("held").to_string();
-        count.fetch_add(1, Ordering::SeqCst);
-        let _ = write!(
-            sock,
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
     });
     HeldUpstream {
         base,
@@ -150,7 +153,7 @@ fn rate_request(addr: SocketAddr, route: &str) -> Receiver<std::io::Result<(u16,
 }
 
 fn assert_loop_stays_free(route: &str) {
-    let upstream = held_upstream();
+    let upstream = held_upstream(1);
     let addr = start_app(&upstream);
     let rate = rate_request(addr, route);
     upstream
@@ -187,7 +190,7 @@ fn offload_route_does_not_block_the_loop() {
 
 #[test]
 fn blocking_route_blocks_the_loop() {
-    let upstream = held_upstream();
+    let upstream = held_upstream(1);
     let addr = start_app(&upstream);
     let rate = rate_request(addr, "blocking");
     upstream
@@ -226,6 +229,63 @@ fn blocking_route_blocks_the_loop() {
         .expect("ping finished")
         .expect("ping response");
     assert_eq!((status, body.as_str()), (200, "answers=1"));
+}
+
+/// Two blocking requests handled in one loop iteration (they arrive while
+/// the loop is blocked by a third): the first one's response leaves before
+/// the second one blocks the loop again. squall flushes writes at the end
+/// of an iteration; the blocking client runs that flush before it blocks.
+#[test]
+fn blocking_route_sends_each_response_before_blocking_again() {
+    let upstream = held_upstream(3);
+    let addr = start_app(&upstream);
+    let accepted = |what: &str| {
+        upstream
+            .accepted
+            .recv_timeout(GUARD)
+            .unwrap_or_else(|_| panic!("{what} reached the upstream"));
+    };
+    let x = rate_request(addr, "blocking");
+    accepted("X");
+    // The loop is blocked in X's fetch. A and B connect and send their
+    // requests now, so the loop will accept both in one batch.
+    let (sent_tx, sent_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel();
+    for _ in 0..2 {
+        let (sent_tx, done_tx) = (sent_tx.clone(), done_tx.clone());
+        thread::spawn(move || {
+            let result = TcpStream::connect(addr).and_then(|mut s| {
+                s.set_read_timeout(Some(GUARD))?;
+                s.write_all(
+                    b"GET /rate/blocking?q=ab HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                )?;
+                let _ = sent_tx.send(());
+                read_response(s)
+            });
+            let _ = done_tx.send(result);
+        });
+    }
+    for _ in 0..2 {
+        sent_rx.recv_timeout(GUARD).expect("A/B sent");
+    }
+    upstream.release.send(()).expect("release X");
+    assert_eq!(
+        x.recv_timeout(GUARD).expect("X").expect("X response").0,
+        200
+    );
+    accepted("the first of A and B");
+    upstream.release.send(()).expect("release the first");
+    accepted("the second of A and B");
+    // The loop is blocked again, in the second fetch. The first response
+    // must be out already, not held back until the second is done:
+    let first = done_rx
+        .recv_timeout(GUARD)
+        .expect("a finished response was held back while the loop blocked again");
+    assert_eq!(first.expect("first response").0, 200);
+    assert_eq!(upstream.answers.load(Ordering::SeqCst), 2);
+    upstream.release.send(()).expect("release the second");
+    let second = done_rx.recv_timeout(GUARD).expect("second");
+    assert_eq!(second.expect("second response").0, 200);
 }
 
 /// The whole server as the binary builds it: its own upstream thread,

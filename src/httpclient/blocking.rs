@@ -12,6 +12,11 @@
 //! the upstream takes. Use it in scripts, tests and worker threads
 //! ([`IOLoop::run_in_executor`]), never on a loop's thread.
 //!
+//! Before it blocks, `fetch` runs the calling loop's end-of-iteration hooks
+//! ([`IOLoop::run_end_of_iteration_now`]): squall flushes writes at the end
+//! of a loop iteration, so without this, responses finished earlier in the
+//! same iteration would wait behind the block too.
+//!
 //! While `fetch` runs, the private loop is this thread's *current* loop
 //! (so the streams it opens register with it), and the previous current
 //! loop is restored afterwards — even if a callback panics.
@@ -82,6 +87,14 @@ impl HTTPClient {
             return Err(HTTPClientError::InvalidRequest(
                 "HTTPClient::fetch called from inside its own loop".into(),
             ));
+        }
+        // About to block this thread. If it runs a loop, let the output
+        // that loop already produced this iteration leave first (its
+        // writes are flushed at the end of an iteration, which is now
+        // delayed by the block): finished responses are not held back.
+        let outer = IOLoop::current();
+        if outer.is_running() {
+            outer.run_end_of_iteration_now();
         }
         let _guard = CurrentGuard::enter(&self.ioloop);
         let slot: Rc<RefCell<Option<FetchResult>>> = Rc::new(RefCell::new(None));
