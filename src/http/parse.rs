@@ -207,7 +207,7 @@ fn body_framing(
     }
 }
 
-/// The `Transfer-Encoding` rules of [`body_framing`], for requests and
+/// The `Transfer-Encoding` rules of `body_framing`, for requests and
 /// responses alike: `Ok(true)` if the message is chunked, `Ok(false)` if it
 /// has no `Transfer-Encoding`; an error for `Transfer-Encoding` together with
 /// `Content-Length`, in an HTTP/1.0 message, or other than exactly `chunked`.
@@ -248,7 +248,7 @@ pub fn is_chunked(headers: &HTTPHeaders, version: Version) -> Result<bool, Parse
     Ok(true)
 }
 
-/// The `Content-Length` rules of [`body_framing`]: `1*DIGIT`, several values
+/// The `Content-Length` rules of `body_framing`: `1*DIGIT`, several values
 /// only if identical. `Ok(None)` if absent.
 pub fn content_length(headers: &HTTPHeaders) -> Result<Option<u64>, ParseError> {
     let mut length: Option<u64> = None;
