@@ -112,7 +112,10 @@ impl HTTPClient {
 
 impl Drop for HTTPClient {
     fn drop(&mut self) {
-        let _guard = CurrentGuard::enter(&self.ioloop);
+        // No CurrentGuard here: closing needs no current loop (streams and
+        // fetches know their loop), and a client kept in a thread-local is
+        // dropped while the thread's other thread-locals — the current loop
+        // among them — may already be gone.
         self.client.close();
     }
 }
