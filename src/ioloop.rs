@@ -27,6 +27,7 @@
 //!    I/O (Tornado 4.5 does the same).
 //! 2. Pop every timer whose deadline has passed into a list, before running
 //!    anything: a timer added by a callback in this pass cannot run in it.
+//!    (A timer in the list that is cancelled before its turn does not run.)
 //! 3. Run the counted callbacks, then the due timers.
 //! 4. Run the end-of-iteration hooks. This is Redis's `beforeSleep`: IOStream
 //!    uses it to write everything a pass produced in one `write` per socket.
@@ -215,8 +216,11 @@ impl Timers {
         None
     }
 
-    /// Remove and return the callbacks of every timer due at `now`, in order.
-    fn pop_due(&mut self, now: Instant, due: &mut Vec<Callback>) {
+    /// Pop every timer due at `now` off the heap, in order, as handles.
+    /// Their callbacks stay in `slots` until [`Timers::take_due`], so code
+    /// that runs earlier in the same pass can still cancel them (Tornado
+    /// checks `timeout.callback is not None` just before running each one).
+    fn pop_due(&mut self, now: Instant, due: &mut Vec<TimeoutHandle>) {
         while let Some(std::cmp::Reverse(top)) = self.heap.peek() {
             if top.deadline > now && self.is_live(top) {
                 break;
@@ -225,11 +229,23 @@ impl Timers {
                 break;
             };
             if self.is_live(&entry) {
-                let (_, cb) = self.slots.remove(entry.key);
-                due.push(cb);
+                due.push(TimeoutHandle {
+                    key: entry.key,
+                    seq: entry.seq,
+                });
             } else {
                 self.cancelled = self.cancelled.saturating_sub(1);
             }
+        }
+    }
+
+    /// The callback of a timer popped by `pop_due`, unless it was cancelled
+    /// since. (Such a cancel counted a heap entry that was already popped;
+    /// that only makes the next compaction come a little early.)
+    fn take_due(&mut self, handle: TimeoutHandle) -> Option<Callback> {
+        match self.slots.get(handle.key) {
+            Some((seq, _)) if *seq == handle.seq => Some(self.slots.remove(handle.key).1),
+            _ => None,
         }
     }
 }
@@ -644,7 +660,7 @@ impl IOLoop {
         }
         self.inner.running.set(true);
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
-        let mut due: Vec<Callback> = Vec::new();
+        let mut due: Vec<TimeoutHandle> = Vec::new();
         loop {
             // 1. Callbacks queued before this pass; later ones wait.
             let ncallbacks = self.inner.callbacks.borrow().len();
@@ -659,8 +675,13 @@ impl IOLoop {
                     None => break,
                 }
             }
-            for cb in due.drain(..) {
-                self.run_guarded(cb);
+            for handle in due.drain(..) {
+                // Taken one at a time: an earlier callback or timer of this
+                // pass may have cancelled it, and then it must not run.
+                let cb = self.inner.timers.borrow_mut().take_due(handle);
+                if let Some(cb) = cb {
+                    self.run_guarded(cb);
+                }
             }
             // 4. End-of-iteration hooks (write flushing).
             self.run_end_of_iteration();
@@ -884,5 +905,71 @@ impl PeriodicCallback {
 impl Drop for PeriodicCallback {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noop() -> Callback {
+        Box::new(|| {})
+    }
+
+    #[test]
+    fn cancelling_many_timers_compacts_the_heap() {
+        let mut timers = Timers::default();
+        let now = Instant::now();
+        let handles: Vec<TimeoutHandle> = (0..2000u64)
+            .map(|i| timers.add(now + Duration::from_millis(i), noop()))
+            .collect();
+        for h in &handles[..1500] {
+            assert!(timers.remove(*h).is_some());
+        }
+        assert_eq!(timers.slots.len(), 500);
+        // Compaction ran when cancellations passed 512 and half the heap,
+        // so far fewer than 1500 stale entries remain.
+        assert!(timers.heap.len() < 2000 - TIMER_COMPACT_THRESHOLD);
+        assert!(timers.cancelled <= TIMER_COMPACT_THRESHOLD + 1);
+        assert_eq!(timers.heap.len() - timers.cancelled, 500);
+        // The next deadline skips the stale entries.
+        assert_eq!(
+            timers.next_deadline(),
+            Some(now + Duration::from_millis(1500))
+        );
+    }
+
+    #[test]
+    fn pop_due_returns_live_timers_in_order_and_take_due_respects_cancels() {
+        let mut timers = Timers::default();
+        let now = Instant::now();
+        let late = timers.add(now + Duration::from_secs(60), noop());
+        let b = timers.add(now, noop());
+        let a = timers.add(now - Duration::from_millis(1), noop());
+        let cancelled = timers.add(now, noop());
+        assert!(timers.remove(cancelled).is_some());
+        let mut due = Vec::new();
+        timers.pop_due(now, &mut due);
+        assert_eq!(due, vec![a, b]);
+        // Cancelled after being popped: take_due no longer yields it.
+        assert!(timers.remove(b).is_some());
+        assert!(timers.take_due(a).is_some());
+        assert!(timers.take_due(b).is_none());
+        assert_eq!(timers.slots.len(), 1);
+        assert_eq!(timers.next_deadline(), Some(now + Duration::from_secs(60)));
+        assert!(timers.remove(late).is_some());
+        assert_eq!(timers.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_stale_handle_does_not_cancel_the_timer_that_reused_its_slot() {
+        let mut timers = Timers::default();
+        let now = Instant::now();
+        let old = timers.add(now, noop());
+        assert!(timers.remove(old).is_some());
+        let new = timers.add(now, noop());
+        assert_eq!(old.key, new.key);
+        assert!(timers.remove(old).is_none());
+        assert_eq!(timers.slots.len(), 1);
     }
 }

@@ -43,9 +43,8 @@
 //!   a read is next asked for. Writes go until `WouldBlock`, then wait for the
 //!   writable edge.
 //! * **Bytes are never lost.** Data that arrives before a read is asked for
-//!   stays in the read buffer for the next read — also when the peer closes
-//!   cleanly right after sending it: reads after the EOF are served from
-//!   the buffer first, and only then fail with [`StreamError::Closed`].
+//!   stays in the read buffer for the next read, even if the stream has
+//!   closed since (the peer may send its last lines and close at once).
 //! * **Everything is bounded.** The read buffer stops growing at
 //!   `max_buffer_size` (a read that cannot be met within it fails with
 //!   [`StreamError::BufferFull`]); `read_until`'s `max_bytes` fails with
@@ -56,8 +55,12 @@
 //!   to the client) are flushed.
 //! * **Dropping the last handle closes the socket.** The loop only holds a
 //!   weak reference; a pending read or write callback that captures the
-//!   stream keeps it alive, which is the normal case.
+//!   stream keeps it alive, which is the normal case. One exception:
+//!   after [`IOStream::close_when_flushed`] the stream keeps itself alive
+//!   until its bytes are out, so "write the reply, close when flushed, drop
+//!   the handle" sends the whole reply however slowly the peer reads.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
@@ -161,7 +164,9 @@ pub enum ReadTarget {
     /// Up to and including `delimiter`; fail if not found within `max_bytes`.
     Until {
         /// The bytes that end the read (included in the result).
-        delimiter: Vec<u8>,
+        /// Borrowed for the constant delimiters protocols use (`"\r\n\r\n"`),
+        /// so starting a read allocates nothing.
+        delimiter: Cow<'static, [u8]>,
         /// Most bytes (delimiter included) the result may have.
         max_bytes: Option<usize>,
     },
@@ -317,6 +322,10 @@ struct StreamInner {
     flush_scheduled: bool,
     /// Close as soon as the write buffer is empty.
     close_when_flushed: bool,
+    /// Set by `close_when_flushed` while bytes are queued: the stream holds
+    /// itself so that dropping every handle does not cut the reply short.
+    /// Cleared by `close_inner`, which breaks the cycle.
+    keep_alive: Option<Rc<RefCell<StreamInner>>>,
     /// Runs once when the stream closes.
     close_callback: Option<Box<dyn FnOnce()>>,
     /// Pending `connect` completion.
@@ -388,6 +397,7 @@ impl IOStream {
                 write_blocked: connect_callback.is_some(),
                 flush_scheduled: false,
                 close_when_flushed: false,
+                keep_alive: None,
                 close_callback: None,
                 connect_callback,
                 closed: None,
@@ -437,7 +447,7 @@ impl IOStream {
     ) {
         self.start_read(
             ReadTarget::Until {
-                delimiter: delimiter.to_vec(),
+                delimiter: Cow::Owned(delimiter.to_vec()),
                 max_bytes,
             },
             Box::new(callback),
@@ -494,7 +504,7 @@ impl IOStream {
             Found::NotYet => {}
         }
         if st.readable_pending && st.closed.is_none() && !st.read_failed {
-            let eof = read_to_buffer(&mut st, Some(target));
+            let eof = read_to_buffer(&mut st, Some(target), false);
             match find_read(&mut st, target) {
                 Found::Ready(n) => return Some(Ok(consume(&mut st, n))),
                 Found::Failed(e) => return Some(Err(fail_read(&mut st, e))),
@@ -507,15 +517,15 @@ impl IOStream {
                     close_inner(&mut st, err);
                     return Some(Ok(data));
                 }
-                if err == StreamError::Closed {
-                    close_at_eof(&mut st);
-                } else {
-                    close_inner(&mut st, err.clone());
-                }
+                close_inner(&mut st, err.clone());
                 return Some(Err(err));
             }
         }
         if let Some(err) = st.closed.clone() {
+            if *target == ReadTarget::UntilClose && err == StreamError::Closed {
+                let n = st.read_buf.len() - st.read_pos;
+                return Some(Ok(consume(&mut st, n)));
+            }
             return Some(Err(err));
         }
         None
@@ -610,19 +620,35 @@ impl IOStream {
     }
 
     /// Close now. Unsent bytes are dropped; a pending read gets
-    /// [`StreamError::Closed`] (or its data, if the buffer already meets it).
+    /// [`StreamError::Closed`] (or its data, if the buffer already meets it;
+    /// a `read_until_close` gets what is buffered). Unread bytes stay
+    /// readable.
     pub fn close(&self) {
         let mut st = self.inner.borrow_mut();
         close_inner(&mut st, StreamError::Closed);
     }
 
+    /// Hand queued bytes to the kernel now instead of at the end of this
+    /// loop iteration. For writes that know no more bytes for this stream
+    /// are coming in this pass (a long-poll answer during a fan-out to
+    /// thousands), so the first answers leave while the rest are built.
+    pub fn flush_now(&self) {
+        let mut st = self.inner.borrow_mut();
+        if st.closed.is_none() && !st.write_blocked && st.write_buf.len > 0 {
+            flush(&mut st);
+        }
+    }
+
     /// Close once every queued byte has been sent (or at once if none are).
+    /// Until then the stream keeps itself alive, so the handles may be
+    /// dropped right after this call without cutting the bytes short.
     pub fn close_when_flushed(&self) {
         let mut st = self.inner.borrow_mut();
         if st.write_buf.len == 0 {
             close_inner(&mut st, StreamError::Closed);
         } else {
             st.close_when_flushed = true;
+            st.keep_alive = st.me.upgrade();
         }
     }
 
@@ -815,7 +841,18 @@ fn fail_read(st: &mut StreamInner, err: StreamError) -> StreamError {
 /// once `target` is met and another chunk is already buffered beyond it (or
 /// with no read pending at all). Then `readable_pending` records that the
 /// kernel may hold more, because edge-triggered polling will not say so again.
-fn read_to_buffer(st: &mut StreamInner, target: Option<&ReadTarget>) -> Option<StreamError> {
+///
+/// A read that returns fewer bytes than asked for emptied the kernel's
+/// buffer, so we stop there instead of paying one more `read` just to see
+/// `WouldBlock`: with edge-triggered polling, bytes that arrive later raise
+/// a new event (nginx does the same). The exception is an event that said
+/// the peer closed (`peer_closed`): the FIN is already queued behind the
+/// data and will not raise another event, so then we read on until EOF.
+fn read_to_buffer(
+    st: &mut StreamInner,
+    target: Option<&ReadTarget>,
+    peer_closed: bool,
+) -> Option<StreamError> {
     thread_local! {
         /// One read buffer per thread: the kernel copies into it, and only the
         /// bytes actually received are appended to the stream's own buffer,
@@ -849,6 +886,10 @@ fn read_to_buffer(st: &mut StreamInner, target: Option<&ReadTarget>) -> Option<S
                 }
                 Ok(n) => {
                     st.read_buf.extend_from_slice(&scratch[..n]);
+                    if n < want && !peer_closed {
+                        st.readable_pending = false;
+                        return None;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     st.readable_pending = false;
@@ -892,49 +933,25 @@ fn handle_events(inner: &Rc<RefCell<StreamInner>>, ready: Ready) {
         if st.read_failed {
             return;
         }
-        handle_read(&mut st);
+        handle_read(&mut st, ready.hup);
     }
 }
 
 /// Readable: pull bytes in, then see whether the pending read is met.
-fn handle_read(st: &mut StreamInner) {
-    let target = st.read.as_ref().map(|(t, _)| t.clone());
-    let eof = read_to_buffer(st, target.as_ref());
+/// `peer_closed`: the event said the peer closed (see `read_to_buffer`).
+fn handle_read(st: &mut StreamInner, peer_closed: bool) {
+    // Take the pending read out while reading (no clone of its delimiter),
+    // and put it back before anything else can look at it.
+    let read = st.read.take();
+    let eof = read_to_buffer(st, read.as_ref().map(|(t, _)| t), peer_closed);
+    st.read = read;
     try_satisfy_read(st);
     if let Some(err) = eof {
-        // Give a pending read_until_close what there is, then close.
-        if let Some((ReadTarget::UntilClose, _)) = &st.read {
-            if err == StreamError::Closed {
-                if let Some((_, cb)) = st.read.take() {
-                    let n = st.read_buf.len() - st.read_pos;
-                    let data = consume(st, n);
-                    st.ioloop.add_callback(move || cb(Ok(data)));
-                }
-            }
-        }
-        if err == StreamError::Closed {
-            close_at_eof(st);
-        } else {
+        // A pending read_until_close gets what there is (close_pending_read).
+        if !matches!(err, StreamError::Closed) {
             log::debug!("{:?}: read error: {err}", st.peer);
-            close_inner(st, err);
         }
-    }
-}
-
-/// The peer closed cleanly (EOF). Close, but keep the bytes already
-/// buffered so that later reads can still drain them, as in Tornado, where
-/// a read is served from the buffer before the closed check. A response
-/// whose body arrives together with the server's FIN needs this: its head
-/// is read first, its body by the next read. The bytes are freed when the
-/// last handle drops (bounded by `max_buffer_size` like any buffer).
-fn close_at_eof(st: &mut StreamInner) {
-    try_satisfy_read(st);
-    let buf = std::mem::take(&mut st.read_buf);
-    let pos = st.read_pos;
-    close_inner(st, StreamError::Closed);
-    if pos < buf.len() {
-        st.read_buf = buf;
-        st.read_pos = pos;
+        close_inner(st, err);
     }
 }
 
@@ -949,28 +966,28 @@ fn try_inline_read(st: &mut StreamInner) {
         return;
     }
     if st.readable_pending && !st.read_failed {
-        handle_read(st);
+        handle_read(st, false);
     }
 }
 
 /// If the pending read is met (or can never be), take it and queue its
 /// callback. Returns true if the read is done.
 fn try_satisfy_read(st: &mut StreamInner) -> bool {
-    let Some((target, _)) = &st.read else {
+    let Some((target, cb)) = st.read.take() else {
         return false;
     };
-    let target = target.clone();
     match find_read(st, &target) {
-        Found::NotYet => false,
+        Found::NotYet => {
+            st.read = Some((target, cb));
+            false
+        }
         Found::Ready(n) => {
-            if let Some((_, cb)) = st.read.take() {
-                let data = consume(st, n);
-                st.ioloop.add_callback(move || cb(Ok(data)));
-            }
+            let data = consume(st, n);
+            st.ioloop.add_callback(move || cb(Ok(data)));
             true
         }
         Found::Failed(err) => {
-            if let Some((_, cb)) = st.read.take() {
+            {
                 let err = fail_read(st, err);
                 let ioloop = st.ioloop.clone();
                 let weak = st.me.clone();
@@ -988,8 +1005,9 @@ fn try_satisfy_read(st: &mut StreamInner) -> bool {
     }
 }
 
-/// Fail the pending read because the stream is closed — except a
-/// `read_until_close` after a clean close, which gets what is left.
+/// Finish the pending read because the stream is closed: a
+/// `read_until_close` gets what is buffered (the close is what it waited
+/// for; Tornado's `close` does the same), any other read gets the error.
 fn close_pending_read(st: &mut StreamInner) {
     if let Some((target, cb)) = st.read.take() {
         let err = st.closed.clone().unwrap_or(StreamError::Closed);
@@ -997,9 +1015,9 @@ fn close_pending_read(st: &mut StreamInner) {
             let n = st.read_buf.len() - st.read_pos;
             let data = consume(st, n);
             st.ioloop.add_callback(move || cb(Ok(data)));
-            return;
+        } else {
+            st.ioloop.add_callback(move || cb(Err(err)));
         }
-        st.ioloop.add_callback(move || cb(Err(err)));
     }
 }
 
@@ -1129,6 +1147,9 @@ fn close_inner(st: &mut StreamInner, why: StreamError) {
     // A read the buffer already satisfies gets its data first (Tornado).
     try_satisfy_read(st);
     st.closed = Some(why);
+    // Break the close_when_flushed self-reference. Never the last strong
+    // reference here: whoever borrowed `st` holds one.
+    let keep_alive = st.keep_alive.take();
     if let Some(mut socket) = st.socket.take() {
         let _ = st.ioloop.deregister(socket.source());
     }
@@ -1142,9 +1163,80 @@ fn close_inner(st: &mut StreamInner, why: StreamError) {
     }
     st.write_buf = WriteBuffer::default();
     st.write_callbacks.clear();
-    st.read_buf = Vec::new();
-    st.read_pos = 0;
+    // Unconsumed bytes stay readable: the peer may send its last lines and
+    // close at once, and a read asked for after that (say, in the callback
+    // of the read before) must still get them. Tornado keeps its read
+    // buffer on close too. They are freed with the stream.
+    if st.read_pos == st.read_buf.len() {
+        st.read_buf = Vec::new();
+        st.read_pos = 0;
+    }
     if let Some(cb) = st.close_callback.take() {
         st.ioloop.add_callback(cb);
+    }
+    drop(keep_alive);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_subslice_finds_the_first_match() {
+        assert_eq!(find_subslice(b"abc", b""), Some(0));
+        assert_eq!(find_subslice(b"", b"a"), None);
+        assert_eq!(find_subslice(b"abc", b"c"), Some(2));
+        assert_eq!(find_subslice(b"a\r\n\r\n", b"\r\n\r\n"), Some(1));
+        // A false start right before the real match.
+        assert_eq!(find_subslice(b"\r\n\r\r\n\r\n", b"\r\n\r\n"), Some(3));
+        assert_eq!(find_subslice(b"\r\n\r", b"\r\n\r\n"), None);
+        assert_eq!(find_subslice(b"abab", b"abab"), Some(0));
+        assert_eq!(find_subslice(b"aab", b"ab"), Some(1));
+        assert_eq!(find_subslice(b"ab", b"abc"), None);
+    }
+
+    #[test]
+    fn write_buffer_coalesces_small_writes_and_keeps_big_ones_apart() {
+        let mut wb = WriteBuffer::default();
+        wb.push(Vec::new());
+        assert_eq!((wb.len, wb.chunks.len()), (0, 0));
+        wb.push(b"ab".to_vec());
+        wb.push(b"cd".to_vec());
+        // Two small writes share a chunk.
+        assert_eq!(wb.chunks.len(), 1);
+        assert_eq!(wb.chunks[0], b"abcd");
+        // A big write gets its own chunk (no copy).
+        wb.push(vec![b'x'; COALESCE_BYTES]);
+        assert_eq!(wb.chunks.len(), 2);
+        // A small write after a big one joins it while it is under the cap.
+        wb.push(b"e".to_vec());
+        assert_eq!(wb.chunks.len(), 2);
+        assert_eq!(wb.len, 4 + COALESCE_BYTES + 1);
+    }
+
+    #[test]
+    fn write_buffer_stops_coalescing_into_a_full_chunk() {
+        let mut wb = WriteBuffer::default();
+        wb.push(vec![b'x'; EAGER_FLUSH_BYTES]);
+        wb.push(b"y".to_vec());
+        assert_eq!(wb.chunks.len(), 2);
+    }
+
+    #[test]
+    fn write_buffer_advance_walks_across_chunks() {
+        let mut wb = WriteBuffer::default();
+        wb.push(vec![1u8; COALESCE_BYTES]);
+        wb.push(vec![2u8; COALESCE_BYTES]);
+        wb.advance(10);
+        assert_eq!((wb.front_sent, wb.chunks.len()), (10, 2));
+        // Across the end of the first chunk into the second.
+        wb.advance(COALESCE_BYTES);
+        assert_eq!((wb.front_sent, wb.chunks.len()), (10, 1));
+        assert_eq!(wb.len, COALESCE_BYTES - 10);
+        // A small push appends to the partly sent front; front_sent holds.
+        wb.push(b"z".to_vec());
+        assert_eq!((wb.front_sent, wb.chunks.len()), (10, 1));
+        wb.advance(COALESCE_BYTES - 10 + 1);
+        assert_eq!((wb.len, wb.chunks.len(), wb.front_sent), (0, 0, 0));
     }
 }

@@ -1,6 +1,6 @@
 //! The `squall` binary: `squall` serves the demo apps, `squall echo` the
 //! line echo server. `squall --help` lists the options.
-use squall::apps::{config, echo, site};
+use squall::apps::{config, echo, shutdown, site};
 use squall::ioloop::IOLoop;
 
 fn main() {
@@ -30,8 +30,15 @@ fn main() {
                 for addr in &s.addrs {
                     log::info!("squall listening on http://{addr}/");
                 }
-                // The loop's accept handler owns the server from here on.
-                drop(s);
+                let server = s.server.clone();
+                if let Err(e) = shutdown::install(
+                    &ioloop,
+                    shutdown::DEFAULT_GRACE,
+                    s.draining.clone(),
+                    move || server.stop(),
+                ) {
+                    log::warn!("no graceful shutdown (cannot install signal handlers): {e}");
+                }
             }
             Err(e) => {
                 eprintln!("squall: cannot start: {e}");

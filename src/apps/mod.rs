@@ -6,8 +6,18 @@
 //! | [`config`] | command-line options of the binary          | `options.py`         |
 //! | [`site`]   | the server: all apps, `/healthz`, `/metrics` | —                    |
 //! | [`echo`]   | line echo server (telnet / nc)              | `demos/tcpecho`      |
+//! | [`cart`]   | live shopping cart (long-poll, WebSocket)   | book ch. 5           |
+//! | [`chat`]   | long-polling chat with rooms                | `demos/chat`         |
+//! | [`accounts`] | register / login / logout, Argon2id       | —                    |
+//! | [`store`]  | append-only files written off the loop      | —                    |
+//! | [`shutdown`] | SIGINT/SIGTERM: stop accepting, drain, stop | issue #1791          |
 //! | [`upstream`] | async-vs-blocking tweet-rate demo         | book ch. 5           |
+pub mod accounts;
+pub mod cart;
+pub mod chat;
 pub mod config;
 pub mod echo;
+pub mod shutdown;
 pub mod site;
+pub mod store;
 pub mod upstream;

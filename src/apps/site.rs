@@ -65,11 +65,15 @@ pub struct Site {
     pub addrs: Vec<SocketAddr>,
     /// The metrics registry.
     pub metrics: Metrics,
+    /// Set when shutdown starts; `/healthz` then answers 503.
+    pub draining: super::shutdown::Draining,
 }
 
 /// Build the application for `config` and start listening (the loop is not
 /// started: the caller does that).
 pub fn build(config: &Config) -> io::Result<Site> {
+    // Before anything can start the worker pool (it is sized on first use).
+    IOLoop::current().set_executor_threads(config.worker_threads);
     let settings = Settings {
         cookie_secret: cookie_secret(config)?,
         template_path: Some(config.template_path.clone()),
@@ -80,17 +84,44 @@ pub fn build(config: &Config) -> io::Result<Site> {
     let mut app = Application::new(settings)?;
     let metrics = Metrics::default();
 
-    app.route("/", IndexPage);
+    let accounts = super::accounts::Accounts::open(config.data_dir.as_deref())?;
+    let chat = super::chat::Chat::new(super::chat::ChatOptions::from_config(config))?;
+    super::accounts::handlers::mount(&mut app, &accounts);
+    super::chat::handlers::mount(&mut app, &chat, &accounts);
+    accounts.register_metrics(&metrics);
+    chat.register_metrics(&metrics);
     app.route("/hello", Hello);
-    app.route("/healthz", Healthz);
+    let draining = super::shutdown::Draining::default();
+    app.route(
+        "/healthz",
+        Healthz {
+            draining: draining.clone(),
+        },
+    );
     app.route(
         "/metrics",
         MetricsPage {
             metrics: metrics.clone(),
         },
     );
+    let inventory = super::cart::mount(&mut app);
+    metrics.register(move |out| {
+        write_metric(
+            out,
+            "squall_cart_inventory",
+            "gauge",
+            "Books left in the cart demo.",
+            inventory.count(),
+        );
+        write_metric(
+            out,
+            "squall_cart_waiters",
+            "gauge",
+            "Parked /cart/status long-polls.",
+            inventory.waiter_count(),
+        );
+    });
 
-    IOLoop::current().set_executor_threads(config.worker_threads);
     if let Err(e) = super::upstream::start(&mut app, config.address, config.upstream_delay_ms) {
         log::error!("the /rate demo is off: cannot start its upstream server: {e}");
     }
@@ -106,14 +137,19 @@ pub fn build(config: &Config) -> io::Result<Site> {
         server,
         addrs,
         metrics,
+        draining,
     })
 }
 
-/// The configured secret, or a random one (cookies then do not survive a
-/// restart — said in the log).
+/// The cookie-signing secret: the configured one; else the one kept in the
+/// data directory (created on first start, mode 0600), so logins survive a
+/// restart; else a random one for this run only (said in the log).
 fn cookie_secret(config: &Config) -> io::Result<Vec<u8>> {
     if let Some(s) = &config.cookie_secret {
         return Ok(s.as_bytes().to_vec());
+    }
+    if let Some(dir) = &config.data_dir {
+        return super::store::load_or_create_secret(dir);
     }
     let mut secret = vec![0u8; 32];
     // Without randomness no secret is safe: refuse to start.
@@ -159,15 +195,6 @@ fn register_core_metrics(metrics: &Metrics, stats: Rc<ServerStats>) {
     });
 }
 
-/// `GET /`: what this server offers (the chat replaces it as `/` later).
-struct IndexPage;
-
-impl RequestHandler for IndexPage {
-    fn get(&self, cx: &Ctx) -> HandlerResult {
-        cx.render("index.html", serde_json::json!({}))
-    }
-}
-
 /// `GET /hello`: the 13-byte body the benchmarks compare.
 struct Hello;
 
@@ -179,14 +206,23 @@ impl RequestHandler for Hello {
     }
 }
 
-/// `GET /healthz`: 200 `ok` while the loop runs (load-balancer probe).
-struct Healthz;
+/// `GET /healthz`: 200 `ok` while serving, 503 `draining` once shutdown
+/// began (so a load balancer stops sending traffic during the grace period).
+struct Healthz {
+    /// Set by the shutdown handler.
+    draining: super::shutdown::Draining,
+}
 
 impl RequestHandler for Healthz {
     fn get(&self, cx: &Ctx) -> HandlerResult {
         cx.set_header("Content-Type", "text/plain; charset=UTF-8");
         cx.set_header("Cache-Control", "no-store");
-        cx.write("ok\n");
+        if self.draining.get() {
+            cx.set_status(503);
+            cx.write("draining\n");
+        } else {
+            cx.write("ok\n");
+        }
         Ok(())
     }
 }

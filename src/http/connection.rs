@@ -38,6 +38,7 @@
 //! pump continues when the application returns. A `finish` that comes later
 //! (long-poll) schedules the pump with `add_callback`.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
 use std::rc::{Rc, Weak};
@@ -102,8 +103,11 @@ pub(crate) struct Conn {
     in_dispatch: Cell<bool>,
     /// The pending header/body/idle timer.
     timer: Cell<Option<TimeoutHandle>>,
-    /// When this connection started waiting for the current request head.
+    /// When this connection started waiting for the current request head
+    /// (or, while reading a body, when the head arrived).
     waiting_since: Cell<Instant>,
+    /// When the timer first saw part of the current head buffered.
+    head_seen_at: Cell<Option<Instant>>,
     /// The application's `on_connection_close` for the in-flight request.
     close_callback: RefCell<Option<Box<dyn FnOnce()>>>,
     /// Server-wide counters.
@@ -139,6 +143,7 @@ pub(crate) fn start(
         in_dispatch: Cell::new(false),
         timer: Cell::new(None),
         waiting_since: Cell::new(Instant::now()),
+        head_seen_at: Cell::new(None),
         close_callback: RefCell::new(None),
         stats,
     });
@@ -156,7 +161,7 @@ fn pump(conn: &Rc<Conn>) {
     loop {
         let target = match &*conn.state.borrow() {
             State::ReadingHead => ReadTarget::Until {
-                delimiter: b"\r\n\r\n".to_vec(),
+                delimiter: Cow::Borrowed(b"\r\n\r\n"),
                 max_bytes: Some(conn.options.max_header_size),
             },
             State::ReadingBody { step, .. } => body_target(*step),
@@ -193,7 +198,7 @@ fn body_target(step: BodyStep) -> ReadTarget {
             partial: false,
         },
         BodyStep::ChunkSize | BodyStep::Trailers => ReadTarget::Until {
-            delimiter: b"\r\n".to_vec(),
+            delimiter: Cow::Borrowed(b"\r\n"),
             max_bytes: Some(MAX_CHUNK_LINE),
         },
         BodyStep::ChunkData(n) => ReadTarget::Bytes {
@@ -205,7 +210,6 @@ fn body_target(step: BodyStep) -> ReadTarget {
 
 /// Handle one completed read. Returns true if the pump should go on.
 fn on_read(conn: &Rc<Conn>, result: Result<Vec<u8>, StreamError>) -> bool {
-    cancel_timer(conn);
     let data = match result {
         Ok(data) => data,
         Err(err) => {
@@ -233,6 +237,7 @@ fn on_read(conn: &Rc<Conn>, result: Result<Vec<u8>, StreamError>) -> bool {
 
 /// A complete header block arrived.
 fn on_head(conn: &Rc<Conn>, block: &[u8]) -> bool {
+    conn.head_seen_at.set(None);
     let head = match parse_request_head(block, conn.options.max_body_size) {
         Ok(head) => head,
         Err(e) => {
@@ -264,6 +269,8 @@ fn on_head(conn: &Rc<Conn>, block: &[u8]) -> bool {
         body: Vec::with_capacity(capacity),
         step,
     };
+    // The body timeout counts from here.
+    conn.waiting_since.set(Instant::now());
     true
 }
 
@@ -372,6 +379,15 @@ fn forwarded_ip(headers: &crate::httputil::HTTPHeaders) -> Option<IpAddr> {
 pub(crate) fn response_finished(conn: &Rc<Conn>, keep_alive: bool) {
     let cb = conn.close_callback.borrow_mut().take();
     drop(cb);
+    if !conn.in_dispatch.get() {
+        // Finished later (a long-poll woken by a message, a timer): no
+        // pipelined request of this connection will add to these bytes in
+        // this pass, so send them now rather than at the end of the
+        // iteration — in a fan-out to thousands the first answers leave
+        // while the others are still being built. Responses finished during
+        // dispatch keep coalescing: that is what makes pipelining cheap.
+        conn.stream.flush_now();
+    }
     if keep_alive && !conn.stream.closed() {
         *conn.state.borrow_mut() = State::ReadingHead;
         conn.waiting_since.set(Instant::now());
@@ -430,13 +446,21 @@ fn cancel_timer(conn: &Conn) {
     }
 }
 
-/// We are about to wait for bytes: arm the header or body timer.
+/// We are about to wait for bytes: make sure the connection's timer runs.
 ///
-/// One timer serves both the idle keep-alive timeout and the header timeout:
-/// it fires every `header_timeout`; if nothing of a new request has arrived
-/// the connection is merely idle and the timer re-arms (until
-/// `idle_connection_timeout` is used up); if part of a head is buffered the
-/// client is too slow (slowloris) and is answered 408 and closed.
+/// One timer per connection serves the idle keep-alive, header (slowloris)
+/// and body timeouts. It is armed when the connection first has to wait and
+/// is *not* cancelled when bytes arrive: when it fires it looks at the state
+/// and the timestamps and either acts or re-arms for the time left. So a
+/// busy keep-alive connection costs no timer operations per request — only
+/// one wake-up per timeout period.
+///
+/// | state at firing          | rule                                                   |
+/// |--------------------------|--------------------------------------------------------|
+/// | `ReadingHead`, nothing buffered | idle: close after `idle_connection_timeout`     |
+/// | `ReadingHead`, part of a head   | 408 once `header_timeout` passed since a firing first saw it |
+/// | `ReadingBody`            | 408 once `body_timeout` passed since the head arrived    |
+/// | `Responding`, `Closed`   | the application has the request: the timer lapses       |
 fn arm_wait_timer(conn: &Rc<Conn>) {
     if conn.timer.get().is_some() {
         return;
@@ -460,29 +484,48 @@ fn arm_timer(conn: &Rc<Conn>, delay: Duration) {
     conn.timer.set(Some(handle));
 }
 
-/// The header/body/idle timer fired.
+/// The connection's timer fired (see [`arm_wait_timer`]).
 fn on_wait_timer(conn: &Rc<Conn>) {
+    let now = Instant::now();
+    let opts = &conn.options;
     let reading_head = match &*conn.state.borrow() {
         State::ReadingHead => true,
         State::ReadingBody { .. } => false,
-        _ => return,
+        State::Responding | State::Closed => return,
     };
-    if reading_head && conn.stream.buffered_len() == 0 {
-        let idle_for = conn.waiting_since.get().elapsed();
-        if idle_for < conn.options.idle_connection_timeout {
-            let rest = conn.options.idle_connection_timeout - idle_for;
-            arm_timer(conn, rest.min(conn.options.header_timeout));
-            return;
+    let (since, limit, what) = if !reading_head {
+        (conn.waiting_since.get(), opts.body_timeout, "request body")
+    } else if conn.stream.buffered_len() == 0 {
+        conn.head_seen_at.set(None);
+        let idle = now.saturating_duration_since(conn.waiting_since.get());
+        if idle >= opts.idle_connection_timeout {
+            log::debug!("closing idle connection from {:?}", conn.remote_ip);
+            close(conn);
+        } else {
+            arm_timer(
+                conn,
+                (opts.idle_connection_timeout - idle).min(opts.header_timeout),
+            );
         }
-        log::debug!("closing idle connection from {:?}", conn.remote_ip);
-        close(conn);
         return;
-    }
-    let what = if reading_head {
-        "request head"
     } else {
-        "request body"
+        // Part of a head is here. We cannot know when it arrived, so count
+        // from the first firing that sees it: an honest client always gets a
+        // full `header_timeout`, a slowloris at most twice that.
+        let seen = match conn.head_seen_at.get() {
+            Some(t) => t,
+            None => {
+                conn.head_seen_at.set(Some(now));
+                now
+            }
+        };
+        (seen, opts.header_timeout, "request head")
     };
-    log::info!("closing {:?}: {what} not received in time", conn.remote_ip);
-    reject(conn, 408, &format!("{what} not received in time"));
+    let elapsed = now.saturating_duration_since(since);
+    if elapsed >= limit {
+        log::info!("closing {:?}: {what} not received in time", conn.remote_ip);
+        reject(conn, 408, &format!("{what} not received in time"));
+    } else {
+        arm_timer(conn, limit - elapsed);
+    }
 }

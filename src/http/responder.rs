@@ -172,7 +172,7 @@ impl HTTPResponder {
         let mut out = Vec::with_capacity(256 + chunk.len());
         out.extend_from_slice(self.version.as_str().as_bytes());
         out.push(b' ');
-        out.extend_from_slice(status.to_string().as_bytes());
+        push_decimal(&mut out, u64::from(status));
         out.push(b' ');
         out.extend_from_slice(reason_phrase(status).as_bytes());
         out.extend_from_slice(b"\r\n");
@@ -386,6 +386,21 @@ impl Drop for HTTPResponder {
     }
 }
 
+/// Append `n` in decimal (no allocation: this runs for every response).
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
 fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");
@@ -466,5 +481,19 @@ pub fn reason_phrase(status: u16) -> &'static str {
         504 => "Gateway Timeout",
         505 => "HTTP Version Not Supported",
         _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_decimal;
+
+    #[test]
+    fn decimal_digits() {
+        for n in [0u64, 7, 10, 200, 65536, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
     }
 }

@@ -85,7 +85,7 @@ impl Ctx {
     ) -> Ctx {
         let mut headers = HTTPHeaders::new();
         headers.add("Content-Type", "text/html; charset=UTF-8");
-        let cx = Ctx {
+        Ctx {
             inner: Rc::new(CtxInner {
                 app,
                 request,
@@ -106,21 +106,7 @@ impl Ctx {
                 xsrf: OnceCell::new(),
                 close_callbacks: RefCell::new(Vec::new()),
             }),
-        };
-        // The HTTP layer tells us when the client leaves; we tell the
-        // handler. Weak: the connection must not keep the Ctx alive.
-        let weak = Rc::downgrade(&cx.inner);
-        if let Some(r) = cx.inner.response.borrow().responder.as_ref() {
-            r.set_close_callback(move || {
-                if let Some(inner) = weak.upgrade() {
-                    let callbacks = std::mem::take(&mut *inner.close_callbacks.borrow_mut());
-                    for cb in callbacks {
-                        cb();
-                    }
-                }
-            });
         }
-        cx
     }
 
     // ----- the request --------------------------------------------------
@@ -306,6 +292,10 @@ impl Ctx {
     /// Finish the response: send status, headers and body. Calling it twice
     /// is a logged no-op (Tornado raises).
     pub fn finish(&self) {
+        // Once finished, the client leaving no longer concerns the handler.
+        // Taken out (and dropped at the end) before the response is
+        // borrowed: the closures may own clones of this Ctx.
+        let _close_callbacks = std::mem::take(&mut *self.inner.close_callbacks.borrow_mut());
         let mut resp = self.inner.response.borrow_mut();
         let resp = &mut *resp;
         if resp.finished {
@@ -325,14 +315,37 @@ impl Ctx {
         let body = super::transform::finish_body(self, resp.status, &mut resp.headers, body);
         let status = if body.is_none() { 304 } else { resp.status };
         responder.write_headers(status, &resp.headers, body.as_deref().unwrap_or(&[]), true);
-        drop(responder);
-        self.inner.close_callbacks.borrow_mut().clear();
     }
 
     /// Write `value` as JSON and finish.
     pub fn finish_json(&self, value: &serde_json::Value) {
         self.write_json(value);
         self.finish();
+    }
+
+    /// Finish with a JSON body serialized beforehand, sent as it is: no
+    /// serializing, no ETag, no gzip. For fan-out — one long-poll answer
+    /// built once and written to thousands of waiters — where per-response
+    /// work would cost N encodings instead of N copies. Anything already
+    /// written with [`write`](Self::write) is discarded.
+    pub fn finish_json_bytes(&self, json: &[u8]) {
+        let mut resp = self.inner.response.borrow_mut();
+        let resp = &mut *resp;
+        if resp.finished || resp.headers_flushed {
+            log::error!(
+                "finish_json_bytes() after finish() or flush() on {}",
+                self.inner.request.uri
+            );
+            return;
+        }
+        resp.finished = true;
+        resp.buffer.clear();
+        resp.headers
+            .set("Content-Type", "application/json; charset=UTF-8");
+        if let Some(mut responder) = resp.responder.take() {
+            responder.write_headers(resp.status, &resp.headers, json, true);
+        }
+        self.inner.close_callbacks.borrow_mut().clear();
     }
 
     /// True once the response is finished.
@@ -410,10 +423,28 @@ impl Ctx {
     /// finished (Tornado's `on_connection_close`): cancel a wait, free a
     /// slot. Several may be registered; they run in order.
     pub fn on_connection_close(&self, callback: impl FnOnce() + 'static) {
-        self.inner
-            .close_callbacks
-            .borrow_mut()
-            .push(Box::new(callback));
+        let first = {
+            let mut callbacks = self.inner.close_callbacks.borrow_mut();
+            callbacks.push(Box::new(callback));
+            callbacks.len() == 1
+        };
+        if !first {
+            return;
+        }
+        // Ask the HTTP layer to tell us when the client leaves — only now,
+        // so requests that never wait pay nothing. Weak: the connection must
+        // not keep the Ctx alive.
+        let weak = Rc::downgrade(&self.inner);
+        if let Some(r) = self.inner.response.borrow().responder.as_ref() {
+            r.set_close_callback(move || {
+                if let Some(inner) = weak.upgrade() {
+                    let callbacks = std::mem::take(&mut *inner.close_callbacks.borrow_mut());
+                    for cb in callbacks {
+                        cb();
+                    }
+                }
+            });
+        }
     }
 
     /// True if the client has gone away.

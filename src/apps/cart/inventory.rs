@@ -1,0 +1,224 @@
+//! The stock and who holds it (the book's `ShoppingCart` class), plus the
+//! parties waiting to hear about changes.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+
+use slab::Slab;
+
+/// Books in stock at start (the book's `totalInventory`).
+pub const TOTAL_INVENTORY: u32 = 10;
+
+/// Called once with the new count at the next change (a long-poll).
+type Listener = Box<dyn FnOnce(u32)>;
+
+/// Called with the new count at every change (a WebSocket page).
+type Subscriber = Box<dyn Fn(u32)>;
+
+/// Names a waiter for [`Inventory::cancel_wait`]. The sequence number makes
+/// a stale key harmless: the slab slot may be reused by another waiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitKey {
+    slot: usize,
+    seq: u64,
+}
+
+/// Why an add or remove changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Nothing left to add.
+    SoldOut,
+}
+
+/// Stock, carts, and listeners. Lives on the loop thread: checking and
+/// changing the count happen in one callback, so no two requests can both
+/// take the last book.
+pub struct Inventory {
+    /// Books left.
+    count: Cell<u32>,
+    /// Sessions holding a book (the book's `carts` dict). At most
+    /// `TOTAL_INVENTORY` entries, since each holds one of the books.
+    carts: RefCell<HashSet<String>>,
+    /// One-shot listeners (long-polls): taken and called on the next change.
+    /// Slab keys give O(1) removal when a client leaves.
+    waiters: RefCell<Slab<(u64, Listener)>>,
+    /// Next waiter sequence number.
+    next_seq: Cell<u64>,
+    /// Persistent listeners (WebSocket pages): called on every change.
+    subscribers: RefCell<Slab<Subscriber>>,
+}
+
+impl Default for Inventory {
+    fn default() -> Self {
+        Inventory::new(TOTAL_INVENTORY)
+    }
+}
+
+impl Inventory {
+    /// A store with `total` books.
+    pub fn new(total: u32) -> Inventory {
+        Inventory {
+            count: Cell::new(total),
+            carts: RefCell::new(HashSet::new()),
+            waiters: RefCell::new(Slab::new()),
+            next_seq: Cell::new(0),
+            subscribers: RefCell::new(Slab::new()),
+        }
+    }
+
+    /// Books left.
+    pub fn count(&self) -> u32 {
+        self.count.get()
+    }
+
+    /// Does `session` hold a book?
+    pub fn in_cart(&self, session: &str) -> bool {
+        self.carts.borrow().contains(session)
+    }
+
+    /// Put a book in `session`'s cart. Adding twice changes nothing.
+    pub fn add(&self, session: &str) -> Result<(), Refusal> {
+        if self.in_cart(session) {
+            return Ok(());
+        }
+        let left = self.count.get();
+        if left == 0 {
+            return Err(Refusal::SoldOut);
+        }
+        self.count.set(left - 1);
+        self.carts.borrow_mut().insert(session.to_string());
+        self.notify();
+        Ok(())
+    }
+
+    /// Take the book out of `session`'s cart. Removing twice changes nothing.
+    pub fn remove(&self, session: &str) {
+        if self.carts.borrow_mut().remove(session) {
+            self.count.set(self.count.get() + 1);
+            self.notify();
+        }
+    }
+
+    /// Call `listener` once, at the next change. Returns a key for
+    /// [`cancel_wait`](Self::cancel_wait).
+    pub fn wait_for_change(&self, listener: impl FnOnce(u32) + 'static) -> WaitKey {
+        let seq = self.next_seq.get();
+        self.next_seq.set(seq + 1);
+        let slot = self.waiters.borrow_mut().insert((seq, Box::new(listener)));
+        WaitKey { slot, seq }
+    }
+
+    /// Forget a waiter (its client left). A key whose waiter already fired
+    /// does nothing.
+    pub fn cancel_wait(&self, key: WaitKey) {
+        let removed = {
+            let mut waiters = self.waiters.borrow_mut();
+            match waiters.get(key.slot) {
+                Some((seq, _)) if *seq == key.seq => Some(waiters.remove(key.slot)),
+                _ => None,
+            }
+        };
+        drop(removed);
+    }
+
+    /// Call `listener` on every change until [`unsubscribe`](Self::unsubscribe).
+    pub fn subscribe(&self, listener: impl Fn(u32) + 'static) -> usize {
+        self.subscribers.borrow_mut().insert(Box::new(listener))
+    }
+
+    /// Stop calling a subscriber.
+    pub fn unsubscribe(&self, key: usize) {
+        let removed = self.subscribers.borrow_mut().try_remove(key);
+        drop(removed);
+    }
+
+    /// Parked long-polls (for `/metrics` and tests).
+    pub fn waiter_count(&self) -> usize {
+        self.waiters.borrow().len()
+    }
+
+    /// Open live subscriptions.
+    pub fn subscriber_count(&self) -> usize {
+        self.subscribers.borrow().len()
+    }
+
+    /// Tell everybody the new count. Waiters are taken out first, so a
+    /// listener that registers again (a client re-polling at once) waits for
+    /// the *next* change.
+    fn notify(&self) {
+        let count = self.count.get();
+        let waiters: Vec<(u64, Listener)> = self.waiters.borrow_mut().drain().collect();
+        for (_, waiter) in waiters {
+            waiter(count);
+        }
+        // Subscribers run with the table borrowed: they only queue bytes on
+        // their connection (WebSocket writes), never touch the inventory.
+        for (_, subscriber) in self.subscribers.borrow().iter() {
+            subscriber(count);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::rc::Rc;
+
+    #[test]
+    fn never_below_zero_and_idempotent() {
+        let inv = Inventory::new(2);
+        assert_eq!(inv.add("a"), Ok(()));
+        assert_eq!(inv.add("a"), Ok(()));
+        assert_eq!(inv.count(), 1);
+        assert_eq!(inv.add("b"), Ok(()));
+        assert_eq!(inv.add("c"), Err(Refusal::SoldOut));
+        assert_eq!(inv.count(), 0);
+        inv.remove("a");
+        inv.remove("a");
+        assert_eq!(inv.count(), 1);
+        assert!(!inv.in_cart("a"));
+    }
+
+    #[test]
+    fn waiters_fire_once_and_cancel() {
+        let inv = Inventory::new(10);
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let s = Rc::clone(&seen);
+        inv.wait_for_change(move |n| s.borrow_mut().push(n));
+        let s = Rc::clone(&seen);
+        let gone = inv.wait_for_change(move |n| s.borrow_mut().push(n + 100));
+        inv.cancel_wait(gone);
+        inv.cancel_wait(gone);
+        assert_eq!(inv.waiter_count(), 1);
+        inv.add("x").ok();
+        inv.add("y").ok();
+        assert_eq!(*seen.borrow(), vec![9]);
+        assert_eq!(inv.waiter_count(), 0);
+    }
+
+    #[test]
+    fn stale_key_does_not_cancel_a_reused_slot() {
+        let inv = Inventory::new(10);
+        let first = inv.wait_for_change(|_| {});
+        inv.add("x").ok(); // fires and frees the slot
+        let fired = Rc::new(Cell::new(false));
+        let f = Rc::clone(&fired);
+        inv.wait_for_change(move |_| f.set(true)); // reuses the slot
+        inv.cancel_wait(first);
+        inv.add("y").ok();
+        assert!(fired.get());
+    }
+
+    #[test]
+    fn subscribers_see_every_change() {
+        let inv = Inventory::new(10);
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let s = Rc::clone(&seen);
+        let key = inv.subscribe(move |n| s.borrow_mut().push(n));
+        inv.add("x").ok();
+        inv.remove("x");
+        inv.unsubscribe(key);
+        inv.add("y").ok();
+        assert_eq!(*seen.borrow(), vec![9, 10]);
+    }
+}

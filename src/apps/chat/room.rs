@@ -1,0 +1,338 @@
+//! [`Room`]: one chat room — its [`MessageBuffer`], its subscribers — and
+//! the small API every chat front end uses: the long-poll handlers here,
+//! and the WebSocket chat (`/chatsocket`), which calls
+//! [`Room::post_message`] for each frame and [`Room::subscribe`] per socket.
+//!
+//! One message reaches everybody in one pass ([`Room::post_message`]):
+//!
+//! ```text
+//!  post_message(from, body)
+//!    ├─ Message::new: id, time, html (rendered once), json (serialized once)
+//!    ├─ buffer.add → the parked waiters, taken out of the buffer
+//!    ├─ borrow released ───────────── from here on callbacks may re-enter
+//!    ├─ body = {"messages":[json]}    built once
+//!    ├─ every waiter(body)            the same bytes to each
+//!    ├─ every subscriber(&message)    the same Rc<Message> to each
+//!    └─ history.append(line)          to the writer thread, if persistent
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fmt;
+use std::rc::{Rc, Weak};
+
+use super::message::{Message, MessageTemplate};
+use super::message_buffer::{messages_json, MessageBuffer, WaiterId};
+use crate::apps::store::AppendLog;
+
+/// A persistent listener: called with every new message of the room.
+pub type Subscriber = Rc<dyn Fn(&Rc<Message>)>;
+
+/// Why [`Room::post_message`] refused a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageError {
+    /// Nothing but whitespace.
+    Empty,
+    /// More bytes (UTF-8) than the chat accepts.
+    TooLong {
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl fmt::Display for MessageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MessageError::Empty => write!(f, "the message is empty"),
+            MessageError::TooLong { max } => write!(f, "the message is longer than {max} bytes"),
+        }
+    }
+}
+
+/// What every room of one chat shares.
+pub(crate) struct Shared {
+    /// Renders `message.html`.
+    pub(crate) template: MessageTemplate,
+    /// Where new messages are appended; `None` = memory only.
+    pub(crate) history: Option<AppendLog>,
+    /// Largest accepted message body, in bytes.
+    pub(crate) max_body_bytes: usize,
+    /// Messages posted since start (for `/metrics`).
+    pub(crate) posted: Cell<u64>,
+}
+
+/// One chat room. Cheap to clone: every clone is the same room.
+#[derive(Clone)]
+pub struct Room {
+    inner: Rc<RoomInner>,
+}
+
+struct RoomInner {
+    /// Validated name (`[a-z0-9_-]{1,32}`).
+    name: String,
+    /// Recent messages and parked long-poll waiters.
+    buffer: RefCell<MessageBuffer>,
+    /// Persistent listeners (WebSocket clients) by id.
+    subscribers: RefCell<HashMap<u64, Subscriber>>,
+    /// The next subscriber id (never reused).
+    next_subscriber: Cell<u64>,
+    /// Template, history file, limits.
+    shared: Rc<Shared>,
+}
+
+impl Room {
+    pub(crate) fn new(name: &str, shared: Rc<Shared>) -> Room {
+        Room {
+            inner: Rc::new(RoomInner {
+                name: name.to_string(),
+                buffer: RefCell::new(MessageBuffer::default()),
+                subscribers: RefCell::new(HashMap::new()),
+                next_subscriber: Cell::new(0),
+                shared,
+            }),
+        }
+    }
+
+    /// The room's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Post `body` (surrounding whitespace trimmed) as `from`, and deliver
+    /// it to every waiter and subscriber of this room before returning.
+    pub fn post_message(&self, from: &str, body: &str) -> Result<Rc<Message>, MessageError> {
+        let body = body.trim();
+        let max = self.inner.shared.max_body_bytes;
+        if body.is_empty() {
+            return Err(MessageError::Empty);
+        }
+        if body.len() > max {
+            return Err(MessageError::TooLong { max });
+        }
+        let message = Rc::new(Message::new(&self.inner.shared.template, from, body));
+        self.deliver(&message);
+        if let Some(history) = &self.inner.shared.history {
+            history.append(
+                serde_json::json!({
+                    "room": self.name(), "id": message.id, "from": message.from,
+                    "body": message.body, "time": message.time,
+                })
+                .to_string(),
+            );
+        }
+        let posted = &self.inner.shared.posted;
+        posted.set(posted.get() + 1);
+        Ok(message)
+    }
+
+    /// Long-poll: if the room has messages after `cursor` (see
+    /// [`MessageBuffer::messages_since`]), call `waiter` with them now and
+    /// return `None`; else park it until the next message and return its
+    /// id for [`cancel_wait`](Self::cancel_wait). `waiter` gets the answer
+    /// body, `{"messages": [...]}`.
+    pub fn wait_for_messages(
+        &self,
+        cursor: Option<&str>,
+        waiter: impl FnOnce(&[u8]) + 'static,
+    ) -> Option<WaiterId> {
+        let mut buffer = self.inner.buffer.borrow_mut();
+        if buffer.messages_since(cursor).next().is_none() {
+            return Some(buffer.wait(Box::new(waiter)));
+        }
+        let body = messages_json(buffer.messages_since(cursor));
+        drop(buffer); // never call out while borrowed
+        waiter(&body);
+        None
+    }
+
+    /// Forget a parked waiter (its client disconnected): O(1).
+    pub fn cancel_wait(&self, id: WaiterId) {
+        let waiter = self.inner.buffer.borrow_mut().cancel_wait(id);
+        // Dropped after the borrow ends: it owns a Ctx, whose drop may run
+        // framework code.
+        drop(waiter);
+    }
+
+    /// Call `callback` with every message posted from now on, until the
+    /// returned [`Subscription`] is dropped.
+    pub fn subscribe(&self, callback: impl Fn(&Rc<Message>) + 'static) -> Subscription {
+        let id = self.inner.next_subscriber.get();
+        self.inner.next_subscriber.set(id + 1);
+        self.inner
+            .subscribers
+            .borrow_mut()
+            .insert(id, Rc::new(callback));
+        Subscription {
+            room: Rc::downgrade(&self.inner),
+            id,
+        }
+    }
+
+    /// The cached messages, oldest first (at most 200).
+    pub fn messages(&self) -> Vec<Rc<Message>> {
+        self.inner
+            .buffer
+            .borrow()
+            .messages_since(None)
+            .cloned()
+            .collect()
+    }
+
+    /// Cached messages.
+    pub fn len(&self) -> usize {
+        self.inner.buffer.borrow().len()
+    }
+
+    /// True if no message is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Time of the newest cached message (0 if none).
+    pub fn last_time(&self) -> f64 {
+        let buffer = self.inner.buffer.borrow();
+        buffer.messages_since(None).last().map_or(0.0, |m| m.time)
+    }
+
+    /// Parked long-poll waiters.
+    pub fn waiter_count(&self) -> usize {
+        self.inner.buffer.borrow().waiter_count()
+    }
+
+    /// Live subscriptions.
+    pub fn subscriber_count(&self) -> usize {
+        self.inner.subscribers.borrow().len()
+    }
+
+    /// Put a message read back from the data file into the cache (start-up:
+    /// nobody is waiting yet, nothing is written).
+    pub(crate) fn restore(&self, message: Message) {
+        let waiters = self.inner.buffer.borrow_mut().add(Rc::new(message));
+        debug_assert!(waiters.is_empty());
+    }
+
+    /// The one-pass fan-out (see the module docs).
+    fn deliver(&self, message: &Rc<Message>) {
+        let waiters = self.inner.buffer.borrow_mut().add(Rc::clone(message));
+        let subscribers: Vec<Subscriber> =
+            self.inner.subscribers.borrow().values().cloned().collect();
+        // No borrow is held from here on: a waiter or subscriber may post,
+        // wait, subscribe or unsubscribe without a BorrowMutError.
+        if !waiters.is_empty() {
+            let body = messages_json([message]);
+            for waiter in waiters {
+                waiter(&body);
+            }
+        }
+        for subscriber in subscribers {
+            subscriber(message);
+        }
+    }
+}
+
+/// A live [`Room::subscribe`]: dropping it unsubscribes (O(1)).
+pub struct Subscription {
+    /// Weak: a subscription does not keep its room alive.
+    room: Weak<RoomInner>,
+    /// Key in the room's subscriber table.
+    id: u64,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(room) = self.room.upgrade() {
+            // Taken out first, dropped after the borrow ends: the callback's
+            // captures may own other subscriptions.
+            let removed = room.subscribers.borrow_mut().remove(&self.id);
+            drop(removed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn room(name: &str, max_body_bytes: usize) -> Room {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates");
+        Room::new(
+            name,
+            Rc::new(Shared {
+                template: MessageTemplate::new(dir, false),
+                history: None,
+                max_body_bytes,
+                posted: Cell::new(0),
+            }),
+        )
+    }
+
+    #[test]
+    fn subscribers_get_every_message_until_dropped() {
+        let r = room("subs", 100);
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let log = Rc::clone(&seen);
+        let sub = r.subscribe(move |m| log.borrow_mut().push(m.body.clone()));
+        assert_eq!(r.subscriber_count(), 1);
+        let m = r.post_message("ann", "  one  ").expect("posted");
+        assert_eq!(m.body, "one");
+        drop(sub);
+        assert_eq!(r.subscriber_count(), 0);
+        r.post_message("ann", "two").expect("posted");
+        assert_eq!(*seen.borrow(), ["one"]);
+        assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn bodies_are_checked() {
+        let r = room("limits", 5);
+        assert_eq!(r.post_message("a", " \n ").err(), Some(MessageError::Empty));
+        assert_eq!(
+            r.post_message("a", "123456").err(),
+            Some(MessageError::TooLong { max: 5 })
+        );
+        assert!(r.post_message("a", "12345").is_ok());
+        assert!(r.post_message("a", "ééé").is_err(), "bytes, not characters");
+    }
+
+    #[test]
+    fn callbacks_may_reenter_the_room() {
+        // A waiter that parks again and a subscriber that replies, both
+        // called during one post: no RefCell borrow may be held then.
+        let r = room("reenter", 100);
+        let answers = Rc::new(Cell::new(0));
+        let (r2, n) = (r.clone(), Rc::clone(&answers));
+        let parked = r.wait_for_messages(None, move |body| {
+            n.set(n.get() + 1);
+            assert!(body.starts_with(br#"{"messages":["#));
+            let m = r2.messages().last().map(|m| m.id.clone());
+            assert!(r2.wait_for_messages(m.as_deref(), |_| {}).is_some());
+        });
+        assert!(parked.is_some());
+        let r3 = r.clone();
+        let _sub = r.subscribe(move |m| {
+            if m.from != "bot" {
+                r3.post_message("bot", "echo").expect("reply");
+            }
+        });
+        r.post_message("ann", "hi").expect("posted");
+        assert_eq!(answers.get(), 1);
+        let bodies: Vec<String> = r.messages().iter().map(|m| m.body.clone()).collect();
+        assert_eq!(bodies, ["hi", "echo"]);
+        // The re-parked waiter got "echo" (one-shot, then gone).
+        assert_eq!(r.waiter_count(), 0);
+    }
+
+    #[test]
+    fn cancel_is_o1_and_idempotent() {
+        let r = room("cancel", 100);
+        let id = r
+            .wait_for_messages(None, |_| panic!("cancelled"))
+            .expect("parked");
+        assert_eq!(r.waiter_count(), 1);
+        r.cancel_wait(id);
+        r.cancel_wait(id);
+        assert_eq!(r.waiter_count(), 0);
+        r.post_message("a", "nobody waits").expect("posted");
+    }
+}

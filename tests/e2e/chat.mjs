@@ -1,0 +1,155 @@
+// End-to-end test of the squall chat in real headless Chromium
+// (playwright-core driving Debian's /usr/bin/chromium).
+//
+//   node chat.mjs <base-url> <output-dir>
+//
+// Run by tests/chat_browser.rs against a fresh server. Exits non-zero on the
+// first failed check; saves screenshots to <output-dir>.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const [base, outDir] = process.argv.slice(2);
+if (!base || !outDir) {
+  console.error("usage: node chat.mjs <base-url> <output-dir>");
+  process.exit(2);
+}
+mkdirSync(outDir, { recursive: true });
+
+const SEEN_WITHIN = 5000; // "the other sees it within a few seconds"
+const problems = [];
+
+function check(ok, what) {
+  if (!ok) throw new Error("check failed: " + what);
+  console.log("ok - " + what);
+}
+
+/** A page whose script errors are collected as test failures. */
+async function newPage(context, who) {
+  const page = await context.newPage();
+  page.on("pageerror", (e) => problems.push(`${who}: page error: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error" && !/Failed to load resource|ERR_FAILED/.test(m.text())) {
+      problems.push(`${who}: console error: ${m.text()}`);
+    }
+  });
+  return page;
+}
+
+/** Register `name` through the real form; ends on the lobby. */
+async function register(page, name) {
+  await page.goto(base + "/");
+  check(page.url().startsWith(base + "/auth/login"), `${name}: / redirects to the login page`);
+  await page.click("text=Create an account");
+  await page.fill("input[name=name]", name);
+  await page.fill("input[name=password]", "password-" + name);
+  await Promise.all([page.waitForURL(base + "/"), page.click("button[type=submit]")]);
+  check((await page.textContent("#me")) === name, `${name}: registered and in the lobby`);
+}
+
+/** Type `text` into the message box and press Enter. */
+async function say(page, text) {
+  await page.fill("#message", text);
+  await page.press("#message", "Enter");
+}
+
+/** Wait until a message body with exactly `text` shows on `page`. */
+async function waitForMessage(page, text, timeout = SEEN_WITHIN) {
+  await page.waitForFunction(
+    (t) => [...document.querySelectorAll("#inbox .message .body")].some((b) => b.textContent === t),
+    text,
+    { timeout },
+  );
+}
+
+async function countMessages(page, text) {
+  return page.$$eval("#inbox .message .body", (bodies, t) => bodies.filter((b) => b.textContent === t).length, text);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+
+try {
+  const aliceContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const bobContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const alice = await newPage(aliceContext, "alice");
+  const bob = await newPage(bobContext, "bob");
+  await register(alice, "alice");
+  await register(bob, "bob");
+
+  // One types and presses Enter; the other sees it within a few seconds.
+  const hello = "Hello Bob! <b>not bold</b> see http://example.com";
+  const started = Date.now();
+  await say(alice, hello);
+  await waitForMessage(bob, hello);
+  console.log(`# bob saw alice's message after ${Date.now() - started} ms`);
+  check(true, "bob sees alice's message");
+  check(
+    await alice.$eval("#message", (el) => el.value === "" && document.activeElement === el),
+    "the input is cleared and keeps focus",
+  );
+  check((await bob.$$("#inbox .message .body b")).length === 0, "HTML in a body is shown as text");
+  check((await bob.$$("#inbox .message .body a[href='http://example.com']")).length === 1, "URLs are linked");
+  await waitForMessage(alice, hello);
+  check((await countMessages(alice, hello)) === 1, "the sender sees its message once (dedup by id)");
+
+  await say(bob, "Hi Alice");
+  await waitForMessage(alice, "Hi Alice");
+  check(true, "alice sees bob's reply");
+
+  // A message in another room does not reach the lobby.
+  const side = await newPage(aliceContext, "alice/side");
+  await side.goto(base + "/room/side-room");
+  check((await side.textContent(".room-head h1")).includes("side-room"), "alice opens #side-room");
+  await say(side, "secret in side-room");
+  await waitForMessage(side, "secret in side-room");
+  await say(alice, "after the side message");
+  await waitForMessage(bob, "after the side message");
+  check((await countMessages(bob, "secret in side-room")) === 0, "a message in another room is not seen");
+
+  // The client recovers by itself after errors (backoff, then resume).
+  await bob.route("**/a/message/updates", (route) => route.abort());
+  await say(alice, "trigger an error");
+  await bob.waitForSelector("#status.warn:not([hidden])", { timeout: SEEN_WITHIN });
+  check(true, "bob's page shows that the connection is lost");
+  await bob.unroute("**/a/message/updates");
+  await say(alice, "after the outage");
+  await waitForMessage(bob, "after the outage", 15000);
+  await waitForMessage(bob, "trigger an error", 1000);
+  await bob.waitForSelector("#status[hidden]", { state: "attached", timeout: SEEN_WITHIN });
+  check(true, "bob recovers without reloading and catches up");
+
+  // Screenshots: desktop and phone width (reloaded: the room list now
+  // has #side-room, and the history comes from the server's page).
+  await bob.reload();
+  await waitForMessage(bob, "after the outage");
+  check((await countMessages(bob, "secret in side-room")) === 0, "the reloaded lobby has no side-room message");
+  check((await bob.$$("#rooms a[href='/room/side-room']")).length === 1, "the sidebar lists #side-room");
+  await bob.screenshot({ path: join(outDir, "chat-desktop.png") });
+  await bob.setViewportSize({ width: 390, height: 780 });
+  await bob.screenshot({ path: join(outDir, "chat-phone.png") });
+  await alice.goto(base + "/auth/logout");
+  await alice.screenshot({ path: join(outDir, "login-desktop.png") });
+  console.log("# screenshots in " + outDir);
+
+  check(problems.length === 0, "no script errors: " + problems.join("; "));
+  console.log("e2e: all checks passed");
+} catch (e) {
+  console.error("e2e FAILED: " + (e && e.stack ? e.stack : e));
+  if (problems.length) console.error(problems.join("\n"));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
