@@ -733,6 +733,18 @@ impl IOLoop {
         self.inner.stopping.set(false);
     }
 
+    /// Run the end-of-iteration hooks now instead of when this iteration
+    /// ends. Only for code that is about to block the loop's thread on
+    /// purpose (the blocking [`HTTPClient`](crate::httpclient::HTTPClient)):
+    /// output that earlier callbacks of this iteration already produced —
+    /// finished responses waiting for their flush — leaves first instead of
+    /// waiting behind the block. Hooks added afterwards still run at the end
+    /// of the iteration. Safe from any callback: no borrow of the loop is
+    /// held while user code runs.
+    pub fn run_end_of_iteration_now(&self) {
+        self.run_end_of_iteration();
+    }
+
     fn run_end_of_iteration(&self) {
         loop {
             let hooks = std::mem::take(&mut *self.inner.end_of_iteration.borrow_mut());

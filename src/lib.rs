@@ -16,6 +16,7 @@
 //! | [`escape`]    | HTML/JSON/URL escaping, linkify              | `escape.py`           |
 //! | [`web`]       | Application, RequestHandler, cookies, XSRF   | `web.py`              |
 //! | [`websocket`] | RFC 6455: codec, connection, handler, client | `websocket.py`        |
+//! | [`httpclient`] | AsyncHTTPClient, blocking HTTPClient (http://) | `simple_httpclient.py`, `httpclient.py` |
 //! | [`apps`]      | the demo apps (echo, chat, cart, ...)        | `demos/`              |
 pub mod ioloop;
 pub mod iostream;
@@ -23,6 +24,7 @@ pub mod tcpserver;
 
 pub mod escape;
 pub mod http;
+pub mod httpclient;
 pub mod httputil;
 pub mod web;
 pub mod websocket;

@@ -49,6 +49,13 @@ pub struct Config {
     pub http: HTTPServerOptions,
     /// Longest echo line.
     pub max_line: usize,
+    /// Delay of the slow upstream in the async-vs-blocking demo (ms), when
+    /// a request gives no `delay_ms`.
+    pub upstream_delay_ms: u64,
+    /// Worker threads for blocking work (`run_in_executor`). The offload
+    /// demo parks one per request for the upstream's whole delay, so this is
+    /// above the core count: I/O-bound waits, not CPU.
+    pub worker_threads: usize,
 }
 
 impl Default for Config {
@@ -65,6 +72,8 @@ impl Default for Config {
             reuse_port: false,
             http: HTTPServerOptions::default(),
             max_line: super::echo::DEFAULT_MAX_LINE,
+            upstream_delay_ms: 1000,
+            worker_threads: 16,
         }
     }
 }
@@ -95,6 +104,8 @@ OPTIONS:
     --no-keep-alive             close every connection after one response
     --xheaders                  trust X-Real-Ip / X-Forwarded-For (behind a proxy)
     --max-line BYTES            echo: longest line [65536]
+    --upstream-delay-ms MS      /rate demo: the slow upstream's delay [1000; max 10000]
+    --worker-threads N          threads for blocking work (run_in_executor) [16]
     -h, --help                  this text
 
 Logging: RUST_LOG=info (default), e.g. RUST_LOG=info,squall::access=warn to
@@ -150,6 +161,23 @@ where
             Long("max-line") => {
                 config.max_line = parser.value().map_err(err)?.parse().map_err(err)?
             }
+            Long("upstream-delay-ms") => {
+                let ms: u64 = parser.value().map_err(err)?.parse().map_err(err)?;
+                if ms > super::upstream::MAX_DELAY_MS {
+                    return Err(format!(
+                        "--upstream-delay-ms: at most {} ms",
+                        super::upstream::MAX_DELAY_MS
+                    ));
+                }
+                config.upstream_delay_ms = ms;
+            }
+            Long("worker-threads") => {
+                let n: usize = parser.value().map_err(err)?.parse().map_err(err)?;
+                if n == 0 {
+                    return Err("--worker-threads: at least 1".into());
+                }
+                config.worker_threads = n;
+            }
             Value(v) if v == "echo" && config.command == Command::Serve => {
                 config.command = Command::Echo
             }
@@ -201,5 +229,12 @@ mod tests {
         assert!(parse(args(&["--help"])).expect("parses").is_none());
         assert!(parse(args(&["--port", "x"])).is_err());
         assert!(parse(args(&["--bogus"])).is_err());
+        let u = parse(args(&["--upstream-delay-ms", "250", "--worker-threads=3"]))
+            .expect("parses")
+            .expect("not help");
+        assert_eq!((u.upstream_delay_ms, u.worker_threads), (250, 3));
+        assert_eq!(c.upstream_delay_ms, 1000);
+        assert!(parse(args(&["--upstream-delay-ms", "10001"])).is_err());
+        assert!(parse(args(&["--worker-threads", "0"])).is_err());
     }
 }

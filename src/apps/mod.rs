@@ -11,6 +11,7 @@
 //! | [`store`]    | append-only files written off the loop        | —                      |
 //! | [`echo`]     | line echo server (telnet / nc)                | `demos/tcpecho`        |
 //! | [`ws_echo`]  | `/ws/echo`: WebSocket echo endpoint           | `maint/test/websocket` |
+//! | [`upstream`] | async-vs-blocking "tweet rate" demo           | book ch. 5             |
 //! | [`shutdown`] | SIGINT/SIGTERM: stop accepting, drain, stop   | issue #1791            |
 pub mod accounts;
 pub mod cart;
@@ -20,4 +21,5 @@ pub mod echo;
 pub mod shutdown;
 pub mod site;
 pub mod store;
+pub mod upstream;
 pub mod ws_echo;

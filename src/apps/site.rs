@@ -73,6 +73,8 @@ pub struct Site {
 /// Build the application for `config` and start listening (the loop is not
 /// started: the caller does that).
 pub fn build(config: &Config) -> io::Result<Site> {
+    // Before anything can start the worker pool (it is sized on first use).
+    IOLoop::current().set_executor_threads(config.worker_threads);
     let settings = Settings {
         cookie_secret: cookie_secret(config)?,
         template_path: Some(config.template_path.clone()),
@@ -127,6 +129,9 @@ pub fn build(config: &Config) -> io::Result<Site> {
         let help = "Open WebSocket connections.";
         write_metric(out, "squall_websocket_connections", "gauge", help, open);
     });
+    if let Err(e) = super::upstream::start(&mut app, config.address, config.upstream_delay_ms) {
+        log::error!("the /rate demo is off: cannot start its upstream server: {e}");
+    }
 
     let server = HTTPServer::new(config.http.clone(), app.into_callback());
     register_core_metrics(&metrics, server.stats());

@@ -44,15 +44,14 @@ use std::net::IpAddr;
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
-use super::parse::{parse_chunk_size, parse_request_head, BodyFraming, RequestHead, Version};
+use super::parse::{
+    parse_chunk_size, parse_request_head, BodyFraming, RequestHead, Version, MAX_CHUNK_LINE,
+};
 use super::request::HTTPServerRequest;
 use super::responder::{simple_response, HTTPResponder};
 use super::server::{HTTPServerOptions, RequestCallback, ServerStats};
 use crate::ioloop::{IOLoop, TimeoutHandle};
 use crate::iostream::{IOStream, ReadTarget, StreamError};
-
-/// Longest accepted chunk-size line (Tornado: 64 bytes).
-const MAX_CHUNK_LINE: usize = 64;
 
 /// Where the connection is in its request/response cycle.
 enum State {

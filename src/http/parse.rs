@@ -13,6 +13,9 @@ use crate::httputil::HTTPHeaders;
 /// Most header lines in one request (more: 431).
 pub const MAX_HEADERS: usize = 100;
 
+/// Longest accepted chunk-size line (Tornado: 64 bytes).
+pub const MAX_CHUNK_LINE: usize = 64;
+
 /// HTTP version of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Version {
@@ -121,21 +124,7 @@ pub fn parse_request_head(block: &[u8], max_body_size: u64) -> Result<RequestHea
     } else {
         Version::Http10
     };
-    let mut headers = HTTPHeaders::new();
-    for h in req.headers.iter() {
-        // httparse allows obs-text (bytes ≥ 0x80) in values; we require
-        // UTF-8 so handlers see `&str`. Anything else is refused, not guessed.
-        let Ok(value) = std::str::from_utf8(h.value) else {
-            return Err(ParseError::new(
-                400,
-                format!("header {} is not valid UTF-8", h.name),
-            ));
-        };
-        if h.value.contains(&0) {
-            return Err(ParseError::new(400, "NUL in header value"));
-        }
-        headers.add(h.name, value);
-    }
+    let headers = collect_headers(req.headers)?;
 
     // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status
     // code to any HTTP/1.1 request message that lacks a Host header field and
@@ -169,6 +158,28 @@ pub fn parse_request_head(block: &[u8], max_body_size: u64) -> Result<RequestHea
     })
 }
 
+/// Copy httparse's header fields into [`HTTPHeaders`] (shared by the
+/// server's request parser and the client's response parser).
+///
+/// httparse allows obs-text (bytes ≥ 0x80) in values; we require UTF-8 so
+/// callers see `&str`. Anything else is refused (400), not guessed.
+pub fn collect_headers(raw: &[httparse::Header<'_>]) -> Result<HTTPHeaders, ParseError> {
+    let mut headers = HTTPHeaders::new();
+    for h in raw {
+        let Ok(value) = std::str::from_utf8(h.value) else {
+            return Err(ParseError::new(
+                400,
+                format!("header {} is not valid UTF-8", h.name),
+            ));
+        };
+        if h.value.contains(&0) {
+            return Err(ParseError::new(400, "NUL in header value"));
+        }
+        headers.add(h.name, value);
+    }
+    Ok(headers)
+}
+
 /// RFC 9112 §6.3, strictly:
 ///
 /// * `Transfer-Encoding` and `Content-Length` together: 400 ("ought to be
@@ -183,43 +194,63 @@ fn body_framing(
     version: Version,
     max_body_size: u64,
 ) -> Result<BodyFraming, ParseError> {
-    let te: Vec<&str> = headers.get_all("Transfer-Encoding").collect();
-    let has_cl = headers.contains("Content-Length");
-    if !te.is_empty() {
-        if has_cl {
-            return Err(ParseError::new(
-                400,
-                "both Transfer-Encoding and Content-Length",
-            ));
-        }
-        if version == Version::Http10 {
-            return Err(ParseError::new(
-                400,
-                "Transfer-Encoding in an HTTP/1.0 request",
-            ));
-        }
-        let codings: Vec<&str> = te
-            .iter()
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .collect();
-        if codings.len() != 1 {
-            return Err(ParseError::new(
-                400,
-                "Transfer-Encoding must be exactly \"chunked\"",
-            ));
-        }
-        if !codings[0].eq_ignore_ascii_case("chunked") {
-            return Err(ParseError::new(
-                501,
-                format!("unsupported transfer coding {:?}", codings[0]),
-            ));
-        }
+    if is_chunked(headers, version)? {
         return Ok(BodyFraming::Chunked);
     }
-    if !has_cl {
-        return Ok(BodyFraming::None);
+    match content_length(headers)? {
+        Some(n) if n > max_body_size => Err(ParseError::new(
+            413,
+            format!("Content-Length {n} exceeds the limit of {max_body_size} bytes"),
+        )),
+        Some(0) | None => Ok(BodyFraming::None),
+        Some(n) => Ok(BodyFraming::Length(n)),
     }
+}
+
+/// The `Transfer-Encoding` rules of `body_framing`, for requests and
+/// responses alike: `Ok(true)` if the message is chunked, `Ok(false)` if it
+/// has no `Transfer-Encoding`; an error for `Transfer-Encoding` together with
+/// `Content-Length`, in an HTTP/1.0 message, or other than exactly `chunked`.
+pub fn is_chunked(headers: &HTTPHeaders, version: Version) -> Result<bool, ParseError> {
+    let te: Vec<&str> = headers.get_all("Transfer-Encoding").collect();
+    if te.is_empty() {
+        return Ok(false);
+    }
+    if headers.contains("Content-Length") {
+        return Err(ParseError::new(
+            400,
+            "both Transfer-Encoding and Content-Length",
+        ));
+    }
+    if version == Version::Http10 {
+        return Err(ParseError::new(
+            400,
+            "Transfer-Encoding in an HTTP/1.0 message",
+        ));
+    }
+    let codings: Vec<&str> = te
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    if codings.len() != 1 {
+        return Err(ParseError::new(
+            400,
+            "Transfer-Encoding must be exactly \"chunked\"",
+        ));
+    }
+    if !codings[0].eq_ignore_ascii_case("chunked") {
+        return Err(ParseError::new(
+            501,
+            format!("unsupported transfer coding {:?}", codings[0]),
+        ));
+    }
+    Ok(true)
+}
+
+/// The `Content-Length` rules of `body_framing`: `1*DIGIT`, several values
+/// only if identical. `Ok(None)` if absent.
+pub fn content_length(headers: &HTTPHeaders) -> Result<Option<u64>, ParseError> {
     let mut length: Option<u64> = None;
     for value in headers.get_all("Content-Length").flat_map(|v| v.split(',')) {
         let value = value.trim();
@@ -239,19 +270,12 @@ fn body_framing(
             _ => length = Some(n),
         }
     }
-    match length {
-        Some(n) if n > max_body_size => Err(ParseError::new(
-            413,
-            format!("Content-Length {n} exceeds the limit of {max_body_size} bytes"),
-        )),
-        Some(0) | None => Ok(BodyFraming::None),
-        Some(n) => Ok(BodyFraming::Length(n)),
-    }
+    Ok(length)
 }
 
 /// RFC 9112 §9.3: HTTP/1.1 persists unless `Connection: close`; HTTP/1.0
-/// only with `Connection: keep-alive`.
-fn keep_alive(headers: &HTTPHeaders, version: Version) -> bool {
+/// only with `Connection: keep-alive`. (Same rule for responses.)
+pub fn keep_alive(headers: &HTTPHeaders, version: Version) -> bool {
     let has_token = |token: &str| {
         headers
             .get_all("Connection")

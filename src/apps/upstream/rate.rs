@@ -1,0 +1,182 @@
+//! The book's "tweet rate" handlers ("Introduction to Tornado", ch. 5),
+//! three ways, against the slow upstream.
+//!
+//! | route           | how it waits for the upstream                       | book        |
+//! |-----------------|-----------------------------------------------------|-------------|
+//! | `/rate/blocking`| [`HTTPClient`] inside the handler: **the loop stops** | listing 5-1 |
+//! | `/rate/async`   | [`AsyncHTTPClient`] + callback; the Ctx clone is finished there | listing 5-2 |
+//! | `/rate/offload` | the blocking client on a worker thread (`run_in_executor`), result back on the loop | — |
+//!
+//! All three answer the same page fragment: the query and its tweets per
+//! second, computed from the first and last result's timestamps.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::escape::xhtml_escape;
+use crate::httpclient::{AsyncHTTPClient, FetchResult, HTTPClient, HTTPClientError, HTTPRequest};
+use crate::httputil::url_escape;
+use crate::ioloop::IOLoop;
+use crate::web::{Ctx, HTTPError, HandlerResult, RequestHandler};
+
+use super::server::{delay_arg, query_arg};
+
+/// What every rate handler needs: where the upstream is and its default
+/// delay.
+#[derive(Clone, Debug)]
+pub struct RateConfig {
+    /// Base URL of the upstream server, e.g. `http://127.0.0.1:40123`.
+    pub upstream: String,
+    /// `delay_ms` sent to the upstream when the request gives none.
+    pub default_delay_ms: u64,
+}
+
+impl RateConfig {
+    /// The upstream request for this page request (400 on bad arguments).
+    fn request(&self, cx: &Ctx) -> Result<(String, HTTPRequest), HTTPError> {
+        let q = query_arg(cx)?;
+        let delay = delay_arg(cx, self.default_delay_ms)?;
+        let url = format!(
+            "{}/upstream?q={}&delay_ms={delay}",
+            self.upstream,
+            url_escape(&q, true)
+        );
+        // The delay is at most 10 s; leave room above it.
+        let timeout = Duration::from_millis(delay) + Duration::from_secs(10);
+        Ok((q, HTTPRequest::new(url).request_timeout(timeout)))
+    }
+}
+
+/// `GET /rate/blocking`: listing 5-1. While `fetch` waits, this thread —
+/// the main loop's — does nothing else: every other request, timer and
+/// callback of the server waits too.
+pub struct RateBlocking(pub RateConfig);
+
+impl RequestHandler for RateBlocking {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        let (q, request) = self.0.request(cx)?;
+        let result = blocking_fetch(request);
+        render_rate(cx, &q, "blocking", result);
+        Ok(())
+    }
+}
+
+/// `GET /rate/async`: listing 5-2. The handler starts the fetch and
+/// returns; the loop serves others; the callback finishes the response.
+pub struct RateAsync {
+    /// Settings.
+    pub config: RateConfig,
+    /// One client for all requests (its `max_clients` slots are shared).
+    pub client: AsyncHTTPClient,
+}
+
+impl RequestHandler for RateAsync {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        let (q, request) = self.config.request(cx)?;
+        let cx = cx.clone();
+        self.client.fetch(request, move |result| {
+            render_rate(&cx, &q, "async", result);
+        });
+        Ok(())
+    }
+}
+
+/// `GET /rate/offload`: the blocking client, moved to a worker thread.
+/// The loop stays free; the result comes back through the loop's
+/// thread-safe `add_callback` and is finished there. Throughput is bounded
+/// by the worker pool (`--worker-threads`): each waiting request holds a
+/// thread.
+pub struct RateOffload(pub RateConfig);
+
+impl RequestHandler for RateOffload {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        let (q, request) = self.0.request(cx)?;
+        let cx = cx.clone();
+        IOLoop::current().run_in_executor(
+            move || blocking_fetch(request),
+            move |result| {
+                render_rate(&cx, &q, "offload", result);
+            },
+        );
+        Ok(())
+    }
+}
+
+/// Fetch with this thread's blocking client (one private loop per thread,
+/// kept between calls).
+fn blocking_fetch(request: HTTPRequest) -> FetchResult {
+    thread_local! {
+        static CLIENT: RefCell<Option<Rc<HTTPClient>>> = const { RefCell::new(None) };
+    }
+    let client = CLIENT.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = HTTPClient::new().ok().map(Rc::new);
+        }
+        c.clone()
+    });
+    match client {
+        Some(client) => client.fetch(request),
+        None => Err(HTTPClientError::Io {
+            kind: std::io::ErrorKind::Other,
+            message: "cannot create the blocking client's loop".into(),
+        }),
+    }
+}
+
+/// Tweets per second from the upstream's JSON: results over the time
+/// between the newest and the oldest (the book's computation).
+pub fn tweets_per_second(answer: &serde_json::Value) -> Option<f64> {
+    let results = answer.get("results")?.as_array()?;
+    let newest = results.first()?.get("created_at_ms")?.as_u64()?;
+    let oldest = results.last()?.get("created_at_ms")?.as_u64()?;
+    let span = newest.checked_sub(oldest)? as f64 / 1000.0;
+    Some(if span > 0.0 {
+        results.len() as f64 / span
+    } else {
+        results.len() as f64
+    })
+}
+
+/// Write the book's fragment and finish, or answer a 502 saying what went
+/// wrong upstream. Either way the response is finished on return.
+fn render_rate(cx: &Ctx, q: &str, how: &str, result: FetchResult) {
+    let rate = result.as_ref().ok().and_then(|r| {
+        serde_json::from_slice::<serde_json::Value>(&r.body)
+            .ok()
+            .and_then(|v| tweets_per_second(&v))
+    });
+    match (result, rate) {
+        (Ok(_), Some(rate)) => {
+            cx.write(format!(
+                "<div style=\"text-align: center\">\n  <div style=\"font-size: 72px\">{}</div>\n  \
+                 <div style=\"font-size: 144px\">{rate:.2}</div>\n  \
+                 <div style=\"font-size: 24px\">tweets per second</div>\n  \
+                 <div style=\"font-size: 12px\">fetched: {how}</div>\n</div>\n",
+                xhtml_escape(q)
+            ));
+            cx.finish();
+        }
+        (Ok(_), None) => cx.send_error(502, "the upstream answered something other than results"),
+        (Err(e), _) => {
+            log::warn!("/rate/{how}: upstream fetch failed: {e}");
+            cx.send_error(502, &format!("upstream fetch failed: {e}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_of_the_fake_search() {
+        let answer = super::super::server::fake_search("x");
+        let rate = tweets_per_second(&answer).expect("rate");
+        assert!(rate > 0.0);
+        assert_eq!(tweets_per_second(&serde_json::json!({})), None);
+        let one = serde_json::json!({"results": [{"created_at_ms": 5}]});
+        assert_eq!(tweets_per_second(&one), Some(1.0));
+    }
+}

@@ -1,0 +1,61 @@
+//! IOStream: bytes that arrive together with the peer's FIN can still be
+//! read after the stream closed (Tornado serves reads from the buffer
+//! before its closed check). An HTTP client depends on it: a server that
+//! writes a whole response and closes at once must not lose the body.
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::net::TcpListener;
+use std::rc::Rc;
+use std::thread;
+use std::time::Duration;
+
+use squall::ioloop::IOLoop;
+use squall::iostream::{IOStream, StreamError};
+
+type Log = Rc<RefCell<Vec<Result<Vec<u8>, StreamError>>>>;
+
+#[test]
+fn reads_after_eof_drain_the_buffer_first() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = thread::spawn(move || {
+        let (mut sock, _) = listener.accept().expect("accept");
+        sock.write_all(b"head\r\n\r\nbody-bytes-and-the-rest")
+            .expect("write");
+        // Dropping the socket sends FIN right behind the data.
+    });
+    let ioloop = IOLoop::current();
+    let log: Log = Rc::default();
+    let stream = IOStream::connect(addr, |_| {}).expect("connect");
+    server.join().expect("server thread");
+    let (s2, log2) = (stream.clone(), Rc::clone(&log));
+    // Wait for the close first, so every later read runs on a closed stream.
+    stream.set_close_callback(move || {
+        let (s3, log3) = (s2.clone(), Rc::clone(&log2));
+        s2.read_until(b"\r\n\r\n", None, move |r| {
+            log3.borrow_mut().push(r);
+            let (s4, log4) = (s3.clone(), Rc::clone(&log3));
+            s3.read_bytes(10, false, move |r| {
+                log4.borrow_mut().push(r);
+                let log5 = Rc::clone(&log4);
+                s4.read_until_close(move |r| {
+                    log5.borrow_mut().push(r);
+                    IOLoop::current().stop();
+                });
+            });
+        });
+    });
+    let guard = ioloop.call_later(Duration::from_secs(10), || IOLoop::current().stop());
+    ioloop.start();
+    ioloop.remove_timeout(guard);
+    assert_eq!(
+        *log.borrow(),
+        vec![
+            Ok(b"head\r\n\r\n".to_vec()),
+            Ok(b"body-bytes".to_vec()),
+            Ok(b"-and-the-rest".to_vec()),
+        ]
+    );
+    drop(stream);
+}
