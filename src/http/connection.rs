@@ -234,6 +234,14 @@ fn on_read(conn: &Rc<Conn>, result: Result<Vec<u8>, StreamError>) -> bool {
 
 /// A complete header block arrived.
 fn on_head(conn: &Rc<Conn>, block: &[u8]) -> bool {
+    // RFC 9112 §2.2: empty lines before a request-line are ignored. The
+    // parser strips them from the front of a head, but a block that is
+    // nothing but empty lines ("\r\n\r\n": read_until stopped at them) has
+    // no head yet: keep reading.
+    if block.chunks(2).all(|pair| pair == b"\r\n") {
+        *conn.state.borrow_mut() = State::ReadingHead;
+        return true;
+    }
     let head = match parse_request_head(block, conn.options.max_body_size) {
         Ok(head) => head,
         Err(e) => {
