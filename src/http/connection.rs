@@ -81,8 +81,10 @@ enum BodyStep {
     ChunkSize,
     /// Chunked: this many data bytes, then CRLF.
     ChunkData(u64),
-    /// Chunked: after the last chunk, trailer lines until an empty line.
-    Trailers,
+    /// Chunked: after the last chunk, trailer lines until an empty line;
+    /// the bytes of trailer lines read so far (they count against the
+    /// body limit, so their number is bounded too).
+    Trailers(u64),
 }
 
 /// One connection. Shared (`Rc`) by the pending read callback, the
@@ -193,7 +195,7 @@ fn body_target(step: BodyStep) -> ReadTarget {
             n: usize::try_from(n).unwrap_or(usize::MAX),
             partial: false,
         },
-        BodyStep::ChunkSize | BodyStep::Trailers => ReadTarget::Until {
+        BodyStep::ChunkSize | BodyStep::Trailers(_) => ReadTarget::Until {
             delimiter: b"\r\n".to_vec(),
             max_bytes: Some(MAX_CHUNK_LINE),
         },
@@ -298,7 +300,7 @@ fn on_body(
                 reject(conn, e.status, &e.reason);
                 return false;
             }
-            Ok(0) => BodyStep::Trailers,
+            Ok(0) => BodyStep::Trailers(0),
             Ok(n) => {
                 if (body.len() as u64).saturating_add(n) > conn.options.max_body_size {
                     reject(conn, 413, "request body too large");
@@ -316,17 +318,18 @@ fn on_body(
             body.extend_from_slice(chunk);
             BodyStep::ChunkSize
         }
-        BodyStep::Trailers => {
+        BodyStep::Trailers(seen) => {
             if data == b"\r\n" {
                 return dispatch(conn, head, body);
             }
             // Trailer fields are read and dropped (RFC 9110 §6.5.1 lets a
             // recipient discard them); they count against the body limit.
-            if (body.len() + data.len()) as u64 > conn.options.max_body_size {
+            let seen = seen.saturating_add(data.len() as u64);
+            if (body.len() as u64).saturating_add(seen) > conn.options.max_body_size {
                 reject(conn, 413, "request body too large");
                 return false;
             }
-            BodyStep::Trailers
+            BodyStep::Trailers(seen)
         }
     };
     *conn.state.borrow_mut() = State::ReadingBody {
