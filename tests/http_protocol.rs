@@ -5,7 +5,7 @@
 mod common;
 
 use common::plain::{self, HELLO, STREAMED};
-use common::{curl, get, have_curl, one_request, RawClient};
+use common::{curl, get, have_curl, one_request};
 
 #[test]
 fn keep_alive_serves_several_requests_on_one_socket() {

@@ -226,6 +226,36 @@ impl RawClient {
         }
     }
 
+    /// Wait up to `timeout` for the server to send something (or close);
+    /// true if it did. The bytes stay buffered for the next read.
+    pub fn wait_for_data(&mut self, timeout: Duration) -> bool {
+        if !self.buf.is_empty() || self.eof {
+            return true;
+        }
+        self.stream
+            .set_read_timeout(Some(timeout))
+            .expect("timeout");
+        let mut chunk = [0u8; 16 * 1024];
+        let got = match self.stream.read(&mut chunk) {
+            Ok(0) => {
+                self.eof = true;
+                true
+            }
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+                self.eof = true;
+                true
+            }
+            Err(e) => panic!("read failed: {e}"),
+        };
+        self.stream.set_read_timeout(Some(GUARD)).expect("timeout");
+        got
+    }
+
     /// Read exactly `n` bytes.
     pub fn read_exact_bytes(&mut self, n: usize) -> Vec<u8> {
         while self.buf.len() < n {
@@ -425,3 +455,4 @@ pub fn agent() -> ureq::Agent {
 }
 
 pub mod plain;
+pub mod webapp;

@@ -5,6 +5,7 @@
 //! | `/hello`  | `Hello, world!` in one `write_headers(.., finishing=true)`  |
 //! | `/echo`   | the request body; `X-Method`, `X-Query`, `X-Version` headers |
 //! | `/stream` | `one,` + `two,` now, `three` from a timer: length unknown   |
+//! | `/later?ms=N` | `later` after N milliseconds (a long-poll's shape)     |
 //! | other     | 404                                                         |
 
 use std::time::Duration;
@@ -50,6 +51,16 @@ fn answer(request: HTTPServerRequest, mut responder: HTTPResponder) {
             IOLoop::current().call_later(Duration::from_millis(5), move || {
                 responder.write(b"three");
                 responder.finish();
+            });
+        }
+        "/later" => {
+            let ms = request
+                .query
+                .strip_prefix("ms=")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            IOLoop::current().call_later(Duration::from_millis(ms), move || {
+                responder.write_headers(200, &headers, b"later", true);
             });
         }
         _ => responder.write_headers(404, &headers, b"not found", true),
