@@ -40,6 +40,8 @@ pub struct TestServer {
     handle: IOLoopHandle,
     /// The loop thread, joined on drop.
     thread: Option<JoinHandle<()>>,
+    /// Temporary directories removed once the server has stopped.
+    temp_dirs: Vec<std::path::PathBuf>,
 }
 
 impl TestServer {
@@ -66,7 +68,14 @@ impl TestServer {
             addr,
             handle,
             thread: Some(thread),
+            temp_dirs: Vec::new(),
         }
+    }
+
+    /// Remove `dir` when the server is dropped (after its loop stopped).
+    pub fn remove_on_drop(mut self, dir: std::path::PathBuf) -> TestServer {
+        self.temp_dirs.push(dir);
+        self
     }
 
     /// Run `f` on the loop thread with the server; wait for its result.
@@ -125,6 +134,9 @@ impl Drop for TestServer {
             if result.is_err() && !std::thread::panicking() {
                 panic!("the server thread panicked");
             }
+        }
+        for dir in &self.temp_dirs {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

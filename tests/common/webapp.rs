@@ -44,6 +44,7 @@ pub fn big_text() -> String {
 pub fn start(events: Sender<&'static str>) -> TestServer {
     let templates = super::temp_dir("templates");
     write_templates(&templates);
+    let dir = templates.clone();
     TestServer::start(move || {
         let settings = Settings {
             cookie_secret: SECRET.to_vec(),
@@ -80,6 +81,7 @@ pub fn start(events: Sender<&'static str>) -> TestServer {
         app.route("/big", Big);
         HTTPServer::new(HTTPServerOptions::default(), app.into_callback())
     })
+    .remove_on_drop(dir)
 }
 
 fn write_templates(dir: &Path) {
