@@ -81,8 +81,10 @@ enum BodyStep {
     ChunkSize,
     /// Chunked: this many data bytes, then CRLF.
     ChunkData(u64),
-    /// Chunked: after the last chunk, trailer lines until an empty line.
-    Trailers,
+    /// Chunked: after the last chunk, trailer lines until an empty line;
+    /// the bytes of trailer lines read so far (they count against the
+    /// body limit, so their number is bounded too).
+    Trailers(u64),
 }
 
 /// One connection. Shared (`Rc`) by the pending read callback, the
@@ -101,8 +103,8 @@ pub(crate) struct Conn {
     /// True while the application runs inside [`dispatch`]: a `finish` then
     /// must not schedule the pump, which continues by itself.
     in_dispatch: Cell<bool>,
-    /// The pending header/body/idle timer.
-    timer: Cell<Option<TimeoutHandle>>,
+    /// The pending header/body/idle timer, and when it will fire.
+    timer: Cell<Option<(TimeoutHandle, Instant)>>,
     /// When this connection started waiting for the current request head
     /// (or, while reading a body, when the head arrived).
     waiting_since: Cell<Instant>,
@@ -119,7 +121,7 @@ impl Drop for Conn {
         self.stats
             .open_connections
             .set(self.stats.open_connections.get() - 1);
-        if let Some(t) = self.timer.take() {
+        if let Some((t, _)) = self.timer.take() {
             IOLoop::current().remove_timeout(t);
         }
     }
@@ -197,7 +199,7 @@ fn body_target(step: BodyStep) -> ReadTarget {
             n: usize::try_from(n).unwrap_or(usize::MAX),
             partial: false,
         },
-        BodyStep::ChunkSize | BodyStep::Trailers => ReadTarget::Until {
+        BodyStep::ChunkSize | BodyStep::Trailers(_) => ReadTarget::Until {
             delimiter: Cow::Borrowed(b"\r\n"),
             max_bytes: Some(MAX_CHUNK_LINE),
         },
@@ -238,6 +240,14 @@ fn on_read(conn: &Rc<Conn>, result: Result<Vec<u8>, StreamError>) -> bool {
 /// A complete header block arrived.
 fn on_head(conn: &Rc<Conn>, block: &[u8]) -> bool {
     conn.head_seen_at.set(None);
+    // RFC 9112 §2.2: empty lines before a request-line are ignored. The
+    // parser strips them from the front of a head, but a block that is
+    // nothing but empty lines ("\r\n\r\n": read_until stopped at them) has
+    // no head yet: keep reading.
+    if block.chunks(2).all(|pair| pair == b"\r\n") {
+        *conn.state.borrow_mut() = State::ReadingHead;
+        return true;
+    }
     let head = match parse_request_head(block, conn.options.max_body_size) {
         Ok(head) => head,
         Err(e) => {
@@ -296,7 +306,7 @@ fn on_body(
                 reject(conn, e.status, &e.reason);
                 return false;
             }
-            Ok(0) => BodyStep::Trailers,
+            Ok(0) => BodyStep::Trailers(0),
             Ok(n) => {
                 if (body.len() as u64).saturating_add(n) > conn.options.max_body_size {
                     reject(conn, 413, "request body too large");
@@ -314,17 +324,18 @@ fn on_body(
             body.extend_from_slice(chunk);
             BodyStep::ChunkSize
         }
-        BodyStep::Trailers => {
+        BodyStep::Trailers(seen) => {
             if data == b"\r\n" {
                 return dispatch(conn, head, body);
             }
             // Trailer fields are read and dropped (RFC 9110 §6.5.1 lets a
             // recipient discard them); they count against the body limit.
-            if (body.len() + data.len()) as u64 > conn.options.max_body_size {
+            let seen = seen.saturating_add(data.len() as u64);
+            if (body.len() as u64).saturating_add(seen) > conn.options.max_body_size {
                 reject(conn, 413, "request body too large");
                 return false;
             }
-            BodyStep::Trailers
+            BodyStep::Trailers(seen)
         }
     };
     *conn.state.borrow_mut() = State::ReadingBody {
@@ -441,7 +452,7 @@ fn on_stream_closed(conn: &Rc<Conn>) {
 }
 
 fn cancel_timer(conn: &Conn) {
-    if let Some(t) = conn.timer.take() {
+    if let Some((t, _)) = conn.timer.take() {
         IOLoop::current().remove_timeout(t);
     }
 }
@@ -461,15 +472,23 @@ fn cancel_timer(conn: &Conn) {
 /// | `ReadingHead`, part of a head   | 408 once `header_timeout` passed since a firing first saw it |
 /// | `ReadingBody`            | 408 once `body_timeout` passed since the head arrived    |
 /// | `Responding`, `Closed`   | the application has the request: the timer lapses       |
+///
+/// A timer already armed is kept unless the new state needs an earlier
+/// deadline (a body timeout shorter than the header timeout): then it is
+/// replaced.
 fn arm_wait_timer(conn: &Rc<Conn>) {
-    if conn.timer.get().is_some() {
-        return;
-    }
     let delay = match &*conn.state.borrow() {
         State::ReadingHead => conn.options.header_timeout,
         State::ReadingBody { .. } => conn.options.body_timeout,
         _ => return,
     };
+    if let Some((handle, fires_at)) = conn.timer.get() {
+        if fires_at <= Instant::now() + delay {
+            return;
+        }
+        IOLoop::current().remove_timeout(handle);
+        conn.timer.set(None);
+    }
     arm_timer(conn, delay);
 }
 
@@ -481,7 +500,7 @@ fn arm_timer(conn: &Rc<Conn>, delay: Duration) {
             on_wait_timer(&conn);
         }
     });
-    conn.timer.set(Some(handle));
+    conn.timer.set(Some((handle, Instant::now() + delay)));
 }
 
 /// The connection's timer fired (see [`arm_wait_timer`]).

@@ -1,0 +1,261 @@
+//! A small web [`Application`] exercising the web layer, for the web tests.
+//!
+//! | route            | flags            | what it does                                  |
+//! |------------------|------------------|-----------------------------------------------|
+//! | `/form`          |                  | GET: form with `xsrf_form_html`; POST: `posted <name>` |
+//! | `/login`         |                  | GET `?name=`: sets the signed user cookie     |
+//! | `/private`       | authenticated    | `hello <user>`                                |
+//! | `/a/private`     | authenticated api| `{"user": ...}`                               |
+//! | `/arg`, `/a/arg` | (api)            | `get_argument("name")`                        |
+//! | `/upload`        | no_xsrf          | multipart: JSON of the `title` and `file`     |
+//! | `/fast`          |                  | `fast`                                        |
+//! | `/slow`          |                  | finishes from a 1 s timer; reports `slow-pending` |
+//! | `/dropped`       |                  | drops its last Ctx clone unfinished (→ 500)   |
+//! | `/dropped-flushed` |                | flushes, then drops unfinished (→ cut short)  |
+//! | `/pending`       |                  | never finishes; reports `pending`, and `closed` from on_connection_close |
+//! | `/stream`        |                  | `a`, flush, `b` + flush + `c` from a timer    |
+//! | `/render`        |                  | renders `<script>` through a template         |
+//! | `/big`           |                  | 4000 bytes of text (ETag, gzip)               |
+//! | `/a/fast`        | api              | POST only: `{"ok": true}`                     |
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+use squall::http::{HTTPServer, HTTPServerOptions};
+use squall::ioloop::IOLoop;
+use squall::web::{Application, Ctx, HandlerResult, RequestHandler, Settings};
+
+use super::TestServer;
+
+/// The cookie secret of the test application.
+pub const SECRET: &[u8] = b"the test application's cookie secret";
+
+/// The text `/big` serves.
+pub fn big_text() -> String {
+    (0..100)
+        .map(|i| format!("line {i:03} of a compressible text body...\n"))
+        .collect()
+}
+
+/// Start the test application; handlers report events on `events`.
+pub fn start(events: Sender<&'static str>) -> TestServer {
+    let templates = super::temp_dir("templates");
+    write_templates(&templates);
+    let dir = templates.clone();
+    TestServer::start(move || {
+        let settings = Settings {
+            cookie_secret: SECRET.to_vec(),
+            template_path: Some(templates),
+            ..Settings::default()
+        };
+        let mut app = Application::new(settings).expect("application");
+        app.route("/form", Form);
+        app.route("/login", Login);
+        app.route("/private", Private).authenticated();
+        app.route("/a/private", Private).authenticated().api();
+        app.route("/arg", Arg);
+        app.route("/a/arg", Arg).api();
+        app.route("/upload", Upload).no_xsrf();
+        app.route("/fast", Fast);
+        app.route("/a/fast", Fast).api();
+        app.route(
+            "/slow",
+            Slow {
+                events: events.clone(),
+            },
+        );
+        app.route("/dropped", Dropped { flush: false });
+        app.route("/dropped-flushed", Dropped { flush: true });
+        app.route(
+            "/pending",
+            Pending {
+                events,
+                waiting: Rc::default(),
+            },
+        );
+        app.route("/stream", Stream);
+        app.route("/render", Render);
+        app.route("/big", Big);
+        HTTPServer::new(HTTPServerOptions::default(), app.into_callback())
+    })
+    .remove_on_drop(dir)
+}
+
+fn write_templates(dir: &Path) {
+    std::fs::write(
+        dir.join("form.html"),
+        "<form method=\"post\" action=\"/form\">{{ xsrf_form_html }}\
+         <input name=\"name\"></form>\n",
+    )
+    .expect("template");
+    std::fs::write(
+        dir.join("escape.html"),
+        "<p>{{ msg }}</p><p>{{ trusted | safe }}</p>\n",
+    )
+    .expect("template");
+}
+
+struct Form;
+impl RequestHandler for Form {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        cx.render("form.html", serde_json::json!({}))
+    }
+    fn post(&self, cx: &Ctx) -> HandlerResult {
+        cx.write(format!("posted {}", cx.get_argument("name")?));
+        Ok(())
+    }
+}
+
+struct Login;
+impl RequestHandler for Login {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        cx.set_current_user(&cx.get_argument("name")?)?;
+        cx.write("ok");
+        Ok(())
+    }
+}
+
+struct Private;
+impl RequestHandler for Private {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        let user = cx.current_user().unwrap_or("?").to_string();
+        if cx.request().path.starts_with("/a/") {
+            cx.write_json(&serde_json::json!({ "user": user }));
+        } else {
+            cx.write(format!("hello {user}"));
+        }
+        Ok(())
+    }
+}
+
+struct Arg;
+impl RequestHandler for Arg {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        cx.write(format!("name={}", cx.get_argument("name")?));
+        Ok(())
+    }
+}
+
+struct Upload;
+impl RequestHandler for Upload {
+    fn post(&self, cx: &Ctx) -> HandlerResult {
+        let title = cx.get_body_argument("title")?;
+        let files = cx.files()?;
+        let Some(file) = files.get_first("file") else {
+            return Err(squall::web::HTTPError::bad_request("no file"));
+        };
+        cx.write_json(&serde_json::json!({
+            "title": title,
+            "filename": file.filename,
+            "content_type": file.content_type,
+            "body": String::from_utf8_lossy(&file.body),
+        }));
+        Ok(())
+    }
+}
+
+struct Fast;
+impl RequestHandler for Fast {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        cx.set_header("Content-Type", "text/plain");
+        cx.write("fast");
+        Ok(())
+    }
+    fn post(&self, cx: &Ctx) -> HandlerResult {
+        cx.write_json(&serde_json::json!({"ok": true}));
+        Ok(())
+    }
+}
+
+struct Slow {
+    events: Sender<&'static str>,
+}
+impl RequestHandler for Slow {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        let later = cx.clone();
+        IOLoop::current().call_later(Duration::from_secs(1), move || {
+            later.write("slow");
+            later.finish();
+        });
+        let _ = self.events.send("slow-pending");
+        Ok(())
+    }
+}
+
+struct Dropped {
+    flush: bool,
+}
+impl RequestHandler for Dropped {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        if self.flush {
+            cx.write("partial");
+            cx.flush();
+        }
+        // Keep the response open past the handler's return, then forget it.
+        let kept = cx.clone();
+        IOLoop::current().add_callback(move || drop(kept));
+        Ok(())
+    }
+}
+
+struct Pending {
+    events: Sender<&'static str>,
+    /// Requests waiting for an answer that never comes (a long-poll's
+    /// waiter list); a client that leaves is removed from it.
+    waiting: Rc<RefCell<Vec<Ctx>>>,
+}
+impl RequestHandler for Pending {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        self.waiting.borrow_mut().push(cx.clone());
+        let waiting = Rc::clone(&self.waiting);
+        let events = self.events.clone();
+        cx.on_connection_close(move || {
+            waiting.borrow_mut().clear();
+            let _ = events.send("closed");
+        });
+        let _ = self.events.send("pending");
+        Ok(())
+    }
+}
+
+struct Stream;
+impl RequestHandler for Stream {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        cx.set_header("Content-Type", "text/plain");
+        cx.write("a");
+        cx.flush();
+        let later = cx.clone();
+        IOLoop::current().call_later(Duration::from_millis(5), move || {
+            later.write("b");
+            later.flush();
+            later.write("c");
+            later.finish();
+        });
+        Ok(())
+    }
+}
+
+struct Render;
+impl RequestHandler for Render {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        cx.render(
+            "escape.html",
+            serde_json::json!({
+                "msg": "<script>alert(\"x\")</script> & 'q'",
+                "trusted": "<b>bold</b>",
+            }),
+        )
+    }
+}
+
+struct Big;
+impl RequestHandler for Big {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        cx.set_header("Content-Type", "text/plain; charset=UTF-8");
+        cx.write(big_text());
+        Ok(())
+    }
+}

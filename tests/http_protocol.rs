@@ -1,0 +1,340 @@
+//! HTTP/1.1 framing and persistence on real sockets: keep-alive reuse,
+//! pipelining, chunked uploads, `Expect: 100-continue`, HTTP/1.0 rules,
+//! HEAD, Date/Server, streamed (chunked) responses. Raw bytes over
+//! `TcpStream` for exactness, curl as an independent client.
+#[path = "http_common/mod.rs"]
+mod common;
+
+use common::plain::{self, HELLO, STREAMED};
+use common::{curl, get, have_curl, one_request};
+
+#[test]
+fn keep_alive_serves_several_requests_on_one_socket() {
+    let server = plain::start_default();
+    let mut client = server.raw();
+    for _ in 0..3 {
+        let r = client.request(get("/hello"));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.text(), HELLO);
+        assert_eq!(r.header("Connection"), None, "HTTP/1.1 persists silently");
+    }
+    assert_eq!(server.open_connections(), 1);
+    drop(client);
+    server.wait_open_connections(0);
+}
+
+#[test]
+fn curl_reuses_the_connection() {
+    if !have_curl() {
+        return;
+    }
+    let server = plain::start_default();
+    let url = server.url("/hello");
+    // num_connects: new connections made for each transfer.
+    let (ok, out, err) = curl(&[
+        "-o",
+        "/dev/null",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{num_connects}\n",
+        &url,
+        &url,
+    ]);
+    assert!(ok, "curl failed: {err}");
+    assert_eq!(
+        out, "200 1\n200 0\n",
+        "second transfer must reuse the socket"
+    );
+}
+
+#[test]
+fn hundred_pipelined_requests_in_one_write_are_answered_in_order() {
+    let server = plain::start_default();
+    let mut batch = Vec::new();
+    for i in 0..100 {
+        if i % 10 == 3 {
+            let body = format!("body-{i}");
+            batch.extend_from_slice(
+                format!(
+                    "POST /echo?i={i} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        } else {
+            batch.extend_from_slice(get(&format!("/echo?i={i}")).as_bytes());
+        }
+    }
+    let mut client = server.raw();
+    client.send(&batch);
+    for i in 0..100 {
+        let r = client.read_response();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("X-Query"), Some(format!("i={i}").as_str()));
+        if i % 10 == 3 {
+            assert_eq!(r.text(), format!("body-{i}"));
+        } else {
+            assert!(r.body.is_empty());
+        }
+    }
+    // Still open and in sync.
+    assert_eq!(client.request(get("/hello")).text(), HELLO);
+}
+
+#[test]
+fn chunked_upload_with_extensions_and_trailers() {
+    let server = plain::start_default();
+    let mut client = server.raw();
+    client.send(
+        "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
+         5;name=value\r\nhello\r\n\
+         6 ; quoted=\"a;b\"\r\n world\r\n\
+         A\r\n, chunked!\r\n\
+         0\r\nX-Trailer: one\r\nX-Other: two\r\n\r\n",
+    );
+    let r = client.read_response();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "hello world, chunked!");
+    // The trailers were consumed exactly: the next request parses.
+    assert_eq!(client.request(get("/hello")).text(), HELLO);
+}
+
+#[test]
+fn chunked_upload_arriving_in_pieces() {
+    let server = plain::start_default();
+    let mut client = server.raw();
+    client.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let mut expected = String::new();
+    for i in 0..20 {
+        let piece = format!("piece {i};");
+        expected.push_str(&piece);
+        // Split each chunk across writes: size line, data, CRLF.
+        client.send(format!("{:x}\r\n", piece.len()));
+        client.send(&piece);
+        client.send("\r\n");
+    }
+    client.send("0\r\n\r\n");
+    let r = client.read_response();
+    assert_eq!(r.text(), expected);
+}
+
+#[test]
+fn curl_chunked_upload() {
+    if !have_curl() {
+        return;
+    }
+    let server = plain::start_default();
+    let dir = common::temp_dir("curl-chunked");
+    let file = dir.join("upload.bin");
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &data).expect("write upload");
+    let out = std::process::Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "15"])
+        .args(["-H", "Transfer-Encoding: chunked", "--data-binary"])
+        .arg(format!("@{}", file.display()))
+        .arg(server.url("/echo"))
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == data, "echoed body differs");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn expect_100_continue_arrives_before_the_body_is_sent() {
+    let server = plain::start_default();
+    let mut client = server.raw();
+    client.send(
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n",
+    );
+    // Nothing of the body has been sent: the interim response must come now.
+    let interim = client.read_head();
+    assert_eq!(interim.status, 100);
+    client.send("hello world");
+    let r = client.read_response();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "hello world");
+}
+
+#[test]
+fn expect_100_continue_with_chunked_body() {
+    let server = plain::start_default();
+    let mut client = server.raw();
+    client.send(
+        "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n",
+    );
+    assert_eq!(client.read_head().status, 100);
+    client.send("3\r\nabc\r\n0\r\n\r\n");
+    assert_eq!(client.read_response().text(), "abc");
+}
+
+#[test]
+fn expect_100_continue_over_the_limit_gets_413_not_100() {
+    let options = squall::http::HTTPServerOptions {
+        max_body_size: 1000,
+        ..Default::default()
+    };
+    let server = plain::start(options);
+    let mut client = server.raw();
+    client.send(
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\nExpect: 100-continue\r\n\r\n",
+    );
+    let r = client.read_response();
+    assert_eq!(r.status, 413);
+    assert!(client.closed_cleanly());
+}
+
+#[test]
+fn http10_closes_unless_keep_alive_is_asked() {
+    let server = plain::start_default();
+    let mut client = server.raw();
+    let r = client.request("GET /hello HTTP/1.0\r\n\r\n");
+    assert_eq!((r.version, r.status), (0, 200));
+    assert_eq!(r.text(), HELLO);
+    assert!(
+        client.closed_cleanly(),
+        "HTTP/1.0 without keep-alive closes"
+    );
+}
+
+#[test]
+fn http10_keep_alive_is_honoured_and_announced() {
+    let server = plain::start_default();
+    let mut client = server.raw();
+    for _ in 0..2 {
+        let r = client.request("GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("Connection"), Some("keep-alive"));
+        assert_eq!(r.text(), HELLO);
+    }
+    // A last one without keep-alive ends it.
+    let r = client.request("GET /hello HTTP/1.0\r\n\r\n");
+    assert_eq!(r.header("Connection"), None);
+    assert!(client.closed_cleanly());
+}
+
+#[test]
+fn http10_streamed_response_is_delimited_by_close() {
+    let server = plain::start_default();
+    let mut client = server.raw();
+    client.send("GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    let r = client.read_head();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Length"), None);
+    assert_eq!(r.header("Transfer-Encoding"), None, "no chunked in 1.0");
+    assert_eq!(r.header("Connection"), None, "keep-alive withdrawn");
+    assert_eq!(String::from_utf8_lossy(&client.read_to_end()), STREAMED);
+}
+
+#[test]
+fn connection_close_is_answered_and_honoured() {
+    let server = plain::start_default();
+    let mut client = server.raw();
+    let r = client.request("GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Connection"), Some("close"));
+    assert!(client.closed_cleanly());
+    server.wait_open_connections(0);
+}
+
+#[test]
+fn requests_pipelined_behind_connection_close_are_not_answered() {
+    let server = plain::start_default();
+    let mut client = server.raw();
+    client.send(format!(
+        "GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n{}",
+        get("/echo?second")
+    ));
+    assert_eq!(client.read_response().text(), HELLO);
+    assert!(client.closed_cleanly());
+}
+
+#[test]
+fn head_has_no_body_but_the_get_length() {
+    let server = plain::start_default();
+    let mut client = server.raw();
+    // HEAD then GET in one write: if HEAD leaked a body, the GET's response
+    // would not parse.
+    client.send(format!(
+        "HEAD /hello HTTP/1.1\r\nHost: t\r\n\r\n{}",
+        get("/hello")
+    ));
+    let head = client.read_response_to(true);
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("Content-Length"),
+        Some(HELLO.len().to_string().as_str())
+    );
+    let r = client.read_response();
+    assert_eq!(r.text(), HELLO);
+}
+
+#[test]
+fn head_of_a_streamed_response_has_no_body() {
+    let server = plain::start_default();
+    let mut client = server.raw();
+    client.send(format!(
+        "HEAD /stream HTTP/1.1\r\nHost: t\r\n\r\n{}",
+        get("/hello")
+    ));
+    let head = client.read_response_to(true);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("Transfer-Encoding"), None);
+    assert_eq!(client.read_response().text(), HELLO);
+}
+
+#[test]
+fn date_and_server_headers() {
+    let server = plain::start_default();
+    let r = one_request(server.addr, get("/hello"));
+    let server_header = r.header("Server").expect("Server header");
+    assert!(server_header.starts_with("squall/"), "{server_header}");
+    let date = r.header("Date").expect("Date header");
+    let when = httpdate::parse_http_date(date).expect("IMF-fixdate");
+    let skew = when
+        .duration_since(std::time::SystemTime::now())
+        .or_else(|e| Ok::<_, ()>(e.duration()))
+        .unwrap_or_default();
+    assert!(skew.as_secs() < 60, "Date {date} is not now");
+    // Error responses made by the connection itself carry them too.
+    let r = one_request(server.addr, "GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(r.status, 400);
+    assert!(r.header("Date").is_some() && r.header("Server").is_some());
+}
+
+#[test]
+fn streamed_response_is_chunked_on_http11() {
+    let server = plain::start_default();
+    let mut client = server.raw();
+    let r = client.request(get("/stream"));
+    assert_eq!(r.status, 200);
+    assert!(r.chunked, "Transfer-Encoding: chunked expected");
+    assert_eq!(r.header("Content-Length"), None);
+    assert_eq!(r.text(), STREAMED);
+    // The terminating chunk was sent: the connection is reusable.
+    assert_eq!(client.request(get("/hello")).text(), HELLO);
+}
+
+#[test]
+fn curl_decodes_the_streamed_response() {
+    if !have_curl() {
+        return;
+    }
+    let server = plain::start_default();
+    let (ok, out, err) = curl(&[&server.url("/stream")]);
+    assert!(ok, "curl: {err}");
+    assert_eq!(out, STREAMED);
+}
+
+#[test]
+fn leading_empty_lines_before_a_request_are_ignored() {
+    let server = plain::start_default();
+    let mut client = server.raw();
+    let r = client.request(format!("\r\n\r\n{}", get("/hello")));
+    assert_eq!(r.text(), HELLO);
+}

@@ -1,0 +1,301 @@
+//! What the HTTP layer refuses, and how: 400 for malformed heads and the
+//! request-smuggling vectors, 413 for bodies over the limit (before the
+//! body is sent when Content-Length says so), 431 for oversize heads, 501
+//! for unknown transfer codings, 505 for other HTTP versions. Every refusal
+//! is a complete response with `Connection: close`, then the server closes.
+#[path = "http_common/mod.rs"]
+mod common;
+
+use common::plain::{self, HELLO};
+use common::{get, RawClient, TestServer};
+use squall::http::HTTPServerOptions;
+
+/// Send `request` on a fresh connection; expect `status`, then a close.
+fn expect_refusal(server: &TestServer, name: &str, request: &[u8], status: u16) {
+    let mut client = server.raw();
+    client.send_lossy(request);
+    let r = client.read_response();
+    assert_eq!(
+        r.status,
+        status,
+        "{name}: {:?} answered {} {:?}",
+        String::from_utf8_lossy(request),
+        r.status,
+        r.text()
+    );
+    assert_eq!(r.header("Connection"), Some("close"), "{name}");
+    assert!(client.closed_cleanly(), "{name}: not closed after refusal");
+}
+
+const POST: &str = "POST /echo HTTP/1.1\r\nHost: t\r\n";
+
+#[test]
+fn malformed_heads_and_smuggling_vectors_get_400() {
+    let server = plain::start_default();
+    let chunked = format!("{POST}Transfer-Encoding: chunked\r\n\r\n");
+    let mut cases: Vec<(&str, String)> = vec![
+        ("garbage request line", "HELLO\r\n\r\n".into()),
+        ("no version", "GET /\r\nHost: t\r\n\r\n".into()),
+        (
+            "bad method token",
+            "G@T / HTTP/1.1\r\nHost: t\r\n\r\n".into(),
+        ),
+        ("NUL in method", "G\0T / HTTP/1.1\r\nHost: t\r\n\r\n".into()),
+        (
+            "CL + TE",
+            format!("{POST}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        ),
+        (
+            "TE + CL",
+            format!("{POST}Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"),
+        ),
+        (
+            "differing Content-Length lines",
+            format!("{POST}Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"),
+        ),
+        (
+            "differing Content-Length list",
+            format!("{POST}Content-Length: 5, 6\r\n\r\nhello!"),
+        ),
+        (
+            "Content-Length +5",
+            format!("{POST}Content-Length: +5\r\n\r\nhello"),
+        ),
+        (
+            "Content-Length 0x5",
+            format!("{POST}Content-Length: 0x5\r\n\r\nhello"),
+        ),
+        (
+            "Content-Length -1",
+            format!("{POST}Content-Length: -1\r\n\r\n"),
+        ),
+        (
+            "Content-Length empty",
+            format!("{POST}Content-Length: \r\n\r\n"),
+        ),
+        (
+            "Content-Length overflow",
+            format!("{POST}Content-Length: 99999999999999999999999\r\n\r\n"),
+        ),
+        (
+            "duplicate Transfer-Encoding lines",
+            format!(
+                "{POST}Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+            ),
+        ),
+        (
+            "duplicate chunked in one line",
+            format!("{POST}Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n"),
+        ),
+        (
+            "chunked not last",
+            format!("{POST}Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n"),
+        ),
+        (
+            "TE in HTTP/1.0",
+            "POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".into(),
+        ),
+        ("NUL in header value", format!("{POST}X-A: a\0b\r\n\r\n")),
+        (
+            "CTL 0x01 in header value",
+            format!("{POST}X-A: a\x01b\r\n\r\n"),
+        ),
+        ("DEL in header value", format!("{POST}X-A: a\x7fb\r\n\r\n")),
+        (
+            "bare CR in header value",
+            format!("{POST}X-A: a\rb\r\n\r\n"),
+        ),
+        ("space before colon", format!("{POST}X-A : b\r\n\r\n")),
+        (
+            "space before colon (Host)",
+            "GET / HTTP/1.1\r\nHost : t\r\n\r\n".into(),
+        ),
+        ("obs-fold", format!("{POST}X-A: a\r\n b\r\n\r\n")),
+        ("empty header name", format!("{POST}: b\r\n\r\n")),
+        ("missing Host", "GET / HTTP/1.1\r\n\r\n".into()),
+        (
+            "two Host lines",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".into(),
+        ),
+        ("Host list", "GET / HTTP/1.1\r\nHost: a, b\r\n\r\n".into()),
+        (
+            "bare-LF chunk size line",
+            format!("{chunked}5\nhello\r\n0\r\n\r\n"),
+        ),
+        (
+            "bare-LF after chunk data",
+            format!("{chunked}5\r\nhello\n0\r\n\r\n"),
+        ),
+        (
+            "chunk data overruns its size",
+            format!("{chunked}5\r\nhelloXX\r\n0\r\n\r\n"),
+        ),
+        (
+            "chunk size 0x5",
+            format!("{chunked}0x5\r\nhello\r\n0\r\n\r\n"),
+        ),
+        (
+            "chunk size +5",
+            format!("{chunked}+5\r\nhello\r\n0\r\n\r\n"),
+        ),
+        (
+            "chunk size empty",
+            format!("{chunked}\r\nhello\r\n0\r\n\r\n"),
+        ),
+        (
+            "chunk size of 17 hex digits",
+            format!("{chunked}10000000000000000\r\n"),
+        ),
+        (
+            "chunk size line over 64 bytes",
+            format!("{chunked}5;{}\r\nhello\r\n0\r\n\r\n", "x".repeat(100)),
+        ),
+    ];
+    for (name, request) in cases.drain(..) {
+        expect_refusal(&server, name, request.as_bytes(), 400);
+    }
+    // obs-text: a raw 0xE9 byte (Latin-1 é) is not UTF-8.
+    let mut latin1 = format!("{POST}X-A: caf").into_bytes();
+    latin1.extend_from_slice(b"\xe9\r\n\r\n");
+    expect_refusal(&server, "non-UTF-8 header value", &latin1, 400);
+    // The server is still fine after all that.
+    assert_eq!(
+        common::one_request(server.addr, get("/hello")).text(),
+        HELLO
+    );
+}
+
+#[test]
+fn identical_content_lengths_are_accepted() {
+    let server = plain::start_default();
+    let r = common::one_request(
+        server.addr,
+        format!("{POST}Content-Length: 5\r\nContent-Length: 5, 5\r\n\r\nhello"),
+    );
+    assert_eq!((r.status, r.text().as_str()), (200, "hello"));
+}
+
+#[test]
+fn unknown_transfer_coding_is_501() {
+    let server = plain::start_default();
+    for coding in ["gzip", "identity", "x-custom"] {
+        let request = format!("{POST}Transfer-Encoding: {coding}\r\n\r\n");
+        expect_refusal(&server, coding, request.as_bytes(), 501);
+    }
+}
+
+#[test]
+fn other_http_versions_are_505() {
+    let server = plain::start_default();
+    for version in ["HTTP/9.9", "HTTP/2.0", "HTTP/1.2"] {
+        let request = format!("GET / {version}\r\nHost: t\r\n\r\n");
+        expect_refusal(&server, version, request.as_bytes(), 505);
+    }
+}
+
+fn limited(max_body_size: u64, max_header_size: usize) -> TestServer {
+    plain::start(HTTPServerOptions {
+        max_body_size,
+        max_header_size,
+        ..HTTPServerOptions::default()
+    })
+}
+
+#[test]
+fn content_length_over_the_limit_is_413_before_the_body_is_sent() {
+    let server = limited(1024, 64 * 1024);
+    let mut client = server.raw();
+    // Only the head: if the server waited for the 20 MiB, this would hang
+    // until the guard timeout.
+    client.send(format!("{POST}Content-Length: 20971520\r\n\r\n"));
+    let r = client.read_response();
+    assert_eq!(r.status, 413);
+    assert!(client.closed_cleanly());
+}
+
+#[test]
+fn body_exactly_at_the_limit_is_accepted() {
+    let server = limited(1024, 64 * 1024);
+    let body = "b".repeat(1024);
+    let r = common::one_request(
+        server.addr,
+        format!("{POST}Content-Length: 1024\r\n\r\n{body}"),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 1024);
+    let r = common::one_request(
+        server.addr,
+        format!("{POST}Transfer-Encoding: chunked\r\n\r\n400\r\n{body}\r\n0\r\n\r\n"),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 1024);
+}
+
+#[test]
+fn chunked_body_over_the_limit_is_413() {
+    let server = limited(1024, 64 * 1024);
+    let body = "b".repeat(1024);
+    // 1024 bytes are fine; the next chunk's size line tips it over.
+    let request =
+        format!("{POST}Transfer-Encoding: chunked\r\n\r\n400\r\n{body}\r\n1\r\nx\r\n0\r\n\r\n");
+    expect_refusal(&server, "chunked over limit", request.as_bytes(), 413);
+    // One huge chunk is refused from its size line alone.
+    let mut client = server.raw();
+    client.send(format!(
+        "{POST}Transfer-Encoding: chunked\r\n\r\nfffffff\r\n"
+    ));
+    assert_eq!(client.read_response().status, 413);
+    assert!(client.closed_cleanly());
+}
+
+#[test]
+fn trailers_count_against_the_body_limit() {
+    let server = limited(1024, 64 * 1024);
+    let mut request = format!("{POST}Transfer-Encoding: chunked\r\n\r\n0\r\n");
+    for i in 0..40 {
+        request.push_str(&format!("X-Trailer-{i:02}: {}\r\n", "t".repeat(40)));
+    }
+    request.push_str("\r\n");
+    expect_refusal(&server, "trailers", request.as_bytes(), 413);
+}
+
+#[test]
+fn oversize_head_is_431() {
+    let server = limited(1024, 4096);
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "v".repeat(8192)
+    );
+    expect_refusal(&server, "8 KiB header", request.as_bytes(), 431);
+    // A head just under the limit is fine.
+    let filler = "v".repeat(4096 - 200);
+    let r = common::one_request(
+        server.addr,
+        format!("GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: {filler}\r\n\r\n"),
+    );
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn too_many_header_lines_is_431() {
+    let server = plain::start_default();
+    let mut request = String::from("GET / HTTP/1.1\r\nHost: t\r\n");
+    for i in 0..150 {
+        request.push_str(&format!("X-{i}: y\r\n"));
+    }
+    request.push_str("\r\n");
+    expect_refusal(&server, "150 headers", request.as_bytes(), 431);
+}
+
+#[test]
+fn refusal_after_a_good_request_on_the_same_connection() {
+    let server = plain::start_default();
+    let mut client = RawClient::connect(server.addr);
+    assert_eq!(client.request(get("/hello")).text(), HELLO);
+    client.send(format!(
+        "{POST}Content-Length: 1\r\nContent-Length: 2\r\n\r\nxx"
+    ));
+    assert_eq!(client.read_response().status, 400);
+    assert!(client.closed_cleanly());
+    server.wait_open_connections(0);
+}

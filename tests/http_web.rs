@@ -1,0 +1,286 @@
+//! The web layer's request lifecycle on real sockets: callback-style
+//! handlers (a response finished from a timer while hundreds of others are
+//! served, a dropped response answered 500, on_connection_close), flush →
+//! chunked, argument errors, JSON errors on API routes, template
+//! autoescaping, multipart uploads (curl -F), ETag/304 and gzip.
+#[path = "http_common/mod.rs"]
+mod common;
+
+use std::io::Read;
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use common::webapp;
+use common::{agent, curl, get, have_curl, RawClient, TestServer, GUARD};
+
+fn start() -> (TestServer, Receiver<&'static str>) {
+    let (tx, rx) = mpsc::channel();
+    (webapp::start(tx), rx)
+}
+
+fn expect_event(events: &Receiver<&'static str>, want: &str) {
+    let got = events
+        .recv_timeout(GUARD)
+        .expect("an event from the handler");
+    assert_eq!(got, want);
+}
+
+#[test]
+fn timer_finished_response_while_500_others_are_served() {
+    let (server, events) = start();
+    let slow_url = server.url("/slow");
+    let slow = std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut r = agent().get(&slow_url).call().expect("slow request");
+        let body = r.body_mut().read_to_string().expect("body");
+        (r.status().as_u16(), body, started.elapsed())
+    });
+    // The slow handler has run and returned; its response is open.
+    expect_event(&events, "slow-pending");
+    let workers: Vec<_> = (0..10)
+        .map(|_| {
+            let url = server.url("/fast");
+            std::thread::spawn(move || {
+                let agent = agent();
+                for _ in 0..50 {
+                    let mut r = agent.get(&url).call().expect("fast request");
+                    assert_eq!(r.status().as_u16(), 200);
+                    assert_eq!(r.body_mut().read_to_string().expect("body"), "fast");
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("worker");
+    }
+    assert!(
+        !slow.is_finished(),
+        "the slow response arrived before the 500 others were served"
+    );
+    let (status, body, elapsed) = slow.join().expect("slow thread");
+    assert_eq!((status, body.as_str()), (200, "slow"));
+    assert!(
+        elapsed >= Duration::from_secs(1),
+        "finished early: {elapsed:?}"
+    );
+}
+
+#[test]
+fn handler_that_drops_its_ctx_unfinished_answers_500() {
+    let (server, _events) = start();
+    let mut client = server.raw();
+    let r = client.request(get("/dropped"));
+    assert_eq!(r.status, 500);
+    assert!(r.text().contains("Internal Server Error"), "{}", r.text());
+    // A complete response: the connection goes on.
+    assert_eq!(client.request(get("/fast")).text(), "fast");
+}
+
+#[test]
+fn flushed_response_dropped_unfinished_is_cut_short() {
+    let (server, _events) = start();
+    let mut client = server.raw();
+    client.send(get("/dropped-flushed"));
+    let head = client.read_head();
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("Transfer-Encoding"), Some("chunked"));
+    let rest = client.read_to_end();
+    assert_eq!(
+        rest, b"7\r\npartial\r\n",
+        "no terminating chunk, then close"
+    );
+    server.wait_open_connections(0);
+}
+
+#[test]
+fn on_connection_close_fires_and_the_connection_is_released() {
+    let (server, events) = start();
+    let mut client = server.raw();
+    client.send(get("/pending"));
+    expect_event(&events, "pending");
+    assert_eq!(server.open_connections(), 1);
+    drop(client);
+    expect_event(&events, "closed");
+    server.wait_open_connections(0);
+}
+
+#[test]
+fn flush_streams_a_chunked_response() {
+    let (server, _events) = start();
+    let mut client = server.raw();
+    let r = client.request(get("/stream"));
+    assert!(r.chunked);
+    assert_eq!(r.text(), "abc");
+    assert_eq!(client.request(get("/fast")).text(), "fast");
+    // HTTP/1.0 has no chunked coding: the body ends with the connection.
+    let mut old = server.raw();
+    old.send("GET /stream HTTP/1.0\r\n\r\n");
+    let head = old.read_head();
+    assert_eq!(head.header("Transfer-Encoding"), None);
+    assert_eq!(old.read_to_end(), b"abc");
+}
+
+#[test]
+fn missing_argument_is_400_naming_it() {
+    let (server, _events) = start();
+    let mut r = agent().get(server.url("/arg")).call().expect("request");
+    assert_eq!(r.status().as_u16(), 400);
+    let body = r.body_mut().read_to_string().expect("body");
+    assert!(body.contains("Missing argument name"), "{body}");
+    assert!(body.contains("<html>"), "pages get HTML errors: {body}");
+    let mut r = agent()
+        .get(server.url("/arg?name=%20spaced%20"))
+        .call()
+        .expect("request");
+    assert_eq!(r.body_mut().read_to_string().expect("body"), "name=spaced");
+}
+
+fn json_error(server: &TestServer, method: &str, path: &str) -> (u16, serde_json::Value) {
+    let req = ureq::http::Request::builder()
+        .method(method)
+        .uri(server.url(path))
+        .body(())
+        .expect("request");
+    let mut r = agent().run(req).expect("request");
+    let content_type = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{method} {path}: {content_type}"
+    );
+    let body = r.body_mut().read_to_string().expect("body");
+    (
+        r.status().as_u16(),
+        serde_json::from_str(&body).expect("JSON body"),
+    )
+}
+
+#[test]
+fn api_routes_answer_errors_in_json() {
+    let (server, _events) = start();
+    let (status, json) = json_error(&server, "GET", "/a/arg");
+    assert_eq!(status, 400);
+    assert_eq!(json["error"]["code"], 400);
+    assert_eq!(json["error"]["message"], "Missing argument name");
+    let (status, json) = json_error(&server, "GET", "/a/no-such-route");
+    assert_eq!((status, json["error"]["code"].as_u64()), (404, Some(404)));
+    let (status, _) = json_error(&server, "OPTIONS", "/a/arg");
+    assert_eq!(status, 405);
+    let (status, _) = json_error(&server, "GET", "/a/private");
+    assert_eq!(status, 403);
+}
+
+#[test]
+fn unknown_method_is_405() {
+    let (server, _events) = start();
+    let r = common::one_request(server.addr, "BREW /fast HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 405);
+}
+
+#[test]
+fn render_autoescapes() {
+    let (server, _events) = start();
+    let mut r = agent().get(server.url("/render")).call().expect("request");
+    let body = r.body_mut().read_to_string().expect("body");
+    assert!(!body.contains("<script>"), "{body}");
+    assert!(
+        body.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;&#x2f;script&gt; &amp; &#x27;q&#x27;"),
+        "{body}"
+    );
+    assert!(body.contains("<b>bold</b>"), "| safe opts out: {body}");
+}
+
+#[test]
+fn head_through_the_web_layer() {
+    let (server, _events) = start();
+    let mut client = server.raw();
+    client.send(format!(
+        "HEAD /fast HTTP/1.1\r\nHost: t\r\n\r\n{}",
+        get("/fast")
+    ));
+    let head = client.read_response_to(true);
+    assert_eq!(head.header("Content-Length"), Some("4"));
+    assert_eq!(client.read_response().text(), "fast");
+}
+
+#[test]
+fn etag_and_if_none_match_give_304() {
+    let (server, _events) = start();
+    let mut r = agent().get(server.url("/big")).call().expect("request");
+    let etag = r
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .expect("Etag on a 4 KB page")
+        .to_string();
+    assert_eq!(
+        r.body_mut().read_to_string().expect("body"),
+        webapp::big_text()
+    );
+    let mut client = server.raw();
+    let r = client.request(format!(
+        "GET /big HTTP/1.1\r\nHost: t\r\nIf-None-Match: {etag}\r\n\r\n"
+    ));
+    assert_eq!(r.status, 304);
+    assert!(r.body.is_empty());
+    // The 304 had no body on the wire: the next response parses.
+    assert_eq!(client.request(get("/fast")).text(), "fast");
+}
+
+#[test]
+fn gzip_when_accepted() {
+    let (server, _events) = start();
+    let mut client = server.raw();
+    let r = client.request("GET /big HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n");
+    assert_eq!(r.header("Content-Encoding"), Some("gzip"));
+    assert!(r.headers_named("Vary").contains(&"Accept-Encoding"));
+    assert!(r.body.len() < webapp::big_text().len());
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&r.body[..])
+        .read_to_string(&mut text)
+        .expect("valid gzip");
+    assert_eq!(text, webapp::big_text());
+    let plain = client.request(get("/big"));
+    assert_eq!(plain.header("Content-Encoding"), None);
+    assert_eq!(plain.text(), webapp::big_text());
+}
+
+#[test]
+fn multipart_upload_with_curl() {
+    if !have_curl() {
+        return;
+    }
+    let (server, _events) = start();
+    let dir = common::temp_dir("upload");
+    let file = dir.join("notes.txt");
+    std::fs::write(&file, "first line\nsecond line\n").expect("write");
+    let (ok, out, err) = curl(&[
+        "-F",
+        "title=My notes",
+        "-F",
+        &format!("file=@{};type=text/plain", file.display()),
+        &server.url("/upload"),
+    ]);
+    assert!(ok, "curl: {err}");
+    let json: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(json["title"], "My notes");
+    assert_eq!(json["filename"], "notes.txt");
+    assert_eq!(json["content_type"], "text/plain");
+    assert_eq!(json["body"], "first line\nsecond line\n");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn raw_pipelined_requests_through_the_application() {
+    let (server, _events) = start();
+    let mut client = RawClient::connect(server.addr);
+    let batch: String = (0..20).map(|i| get(&format!("/arg?name=n{i}"))).collect();
+    client.send(batch);
+    for i in 0..20 {
+        assert_eq!(client.read_response().text(), format!("name=n{i}"));
+    }
+}
