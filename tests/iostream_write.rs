@@ -296,6 +296,11 @@ fn shutdown_write_sends_fin_only_after_the_queued_bytes() {
     run_loop(|_| {
         let (stream, client) = stream_pair();
         *keep.borrow_mut() = Some(stream.clone());
+        // A small receive buffer keeps bytes queued on our side after the
+        // first flush (loopback autotuning could otherwise take 4 MiB).
+        socket2::SockRef::from(&client)
+            .set_recv_buffer_size(64 * 1024)
+            .expect("SO_RCVBUF");
         // Reads until EOF: it must see every byte first, then the FIN.
         *reader.borrow_mut() = Some(slow_reader(client, None));
         let data: Vec<u8> = (0..SIZE).map(pattern).collect();
