@@ -290,7 +290,10 @@ fn dropping_the_last_handle_closes_the_socket_and_frees_its_handler() {
 
 #[test]
 fn shutdown_write_sends_fin_only_after_the_queued_bytes() {
-    const SIZE: usize = 4 << 20;
+    // Larger than the kernel's send buffer can ever grow (tcp_wmem's max is
+    // 4 MiB by default) plus the reader's 64 KiB: bytes must stay queued in
+    // the stream when shutdown_write is called.
+    const SIZE: usize = 16 << 20;
     let reader = slot();
     let keep = slot();
     run_loop(|_| {

@@ -390,13 +390,17 @@ fn forwarded_ip(headers: &crate::httputil::HTTPHeaders) -> Option<IpAddr> {
 pub(crate) fn response_finished(conn: &Rc<Conn>, keep_alive: bool) {
     let cb = conn.close_callback.borrow_mut().take();
     drop(cb);
-    if !conn.in_dispatch.get() {
-        // Finished later (a long-poll woken by a message, a timer): no
-        // pipelined request of this connection will add to these bytes in
-        // this pass, so send them now rather than at the end of the
-        // iteration — in a fan-out to thousands the first answers leave
-        // while the others are still being built. Responses finished during
-        // dispatch keep coalescing: that is what makes pipelining cheap.
+    if !conn.in_dispatch.get() || conn.stream.buffered_len() == 0 {
+        // Coalescing responses only pays while more requests of this
+        // connection are already buffered (pipelining): their answers join
+        // these bytes and leave in one write at the end of the iteration.
+        // Otherwise nothing will join them, so send them now. Waiting would
+        // hold every answer of a poll batch until all of them are built:
+        // with 1000 busy connections the client then idles while the server
+        // computes, and the two cores take turns instead of working at once.
+        // The same holds for a response finished later (a long-poll woken
+        // by a message): in a fan-out to thousands, the first answers leave
+        // while the others are still being built.
         conn.stream.flush_now();
     }
     if keep_alive && !conn.stream.closed() {
