@@ -29,12 +29,8 @@ fn request(c: &Client, query: &str) -> tungstenite::handshake::client::Request {
     req
 }
 
-/// Open `/chatsocket?<query>` as `c`, or the handshake's error.
-fn try_open(
-    c: &Client,
-    query: &str,
-    origin: Option<&str>,
-) -> Result<Ws, tungstenite::HandshakeError<tungstenite::ClientHandshake<TcpStream>>> {
+/// Open `/chatsocket?<query>` as `c`, or the status of the refusal.
+fn try_open(c: &Client, query: &str, origin: Option<&str>) -> Result<Ws, u16> {
     let mut req = request(c, query);
     if let Some(origin) = origin {
         let value = HeaderValue::from_str(origin).expect("origin");
@@ -42,7 +38,11 @@ fn try_open(
     }
     let stream = TcpStream::connect(c.addr).expect("connect");
     stream.set_read_timeout(Some(GUARD)).expect("timeout");
-    tungstenite::client(req, stream).map(|(ws, _)| ws)
+    match tungstenite::client(req, stream) {
+        Ok((ws, _)) => Ok(ws),
+        Err(tungstenite::HandshakeError::Failure(Error::Http(r))) => Err(r.status().as_u16()),
+        Err(e) => panic!("{query}: {e}"),
+    }
 }
 
 /// Open `/chatsocket?room=<room>` as `c`.
@@ -53,9 +53,8 @@ fn open(c: &Client, room: &str) -> Ws {
 /// The status of a refused handshake.
 fn refused(c: &Client, query: &str, origin: Option<&str>) -> u16 {
     match try_open(c, query, origin) {
-        Err(tungstenite::HandshakeError::Failure(Error::Http(r))) => r.status().as_u16(),
+        Err(status) => status,
         Ok(_) => panic!("{query}: the handshake succeeded"),
-        Err(e) => panic!("{query}: {e}"),
     }
 }
 
