@@ -8,11 +8,20 @@
 //            back → poll again at once. On errors wait 0.5 s, 1 s, 2 s, …
 //            (at most 30 s) and try again, until the server answers.
 //
-// Another transport (a WebSocket) can take updater's place: any object
-// with start() that calls chat.showMessage(message) for every message it
-// receives, and send(fields) returning a Promise of the posted message,
-// can be passed to chat.start(). showMessage dedups by DOM id "m<id>", so
-// a message arriving twice (the sender's POST reply and its poll) shows once.
+//   socket   the WebSocket transport: /chatsocket?room=…&cursor=…, the
+//            same message objects pushed as they are posted, plus typed
+//            notices ({"type": "join"|"leave"|"sent"|"error"}). Used when
+//            the browser has WebSocket and the page was not loaded with
+//            ?transport=longpoll. If the socket never opens (a proxy that
+//            refuses upgrades, a lost login), the page falls back to
+//            updater; if an open socket drops, it reconnects with the same
+//            backoff and catches up through the cursor.
+//
+// A transport is any object with start() that calls chat.showMessage(message)
+// for every message it receives, and send(fields) returning a Promise of the
+// posted message (or of {id}). showMessage dedups by DOM id "m<id>", so a
+// message arriving twice (the POST reply and the poll, or a reconnect's
+// catch-up) shows once.
 "use strict";
 
 /** Longest wait between retries after errors, in milliseconds. */
@@ -96,6 +105,8 @@ const chat = {
 
   /** Add a message to the inbox unless it is already there. */
   showMessage(message) {
+    // Only message objects have html; notices and acks are not shown here.
+    if (!message || typeof message.html !== "string") return;
     if (document.getElementById("m" + message.id)) return;
     // message.html was rendered and escaped by the server.
     const template = document.createElement("template");
@@ -138,6 +149,30 @@ const chat = {
   scrollToEnd() {
     this.inbox.scrollTop = this.inbox.scrollHeight;
   },
+
+  /** Say which transport carries updates ("WebSocket", "long polling"). */
+  setTransport(name) {
+    const label = document.getElementById("transport");
+    if (!label) return;
+    label.textContent = name;
+    label.parentElement.hidden = false;
+  },
+
+  /** A join/leave notice: one quiet line in the room's header. */
+  showNotice(notice) {
+    const line = document.getElementById("presence");
+    if (!line || typeof notice.user !== "string") return;
+    const verb = notice.type === "join" ? "joined" : "left";
+    const here = Number.isInteger(notice.members) ? " · " + notice.members + " here" : "";
+    line.textContent = notice.user + " " + verb + here;
+    line.hidden = false;
+  },
+
+  /** Replace the transport (the socket falling back to long polling). */
+  switchTo(transport) {
+    this.transport = transport;
+    transport.start();
+  },
 };
 
 const updater = {
@@ -146,6 +181,7 @@ const updater = {
   stopped: false,
 
   start() {
+    chat.setTransport("long polling");
     this.cursor = chat.lastMessageId();
     this.poll();
   },
@@ -200,6 +236,109 @@ const updater = {
   },
 };
 
+const socket = {
+  ws: null,
+  /** Has any socket opened? If none ever does, long polling takes over. */
+  everOpened: false,
+  retrySleep: FIRST_ERROR_SLEEP,
+  /** Sends waiting for their "sent" or "error" answer, by ref. */
+  pending: new Map(),
+  nextRef: 1,
+
+  start() {
+    chat.setTransport("connecting…");
+    this.connect();
+  },
+
+  /** /chatsocket for this room; the cursor asks for what we missed. */
+  url() {
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    let url = scheme + location.host + "/chatsocket?room=" + encodeURIComponent(chat.room);
+    const cursor = chat.lastMessageId();
+    if (cursor) url += "&cursor=" + encodeURIComponent(cursor);
+    return url;
+  },
+
+  connect() {
+    const ws = new WebSocket(this.url());
+    this.ws = ws;
+    ws.onopen = () => {
+      this.everOpened = true;
+      this.retrySleep = FIRST_ERROR_SLEEP;
+      chat.setTransport("WebSocket");
+      if (document.querySelector("#status.warn")) chat.setStatus("");
+    };
+    ws.onmessage = (event) => this.receive(event.data);
+    ws.onclose = () => this.onClose(ws);
+  },
+
+  onClose(ws) {
+    if (this.ws !== ws) return;
+    this.ws = null;
+    for (const { reject } of this.pending.values()) reject(new Error("Connection lost; not sent."));
+    this.pending.clear();
+    if (!this.everOpened) {
+      console.log("WebSocket unavailable; falling back to long polling");
+      chat.switchTo(updater);
+      return;
+    }
+    const wait = this.retrySleep;
+    this.retrySleep = Math.min(wait * 2, MAX_ERROR_SLEEP);
+    chat.setTransport("reconnecting…");
+    chat.setStatus("Connection lost; reconnecting in " + Math.ceil(wait / 1000) + " s…", "warn");
+    window.setTimeout(() => this.connect(), wait);
+  },
+
+  /** One frame from the server: a message (no "type") or a notice. */
+  receive(text) {
+    let data;
+    try {
+      data = JSON.parse(text);
+    } catch (ignored) {
+      return;
+    }
+    if (!data || typeof data !== "object") return;
+    if (data.type === undefined) {
+      chat.showMessage(data);
+    } else if (data.type === "join" || data.type === "leave") {
+      chat.showNotice(data);
+    } else if (data.type === "sent" || data.type === "error") {
+      const waiting = this.pending.get(data.ref);
+      if (!waiting) {
+        if (data.type === "error") chat.setStatus(errorMessage(data), "error");
+        return;
+      }
+      this.pending.delete(data.ref);
+      if (data.type === "sent") waiting.resolve({ id: data.id });
+      else waiting.reject(new Error(errorMessage(data)));
+    }
+  },
+
+  /** Post {"body", "ref"}; resolves on "sent", rejects on "error". */
+  send(fields) {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) {
+      return Promise.reject(new Error("Not connected; reconnecting…"));
+    }
+    const ref = String(this.nextRef++);
+    return new Promise((resolve, reject) => {
+      this.pending.set(ref, { resolve, reject });
+      ws.send(JSON.stringify({ body: fields.body, ref: ref }));
+    });
+  },
+};
+
+/** The text of a socket's {"type": "error", "error": {"message"}}. */
+function errorMessage(data) {
+  return (data.error && data.error.message) || "The message was refused.";
+}
+
+/** WebSocket unless the browser lacks it or ?transport=longpoll says no. */
+function chooseTransport() {
+  const wanted = new URLSearchParams(location.search).get("transport");
+  return wanted === "longpoll" || !("WebSocket" in window) ? updater : socket;
+}
+
 document.addEventListener("DOMContentLoaded", () => {
-  if (document.getElementById("messageform")) chat.start(updater);
+  if (document.getElementById("messageform")) chat.start(chooseTransport());
 });

@@ -1,5 +1,6 @@
 //! The shopping cart over real sockets: the race the book's demo loses,
-//! the long-poll that misses no change, and bad input.
+//! the long-poll that misses no change, the WebSocket that pushes every
+//! change (`tungstenite` as the client), and bad input.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -152,11 +153,70 @@ fn metric(addr: SocketAddr, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("metric {name} missing"))
 }
 
+type Ws = tungstenite::WebSocket<TcpStream>;
+
+/// Open `/cart/socket` (with `origin`, if any), or the handshake's status.
+fn try_socket(addr: SocketAddr, origin: Option<&str>) -> Result<Ws, u16> {
+    use tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{addr}/cart/socket")
+        .into_client_request()
+        .expect("request");
+    if let Some(origin) = origin {
+        let value = tungstenite::http::HeaderValue::from_str(origin).expect("origin");
+        req.headers_mut().insert("Origin", value);
+    }
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    match tungstenite::client(req, stream) {
+        Ok((ws, _)) => Ok(ws),
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(r))) => {
+            Err(r.status().as_u16())
+        }
+        Err(e) => panic!("handshake: {e}"),
+    }
+}
+
+fn socket(addr: SocketAddr) -> Ws {
+    try_socket(addr, None).expect("handshake")
+}
+
+/// The next pushed count (a read timeout fails the test).
+fn pushed(ws: &mut Ws) -> i64 {
+    match ws.read().expect("a pushed count") {
+        tungstenite::Message::Text(t) => count_of(&t),
+        other => panic!("expected a text frame, got {other:?}"),
+    }
+}
+
+/// Close as a browser does and read to the end.
+fn close(mut ws: Ws) {
+    ws.close(None).expect("close");
+    while ws.read().is_ok() {}
+}
+
+/// Wait until `/metrics` shows `name` = `value` (no push for gauges).
+fn wait_metric(addr: SocketAddr, name: &str, value: f64) {
+    let mut now = f64::NAN;
+    for _ in 0..500 {
+        now = metric(addr, name);
+        if now == value {
+            return;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{name} stayed at {now}, expected {value}");
+}
+
 #[test]
 fn fifty_concurrent_adds_sell_exactly_ten() {
     let server = Server::start();
     let addr = server.addr;
     let (xsrf, _) = open_page(addr);
+    // A page watching over the WebSocket sees every sale, and only sales.
+    let mut watcher = socket(addr);
+    assert_eq!(pushed(&mut watcher), 10);
     let workers: Vec<_> = (0..50)
         .map(|i| {
             let xsrf = xsrf.clone();
@@ -183,6 +243,8 @@ fn fifty_concurrent_adds_sell_exactly_ten() {
     );
     let status = request(addr, "GET", "/cart/status", "", "");
     assert_eq!(count_of(&status.body), 0);
+    let seen: Vec<i64> = (0..10).map(|_| pushed(&mut watcher)).collect();
+    assert_eq!(seen, [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
     // A winner removing gives one back; removing again changes nothing; a
     // loser removing changes nothing either.
     let winner = &results.iter().find(|(s, _)| *s == 200).expect("a winner").1;
@@ -190,6 +252,63 @@ fn fifty_concurrent_adds_sell_exactly_ten() {
     assert_eq!(count_of(&post_cart(addr, &xsrf, "remove", winner).body), 1);
     assert_eq!(count_of(&post_cart(addr, &xsrf, "remove", winner).body), 1);
     assert_eq!(count_of(&post_cart(addr, &xsrf, "remove", loser).body), 1);
+    // One change, one push: the refused adds and removes pushed nothing
+    // (the next frame is the next real change).
+    assert_eq!(pushed(&mut watcher), 1);
+    assert_eq!(post_cart(addr, &xsrf, "add", loser).status, 200);
+    assert_eq!(pushed(&mut watcher), 0);
+    close(watcher);
+}
+
+#[test]
+fn socket_and_long_poll_both_see_every_change() {
+    let server = Server::start();
+    let addr = server.addr;
+    let (xsrf, session) = open_page(addr);
+    let mut ws = socket(addr);
+    assert_eq!(pushed(&mut ws), 10, "the count on open");
+    let mut count = 10;
+    let (one, two) = (format!("{session}-1"), format!("{session}-2"));
+    for (action, who, expected) in [
+        ("add", &one, 9),
+        ("remove", &one, 10),
+        ("add", &one, 9),
+        ("add", &two, 8),
+        ("remove", &one, 9),
+    ] {
+        // A long poll parked on the current count, then the change.
+        let mut parked = send(addr, "GET", &format!("/cart/status?count={count}"), "", "");
+        wait_metric(addr, "squall_cart_waiters", 1.0);
+        assert_eq!(post_cart(addr, &xsrf, action, who).status, 200);
+        let polled = count_of(&read_response(&mut parked).body);
+        assert_eq!(
+            (polled, pushed(&mut ws)),
+            (expected, expected),
+            "{action} {who}"
+        );
+        count = expected;
+    }
+    // A second page opening now gets the current count at once.
+    let mut late = socket(addr);
+    assert_eq!(pushed(&mut late), count);
+    assert_eq!(metric(addr, "squall_cart_subscribers"), 2.0);
+    close(late);
+    drop(ws); // vanishes without a Close frame
+    wait_metric(addr, "squall_cart_subscribers", 0.0);
+    wait_metric(addr, "squall_websocket_connections", 0.0);
+}
+
+#[test]
+fn socket_refuses_other_origins() {
+    let server = Server::start();
+    let addr = server.addr;
+    assert_eq!(
+        try_socket(addr, Some("http://evil.example")).err(),
+        Some(403)
+    );
+    let mut ws = try_socket(addr, Some(&format!("http://{addr}"))).expect("same origin");
+    assert_eq!(pushed(&mut ws), 10);
+    close(ws);
 }
 
 #[test]

@@ -91,6 +91,8 @@ pub fn build(config: &Config) -> io::Result<Site> {
     super::chat::handlers::mount(&mut app, &chat, &accounts);
     accounts.register_metrics(&metrics);
     chat.register_metrics(&metrics);
+    let chat_socket = super::chat::socket::mount(&mut app, &chat, &accounts);
+    chat_socket.register_metrics(&metrics);
     app.route("/hello", Hello);
     let draining = super::shutdown::Draining::default();
     app.route(
@@ -120,6 +122,13 @@ pub fn build(config: &Config) -> io::Result<Site> {
             "gauge",
             "Parked /cart/status long-polls.",
             inventory.waiter_count(),
+        );
+        write_metric(
+            out,
+            "squall_cart_subscribers",
+            "gauge",
+            "Open /cart/socket WebSockets.",
+            inventory.subscriber_count(),
         );
     });
 

@@ -1,5 +1,7 @@
 // End-to-end test of the squall chat in real headless Chromium
-// (playwright-core driving Debian's /usr/bin/chromium).
+// (playwright-core driving Debian's /usr/bin/chromium). Alice's pages use
+// the WebSocket (/chatsocket, the default); Bob's lobby is loaded with
+// ?transport=longpoll, so the two transports share one room throughout.
 //
 //   node chat.mjs <base-url> <output-dir>
 //
@@ -62,6 +64,23 @@ async function waitForMessage(page, text, timeout = SEEN_WITHIN) {
   );
 }
 
+/** Wait until the page's "Live updates:" label says `name`. */
+async function waitForTransport(page, name, timeout = SEEN_WITHIN) {
+  await page.waitForFunction((n) => document.getElementById("transport").textContent === n, name, { timeout });
+}
+
+/** Wait until the presence line reads `text`. */
+async function waitForPresence(page, text, timeout = SEEN_WITHIN) {
+  await page.waitForFunction(
+    (t) => {
+      const line = document.getElementById("presence");
+      return !line.hidden && line.textContent === t;
+    },
+    text,
+    { timeout },
+  );
+}
+
 async function countMessages(page, text) {
   return page.$$eval("#inbox .message .body", (bodies, t) => bodies.filter((b) => b.textContent === t).length, text);
 }
@@ -88,6 +107,11 @@ try {
   const bob = await newPage(bobContext, "bob");
   await register(alice, "alice");
   await register(bob, "bob");
+  await bob.goto(base + "/?transport=longpoll");
+  await waitForTransport(alice, "WebSocket");
+  check(true, "alice's page uses the WebSocket");
+  await waitForTransport(bob, "long polling");
+  check(true, "bob's page (?transport=longpoll) uses long polling");
 
   // One types and presses Enter; the other sees it within a few seconds.
   const hello = "Hello Bob! <b>not bold</b> see http://example.com";
@@ -140,6 +164,73 @@ try {
   await bob.screenshot({ path: join(outDir, "chat-desktop.png") });
   await bob.setViewportSize({ width: 390, height: 780 });
   await bob.screenshot({ path: join(outDir, "chat-phone.png") });
+
+  // ----- WebSocket only: chat between two contexts, notices, reconnect,
+  // fallback.
+  const carolContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const carol = await newPage(carolContext, "carol");
+  await register(carol, "carol");
+  await waitForTransport(carol, "WebSocket");
+  await waitForPresence(alice, "carol joined · 2 here");
+  check(true, "alice is told that carol joined (bob, long polling, is not counted)");
+  await say(carol, "hello over the socket");
+  await waitForMessage(alice, "hello over the socket");
+  await waitForMessage(bob, "hello over the socket");
+  await say(alice, "socket to socket");
+  await waitForMessage(carol, "socket to socket");
+  await waitForMessage(alice, "socket to socket");
+  await alice.waitForFunction(() => document.getElementById("message").value === "");
+  const once = await countMessages(alice, "socket to socket");
+  check(once === 1, `over the socket the sender sees its message once (${once})`);
+  check(true, "two WebSocket contexts chat; the long-poll page sees it too");
+
+  // An open socket drops: the page says so, reconnects with backoff and
+  // catches up, through its cursor, on what was said meanwhile.
+  await alice.evaluate(() => {
+    socket.retrySleep = 2000;
+    socket.ws.close();
+  });
+  await alice.waitForSelector("#status.warn:not([hidden])", { timeout: SEEN_WITHIN });
+  await waitForTransport(alice, "reconnecting…");
+  await say(bob, "said while alice was away");
+  await waitForMessage(carol, "said while alice was away");
+  check((await countMessages(alice, "said while alice was away")) === 0, "a dropped socket receives nothing");
+  await waitForTransport(alice, "WebSocket", 10000);
+  await waitForMessage(alice, "said while alice was away");
+  await alice.waitForSelector("#status[hidden]", { state: "attached", timeout: SEEN_WITHIN });
+  check((await countMessages(alice, "said while alice was away")) === 1, "alice reconnects and catches up, once");
+
+  await carol.close();
+  await waitForPresence(alice, "carol left · 1 here");
+  check(true, "alice is told that carol left");
+  await alice.screenshot({ path: join(outDir, "chat-websocket.png") });
+
+  // A browser whose WebSocket never opens falls back to long polling.
+  const daveContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await daveContext.addInitScript(() => {
+    // A WebSocket that always fails to connect (a proxy refusing upgrades).
+    window.WebSocket = class extends EventTarget {
+      static OPEN = 1;
+      constructor() {
+        super();
+        this.readyState = 3;
+        setTimeout(() => this.onclose && this.onclose({ code: 1006 }), 50);
+      }
+      send() {
+        throw new Error("not connected");
+      }
+      close() {}
+    };
+  });
+  const dave = await newPage(daveContext, "dave");
+  await register(dave, "dave");
+  await waitForTransport(dave, "long polling");
+  await say(alice, "reaches the fallback page");
+  await waitForMessage(dave, "reaches the fallback page");
+  await say(dave, "from the fallback page");
+  await waitForMessage(alice, "from the fallback page");
+  check(true, "a page whose socket never opens falls back to long polling and chats");
+
   await alice.goto(base + "/auth/logout");
   await alice.screenshot({ path: join(outDir, "login-desktop.png") });
   console.log("# screenshots in " + outDir);

@@ -1,5 +1,5 @@
 //! HTTP handlers of the cart (the book's `DetailHandler`, `CartHandler`,
-//! `StatusHandler`).
+//! `StatusHandler`); [`mount`] also adds the WebSocket (`socket.rs`).
 
 use std::rc::Rc;
 
@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::inventory::{Inventory, Refusal, TOTAL_INVENTORY};
 use crate::web::{Application, Ctx, HTTPError, HandlerResult, RequestHandler};
+use crate::websocket::WebSocketRoute;
 
 /// Longest session id accepted (a uuid is 36).
 const MAX_SESSION_LEN: usize = 64;
@@ -28,6 +29,8 @@ pub fn mount(app: &mut Application) -> Rc<Inventory> {
         },
     )
     .api();
+    let socket = super::socket::CartSocket::new(Rc::clone(&inventory));
+    app.route("/cart/socket", WebSocketRoute::new(socket));
     inventory
 }
 

@@ -6,6 +6,7 @@
 //! | `GET /cart` | product page with a fresh session id and the current count |
 //! | `POST /cart` (`action=add\|remove`, `session`) | `{"inventoryCount": N, "inCart": bool}`; add when sold out: 409 |
 //! | `GET /cart/status?count=<last seen>` | long-poll: `{"inventoryCount": N}` as soon as N ≠ count |
+//! | `GET /cart/socket` (WebSocket) | `{"inventoryCount": N}` on open and on every change ([`socket`]) |
 //!
 //! The book's version has two bugs this one fixes: it sells 50 books out of
 //! 10 when 50 clients add at once (the count is not checked), and parked
@@ -19,6 +20,7 @@
 
 mod handlers;
 mod inventory;
+pub mod socket;
 
 pub use handlers::mount;
 pub use inventory::{Inventory, Refusal, WaitKey, TOTAL_INVENTORY};

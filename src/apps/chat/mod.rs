@@ -8,6 +8,7 @@
 //! | [`message_buffer`]   | [`MessageBuffer`]: cache of 200 + parked waiters  | `MessageBuffer`           |
 //! | [`room`]             | [`Room`]: post, wait, cancel, subscribe           | —                         |
 //! | [`handlers`]         | `/`, `/room/{name}`, `/a/message/new`, `/a/message/updates` | the handlers    |
+//! | [`socket`]           | `/chatsocket`: the same rooms over a WebSocket, join/leave notices | `demos/websocket` `ChatSocketHandler` |
 //!
 //! Wire protocol (DESIGN.md): `POST /a/message/new` (form `body`, `room`,
 //! `_xsrf`[, `next`]) answers the message object
@@ -23,6 +24,7 @@ pub mod handlers;
 pub mod message;
 pub mod message_buffer;
 pub mod room;
+pub mod socket;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};

@@ -178,6 +178,14 @@ impl Room {
             .collect()
     }
 
+    /// The cached messages after the one with id `cursor`, by the long-poll
+    /// rule ([`MessageBuffer::messages_since`]: unknown or no cursor → all).
+    /// For a WebSocket that reconnects and catches up.
+    pub fn messages_since(&self, cursor: Option<&str>) -> Vec<Rc<Message>> {
+        let buffer = self.inner.buffer.borrow();
+        buffer.messages_since(cursor).cloned().collect()
+    }
+
     /// Cached messages.
     pub fn len(&self) -> usize {
         self.inner.buffer.borrow().len()

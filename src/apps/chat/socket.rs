@@ -1,0 +1,324 @@
+//! `GET /chatsocket?room=<name>`: the chat over a WebSocket, in the same
+//! rooms as the long-poll chat, with the same message objects.
+//!
+//! Mirrors `ChatSocketHandler` of Tornado's `demos/websocket/chatdemo.py`
+//! (a set of waiters, `send_updates`, `on_message` parsing `{"body": ...}`),
+//! with rooms, logins and presence added. The fan-out is not here: a frame
+//! becomes [`Room::post_message`], which reaches the room's long-poll
+//! waiters and its subscribers — every socket below is one — in one pass,
+//! with the message serialized once ([`Message::json`](super::Message)).
+//!
+//! # What goes over the socket
+//!
+//! | direction | frame (JSON text) | when |
+//! |---|---|---|
+//! | client → server | `{"body": "...", "ref": "..."}` (`ref` optional, other fields ignored) | to post a message |
+//! | server → client | `{"id","from","body","html","time"}` | every message of the room (the long-poll objects, byte for byte) |
+//! | server → client | `{"type":"sent","id":"<message id>","ref":"..."}` | after the sender's own message, only if it gave a `ref` |
+//! | server → client | `{"type":"error","error":{"code":400\|413,"message":"..."}[,"ref"]}` | a frame that is not a postable message |
+//! | server → client | `{"type":"join"\|"leave","user":"...","members":N}` | a user's first socket in the room opens / last one closes |
+//!
+//! Messages have no `"type"`; everything else has one and no `id`/`html`,
+//! so a client that only knows messages (Tornado's demo `chat.js`: look up
+//! `#m<id>`, insert `html`) does nothing with it. Notices go to the room's
+//! WebSocket members only: long-poll answers carry messages and nothing
+//! else, so Tornado's long-poll clients, and the cache, never see one.
+//!
+//! A binary frame closes the connection with 1003 (unsupported data); a
+//! text frame that is not a postable message gets an error object and the
+//! connection stays open. A frame over [`MAX_FRAME`] closes it with 1009.
+//!
+//! Opening with `&cursor=<id>` (the id of the newest message the client
+//! has) sends the messages it missed first, by the long-poll cursor rule;
+//! without a cursor nothing is replayed (the page already shows the cache).
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::{Chat, MessageError, Room, Subscription, LOBBY};
+use crate::apps::accounts::Accounts;
+use crate::apps::site::{write_metric, Metrics};
+use crate::web::{Application, Ctx, HandlerResult};
+use crate::websocket::{Message, WebSocket, WebSocketHandler, WebSocketOptions, WebSocketRoute};
+
+/// Largest frame a client may send: a 4 KiB body is at most 24 KiB as JSON
+/// (`\u00XX` escapes), plus the fields Tornado's demo client adds.
+pub const MAX_FRAME: usize = 64 * 1024;
+
+/// Most bytes of missed messages replayed at open: half the write bound, so
+/// a catch-up alone can never trip it. Older missed messages are skipped
+/// (a reload shows them).
+pub const MAX_CATCH_UP_BYTES: usize = 2 * 1024 * 1024;
+
+/// Keep-alive: a ping this often, and a peer silent for as long again is
+/// dropped (1001), so a vanished browser leaves the room within a minute.
+pub const PING_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Longest `ref` echoed back; a longer one is ignored.
+pub const MAX_REF: usize = 64;
+
+/// Close code for a binary frame (RFC 6455 §7.4.1: "a type of data it
+/// cannot accept").
+const UNSUPPORTED_DATA: u16 = 1003;
+
+/// Add `/chatsocket` to `app` (logged-in users only: 403 before the
+/// handshake otherwise). Returns the handler, for its metrics.
+pub fn mount(app: &mut Application, chat: &Chat, accounts: &Accounts) -> Rc<ChatSocket> {
+    let socket = Rc::new(ChatSocket {
+        chat: chat.clone(),
+        accounts: accounts.clone(),
+        members: RefCell::new(HashMap::new()),
+        presence: RefCell::new(HashMap::new()),
+    });
+    app.route("/chatsocket", WebSocketRoute::new(Rc::clone(&socket)))
+        .authenticated()
+        .api();
+    socket
+}
+
+/// The `/chatsocket` handler: one value for every connection (see
+/// [`WebSocketHandler`]); per-connection state is keyed by the handle.
+pub struct ChatSocket {
+    /// The rooms (shared with the long-poll handlers).
+    chat: Chat,
+    /// To refuse a signed cookie whose account is gone.
+    accounts: Accounts,
+    /// Every open connection: its room and subscription. Dropping an entry
+    /// unsubscribes it.
+    members: RefCell<HashMap<WebSocket, Member>>,
+    /// Per room name: its open sockets and how many each user has, for
+    /// join/leave notices. A room's entry goes when its last socket does.
+    presence: RefCell<HashMap<String, Presence>>,
+}
+
+/// One open `/chatsocket` connection.
+struct Member {
+    /// Where its frames are posted.
+    room: Room,
+    /// Its author name (the login, captured at the handshake).
+    user: String,
+    /// Its place among the room's subscribers; unsubscribes on drop.
+    _subscription: Subscription,
+}
+
+/// Who is in one room over WebSocket.
+#[derive(Default)]
+struct Presence {
+    /// The sockets that get notices.
+    sockets: HashSet<WebSocket>,
+    /// Open sockets per user: a notice only for the first and the last, so
+    /// a second tab or a reconnect says nothing.
+    users: HashMap<String, usize>,
+}
+
+impl ChatSocket {
+    /// Open `/chatsocket` connections.
+    pub fn connection_count(&self) -> usize {
+        self.members.borrow().len()
+    }
+
+    /// Distinct users present over WebSocket, summed over rooms.
+    pub fn user_count(&self) -> usize {
+        let presence = self.presence.borrow();
+        presence.values().map(|p| p.users.len()).sum()
+    }
+
+    /// Add the WebSocket chat's gauges to `/metrics`.
+    pub fn register_metrics(self: &Rc<Self>, metrics: &Metrics) {
+        let socket = Rc::clone(self);
+        metrics.register(move |out| {
+            write_metric(
+                out,
+                "squall_chat_websockets",
+                "gauge",
+                "Open /chatsocket connections.",
+                socket.connection_count(),
+            );
+            write_metric(
+                out,
+                "squall_chat_websocket_users",
+                "gauge",
+                "Users present in chat rooms over WebSocket (per room).",
+                socket.user_count(),
+            );
+        });
+    }
+
+    /// The room named by `?room=` (default: the lobby).
+    fn room_of(&self, name: Option<String>) -> Result<Room, super::RoomError> {
+        self.chat.room(name.as_deref().unwrap_or(LOBBY))
+    }
+
+    /// Send `notice` (serialized once) to every socket in `room`.
+    fn notify_room(&self, room: &str, notice: &Value) {
+        let sockets: Vec<WebSocket> = match self.presence.borrow().get(room) {
+            Some(p) => p.sockets.iter().cloned().collect(),
+            None => return,
+        };
+        // No borrow held from here: writes may close a slow socket (its
+        // on_close runs later, from the loop).
+        let text = notice.to_string();
+        for ws in sockets {
+            let _ = ws.write_message(&text);
+        }
+    }
+
+    /// Send the messages after `cursor` (newest first within the budget,
+    /// then in order).
+    fn catch_up(ws: &WebSocket, room: &Room, cursor: &str) {
+        let missed = room.messages_since(Some(cursor));
+        let mut budget = MAX_CATCH_UP_BYTES;
+        let first = missed
+            .iter()
+            .rposition(|m| match budget.checked_sub(m.json.len()) {
+                Some(left) => {
+                    budget = left;
+                    false
+                }
+                None => true,
+            })
+            .map_or(0, |i| i + 1);
+        for message in &missed[first..] {
+            let _ = ws.write_message(&message.json);
+        }
+    }
+}
+
+impl WebSocketHandler for ChatSocket {
+    fn prepare(&self, cx: &Ctx) -> HandlerResult {
+        self.accounts.require_known_user(cx, true)?;
+        // A bad room name is a 404 now, not a socket that closes at once.
+        self.room_of(cx.get_argument_opt("room")?)?;
+        Ok(())
+    }
+
+    fn options(&self) -> WebSocketOptions {
+        WebSocketOptions {
+            max_message_size: MAX_FRAME,
+            ping_interval: Some(PING_INTERVAL),
+            ..WebSocketOptions::default()
+        }
+    }
+
+    fn open(&self, ws: &WebSocket) {
+        let (Some(user), Ok(room)) = (
+            ws.current_user().map(str::to_owned),
+            self.room_of(ws.get_query_argument("room")),
+        ) else {
+            // prepare checked both; only a room table filled up since.
+            ws.close(1011, "room unavailable");
+            return;
+        };
+        if let Some(cursor) = ws.get_query_argument("cursor") {
+            ChatSocket::catch_up(ws, &room, &cursor);
+        }
+        let socket = ws.clone();
+        let subscription = room.subscribe(move |message| {
+            // A full write buffer closes this one socket; the room goes on.
+            let _ = socket.write_message(&message.json);
+        });
+        let name = room.name().to_string();
+        self.members.borrow_mut().insert(
+            ws.clone(),
+            Member {
+                room,
+                user: user.clone(),
+                _subscription: subscription,
+            },
+        );
+        let (first, members) = {
+            let mut presence = self.presence.borrow_mut();
+            let here = presence.entry(name.clone()).or_default();
+            here.sockets.insert(ws.clone());
+            let sockets = here.users.entry(user.clone()).or_insert(0);
+            *sockets += 1;
+            (*sockets == 1, here.users.len())
+        };
+        if first {
+            let notice = json!({"type": "join", "user": user, "members": members});
+            self.notify_room(&name, &notice);
+        }
+    }
+
+    fn on_message(&self, ws: &WebSocket, message: Message) {
+        let Message::Text(text) = message else {
+            ws.close(UNSUPPORTED_DATA, "send JSON text frames");
+            return;
+        };
+        let (room, user) = match self.members.borrow().get(ws) {
+            Some(m) => (m.room.clone(), m.user.clone()),
+            None => return,
+        };
+        let parsed: Option<Value> = serde_json::from_str(&text).ok();
+        let frame = parsed.as_ref().and_then(Value::as_object);
+        let reference = frame
+            .and_then(|f| f.get("ref"))
+            .and_then(Value::as_str)
+            .filter(|r| r.len() <= MAX_REF)
+            .map(str::to_owned);
+        let reply = match frame.map(|f| f.get("body")) {
+            None => Err((
+                400,
+                "expected a JSON object like {\"body\": \"...\"}".into(),
+            )),
+            Some(None) => Err((400, "missing body".into())),
+            Some(Some(Value::String(body))) => match room.post_message(&user, body) {
+                Ok(posted) => Ok(posted.id.clone()),
+                Err(e @ MessageError::Empty) => Err((400, e.to_string())),
+                Err(e @ MessageError::TooLong { .. }) => Err((413, e.to_string())),
+            },
+            Some(Some(_)) => Err((400, "body must be a string".into())),
+        };
+        let mut answer = match reply {
+            // Posted: the message itself already went out to this socket
+            // (it is a subscriber); an ack only if the client asked for one.
+            Ok(_) if reference.is_none() => return,
+            Ok(id) => json!({"type": "sent", "id": id}),
+            Err((code, text)) => json!({"type": "error", "error": {"code": code, "message": text}}),
+        };
+        if let Some(reference) = reference {
+            answer["ref"] = Value::String(reference);
+        }
+        let _ = ws.write_json(&answer);
+    }
+
+    fn on_close(&self, ws: &WebSocket, _code: u16, _reason: &str) {
+        // Taken out first, dropped after the borrow ends (the subscription's
+        // closure owns a socket handle).
+        let Some(member) = self.members.borrow_mut().remove(ws) else {
+            return;
+        };
+        let name = member.room.name().to_string();
+        let last = {
+            let mut presence = self.presence.borrow_mut();
+            let Some(here) = presence.get_mut(&name) else {
+                return;
+            };
+            here.sockets.remove(ws);
+            let last = match here.users.get_mut(&member.user) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    false
+                }
+                _ => {
+                    here.users.remove(&member.user);
+                    true
+                }
+            };
+            let members = here.users.len();
+            if here.sockets.is_empty() {
+                presence.remove(&name);
+            }
+            last.then_some(members)
+        };
+        let Member { user, .. } = member; // unsubscribes
+        if let Some(members) = last {
+            let notice = json!({"type": "leave", "user": user, "members": members});
+            self.notify_room(&name, &notice);
+        }
+    }
+}
