@@ -324,8 +324,15 @@ impl Pool {
         let batch = batch.max(1);
         let mut next = first;
         loop {
-            let pending = |conns: &[Conn]| conns.iter().filter(|c| !c.connected && !c.is_dead()).count();
-            let start = batch.saturating_sub(pending(&self.conns[first..next])).min(end - next);
+            let pending = |conns: &[Conn]| {
+                conns
+                    .iter()
+                    .filter(|c| !c.connected && !c.is_dead())
+                    .count()
+            };
+            let start = batch
+                .saturating_sub(pending(&self.conns[first..next]))
+                .min(end - next);
             for _ in 0..start {
                 self.add_conn();
                 next += 1;

@@ -171,18 +171,19 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
         );
     }
     merge(&mut out, client.finish());
-    println!(
-        "hello: {completed} requests in {wall:.2} s = {rps:.0} req/s; p50 {} ms p99 {} ms; non-2xx {non_2xx}, errors {errors}",
-        out["p50_ms"], out["p99_ms"]
-    );
-    if let Some(us) = out.get("server_cpu_us_per_req") {
-        println!("hello: server CPU {us} us/request");
-    }
     if out["client_bound"] == json!(true) {
         println!(
             "hello: WARNING client-bound (client used {} of its core)",
             out["client_cpu_frac"]
         );
     }
+    let cpu_note = match out.get("server_cpu_us_per_req") {
+        Some(us) => format!("; server CPU {us} us/request"),
+        None => String::new(),
+    };
+    println!(
+        "hello: {completed} requests in {wall:.2} s = {rps:.0} req/s; p50 {} ms p99 {} ms; non-2xx {non_2xx}, errors {errors}{cpu_note}",
+        out["p50_ms"], out["p99_ms"]
+    );
     Ok(out)
 }
