@@ -167,3 +167,22 @@ impl Default for Rng {
         Rng::new()
     }
 }
+
+/// Segments this socket has retransmitted so far (`TCP_INFO`
+/// `tcpi_total_retrans`; SYNs included): > 0 means the server side dropped
+/// something, e.g. a SYN or handshake ACK refused by a full listen queue.
+pub fn tcp_retransmits<S: AsRawFd>(s: &S) -> Option<u32> {
+    // SAFETY: getsockopt writes at most `len` bytes into the zeroed struct we own.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            &mut info as *mut libc::tcp_info as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(info.tcpi_total_retrans)
+}
