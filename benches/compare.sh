@@ -13,6 +13,8 @@
 #   --max-minutes M stop starting new runs after M minutes (default 45)
 #   --out DIR       results directory (default bench-results/ at the repo root)
 #
+# The Tornado venv lives in bench-results/venv (or $BENCH_VENV) whatever --out is.
+#
 # Servers run pinned to CPU 0 (taskset -c 0), the load generator on CPU 1.
 # Every server is started fresh for each (case, repetition) and killed after;
 # the repetitions rotate the order of the servers so drift hits all alike.
@@ -81,7 +83,7 @@ else
 fi
 
 # --- Python venv with Tornado -----------------------------------------------
-VENV="$OUT/venv"
+VENV="${BENCH_VENV:-$ROOT/bench-results/venv}"
 want_server() { case ",$SERVERS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 if want_server tornado; then
     if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import tornado' 2>/dev/null; then
@@ -204,6 +206,8 @@ run_one() {   # $1 case, $2 server, $3 rep, $4 limit, $5 args template
             "$case" "$server" "$rep" >>"$RESULTS"
         return
     }
+    local load1
+    load1=$(cut -d' ' -f1 /proc/loadavg)
     local args=${tmpl//\{U\}/$url}
     args=${args//\{PID\}/$SERVER_PID}
     local raw="$OUT/raw/$case.$server.$rep.txt"
@@ -218,7 +222,8 @@ run_one() {   # $1 case, $2 server, $3 rep, $4 limit, $5 args template
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
         say "WARNING: $server died during $case (see $OUT/logs/$server.log)"
     fi
-    printf '{"case":"%s","server":"%s","rep":%d,"result":%s}\n' "$case" "$server" "$rep" "$json" >>"$RESULTS"
+    printf '{"case":"%s","server":"%s","rep":%d,"load1":%s,"result":%s}\n' \
+        "$case" "$server" "$rep" "$load1" "$json" >>"$RESULTS"
     say "$case $server #$rep: $(grep -v '^{' "$raw" | tail -n 1)"
     stop_server
 }

@@ -49,6 +49,12 @@ METRICS = {
     ],
 }
 SERVERS = ("squall", "tornado", "bare")
+# Server + loadgen keep the 1-min load average near 2 on this 2-core machine;
+# above this, something else was competing for the cores.
+BUSY_LOAD = 3.0
+# Share of a core used by processes other than server and loadgen during a
+# run (loadgen's other_cpu_frac) above which the figure is suspect.
+BUSY_OTHER = 0.25
 
 
 def value(result, key):
@@ -84,6 +90,7 @@ def main():
     runs = defaultdict(list)  # (case, server) -> [result]
     scenario_of = {}
     order = []
+    busy = {}
     with open(path) as f:
         for line in f:
             line = line.strip()
@@ -97,6 +104,9 @@ def main():
             if case not in order:
                 order.append(case)
             runs[(case, server)].append(result)
+            load1 = row.get("load1")
+            if isinstance(load1, (int, float)) and load1 > BUSY_LOAD:
+                busy.setdefault(case, set()).add((server, load1))
             if "scenario" in result and "error" not in result:
                 scenario_of[case] = result["scenario"]
 
@@ -110,8 +120,13 @@ def main():
                     notes.append("{}: {}".format(s, r["error"]))
                 if r.get("client_bound") and scenario_of.get(case) not in ("connect-storm", "idle"):
                     notes.append("{}: CLIENT-BOUND run".format(s))
+                other = r.get("other_cpu_frac")
+                if isinstance(other, (int, float)) and other > BUSY_OTHER:
+                    notes.append("{}: machine busy (other processes used {:.0%} of a core)".format(s, other))
                 if r.get("first_error"):
                     notes.append("{}: {}".format(s, r["first_error"]))
+        for server, load1 in sorted(busy.get(case, ())):
+            notes.append("{}: machine busy (1-min load average {} at the start of a run)".format(server, load1))
         if scen is None:
             rows.append({"case": case, "metric": "(no successful run)", "notes": sorted(set(notes))})
             continue

@@ -139,6 +139,7 @@ pub fn round3(x: f64) -> f64 {
 pub struct ClientCpu {
     wall0: Instant,
     cpu0: Duration,
+    machine0: Option<f64>,
 }
 
 impl ClientCpu {
@@ -146,6 +147,7 @@ impl ClientCpu {
         ClientCpu {
             wall0: Instant::now(),
             cpu0: crate::sys::self_cpu(),
+            machine0: crate::sys::machine_busy(),
         }
     }
     /// `{client_cpu_s, client_cpu_frac, client_bound}`; bound means > 90 % of one core.
@@ -158,6 +160,23 @@ impl ClientCpu {
             "client_cpu_frac": round3(frac),
             "client_bound": frac > 0.9,
         })
+    }
+
+    /// [`ClientCpu::finish`] plus `other_cpu_frac`: the share of one core
+    /// that processes other than this client and the server used meanwhile
+    /// (another build on the machine shows up here). Needs the server's CPU
+    /// over the same window.
+    pub fn finish_with_server(&self, server_cpu_s: Option<f64>) -> Value {
+        let mut v = self.finish();
+        let wall = self.wall0.elapsed().as_secs_f64().max(1e-9);
+        let cpu = (crate::sys::self_cpu() - self.cpu0).as_secs_f64();
+        if let (Some(m0), Some(m1), Some(srv)) =
+            (self.machine0, crate::sys::machine_busy(), server_cpu_s)
+        {
+            let other = ((m1 - m0) - cpu - srv).max(0.0) / wall;
+            merge(&mut v, json!({ "other_cpu_frac": round3(other) }));
+        }
+        v
     }
 }
 

@@ -186,3 +186,19 @@ pub fn tcp_retransmits<S: AsRawFd>(s: &S) -> Option<u32> {
     };
     (rc == 0).then_some(info.tcpi_total_retrans)
 }
+
+/// Busy CPU seconds of the whole machine so far (all CPUs; `/proc/stat`
+/// user + nice + system + irq + softirq + steal).
+pub fn machine_busy() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = s.lines().find(|l| l.starts_with("cpu "))?;
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy =
+        f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)? + f.get(7).unwrap_or(&0.0);
+    Some(busy / clock_ticks())
+}

@@ -170,7 +170,7 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
             }),
         );
     }
-    merge(&mut out, client.finish());
+    merge(&mut out, client.finish_with_server(server_cpu));
     if out["client_bound"] == json!(true) {
         println!(
             "hello: WARNING client-bound (client used {} of its core)",

@@ -221,6 +221,7 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
     let mut errors = 0u64;
     let mut sent = 0usize;
     let server = ServerCpu::start(pid);
+    let window = ClientCpu::start();
     let t0 = Instant::now();
     let expected = opened * m;
     loop {
@@ -317,6 +318,9 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
     });
     merge(&mut out, all.summary());
     merge(&mut out, client.finish());
+    if let Some(o) = window.finish_with_server(server_cpu).get("other_cpu_frac") {
+        merge(&mut out, json!({ "other_cpu_frac": o }));
+    }
     println!(
         "ws-fanout: n={n}: delivered {delivered}/{expected}; p50 {} ms p99 {} ms max {} ms; errors {errors}",
         out["p50_ms"], out["p99_ms"], out["max_ms"]
