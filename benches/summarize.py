@@ -200,7 +200,7 @@ def plot(rows):
     data = [r for r in data if r["squall"] or r["tornado"]]
     if not data:
         return None
-    w, h, left, bottom, top = 120 * len(data) + 120, 360, 70, 60, 40
+    w, h, left, bottom, top = max(120 * len(data) + 120, 600), 360, 70, 60, 40
     vals = [v for r in data for v in (r["squall"], r["tornado"]) if v]
     lo = 10 ** math.floor(math.log10(max(min(vals), 1e-3)))
     hi = 10 ** math.ceil(math.log10(max(vals) * 1.01))
@@ -224,9 +224,10 @@ def plot(rows):
         x0 = left + 20 + i * 120
         for j, s in enumerate(("squall", "tornado")):
             v = r[s]
-            if not v:
-                continue
             x = x0 + j * 40
+            if not v:
+                out.append('<text x="{}" y="{}" text-anchor="middle" font-size="10">n/a</text>'.format(x + 18, h - bottom - 4))
+                continue
             out.append(
                 '<rect x="{}" y="{:.1f}" width="36" height="{:.1f}" fill="{}"><title>{} {}: {} ms</title></rect>'.format(
                     x, y(v), h - bottom - y(v), colors[s], r["case"], s, v
