@@ -12,6 +12,7 @@
 #   --wrk           also cross-check hello with wrk (apt-get installs it if missing)
 #   --max-minutes M stop starting new runs after M minutes (default 45)
 #   --out DIR       results directory (default bench-results/ at the repo root)
+#   --squall-bin P  use this squall binary instead of building the repo's
 #
 # The Tornado venv lives in bench-results/venv (or $BENCH_VENV) whatever --out is.
 #
@@ -31,6 +32,7 @@ SERVERS="squall,tornado,bare"
 DURATION=""
 WRK=0
 MAX_MIN=45
+SQUALL_BIN=""
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -42,7 +44,8 @@ while [ $# -gt 0 ]; do
         --wrk) WRK=1 ;;
         --max-minutes) MAX_MIN="$2"; shift ;;
         --out) OUT="$2"; shift ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        --squall-bin) SQUALL_BIN="$2"; shift ;;
+        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -105,7 +108,14 @@ LOADGEN="$LG_TARGET/release/loadgen"
 BARE="$LG_TARGET/release/bare_responder"
 
 SQUALL=""
-if want_server squall; then
+if want_server squall && [ -n "$SQUALL_BIN" ]; then
+    if [ -x "$SQUALL_BIN" ]; then
+        SQUALL=$(cd "$(dirname "$SQUALL_BIN")" && pwd)/$(basename "$SQUALL_BIN")
+        say "squall: using $SQUALL (not built here)"
+    else
+        say "SKIP squall: --squall-bin $SQUALL_BIN is not an executable"
+    fi
+elif want_server squall; then
     say "building squall (cargo build --release at the repo root)"
     if (cd "$ROOT" && cargo build --release -q) >"$OUT/logs/build-squall.log" 2>&1; then
         SQ_TARGET="${TARGET_DIR:-$ROOT/target}"

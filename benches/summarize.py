@@ -114,6 +114,7 @@ def main():
     for case in order:
         scen = scenario_of.get(case)
         notes = []
+        busy_other = []
         for s in SERVERS:
             for r in runs.get((case, s), []):
                 if "error" in r:
@@ -122,11 +123,18 @@ def main():
                     notes.append("{}: CLIENT-BOUND run".format(s))
                 other = r.get("other_cpu_frac")
                 if isinstance(other, (int, float)) and other > BUSY_OTHER:
-                    notes.append("{}: machine busy (other processes used {:.0%} of a core)".format(s, other))
+                    busy_other.append(other)
                 if r.get("first_error"):
                     notes.append("{}: {}".format(s, r["first_error"]))
-        for server, load1 in sorted(busy.get(case, ())):
-            notes.append("{}: machine busy (1-min load average {} at the start of a run)".format(server, load1))
+        loads = [l for _, l in busy.get(case, ())]
+        if busy_other or loads:
+            total = sum(len(runs.get((case, s), [])) for s in SERVERS)
+            parts = []
+            if busy_other:
+                parts.append("other processes used up to {:.0%} of a core in {} run(s)".format(max(busy_other), len(busy_other)))
+            if loads:
+                parts.append("1-min load average up to {} in {} run(s)".format(max(loads), len(loads)))
+            notes.append("machine busy ({} runs in all): {}; rerun on a quiet machine".format(total, "; ".join(parts)))
         if scen is None:
             rows.append({"case": case, "metric": "(no successful run)", "notes": sorted(set(notes))})
             continue
