@@ -1,7 +1,9 @@
 //! `cart-race`: N sessions press "add" at the same instant.
 //!
 //! `GET /cart` gives the `_xsrf` cookie; each of N connections gets its own
-//! uuid4 session id (made here, as the page would hand out). All N
+//! session id: with `--sessions page` (the default `auto` picks it when the
+//! page shows a uuid) one `GET /cart` per session and the uuid4 found in the
+//! page, with `--sessions client` uuid4 strings made here. All N
 //! connections are opened first, then every `POST /cart` (`action=add`,
 //! `session`, `_xsrf`) is written in one tight loop. Counts 200 (accepted)
 //! and 409 (refused), reads the inventory from `GET /cart/status?count=-1`
@@ -16,7 +18,22 @@ use crate::sys::Rng;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-pub const FLAGS: &[&str] = &["url", "n", "timeout", "connect-batch"];
+pub const FLAGS: &[&str] = &["url", "n", "timeout", "connect-batch", "sessions"];
+
+/// The first uuid4-shaped string in `text`, as the cart page shows its session.
+fn find_uuid(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let shape = |w: &[u8]| {
+        w.len() == 36
+            && w.iter().enumerate().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => *c == b'-',
+                _ => c.is_ascii_hexdigit(),
+            })
+    };
+    (0..b.len().saturating_sub(35))
+        .find(|&i| shape(&b[i..i + 36]))
+        .map(|i| text[i..i + 36].to_string())
+}
 
 /// `inventoryCount` from the JSON (a number, or a string as in the book).
 fn inventory_of(v: &Value) -> Option<i64> {
@@ -50,7 +67,25 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
     let cookie = c.cookie_header();
     let before = read_inventory(&mut c)?;
 
-    let sessions: Vec<String> = (0..n).map(|_| rng.uuid4()).collect();
+    let mode = a.str("sessions", "auto");
+    let page_uuid = find_uuid(&String::from_utf8_lossy(&page.body));
+    let from_page = match mode.as_str() {
+        "page" => true,
+        "client" => false,
+        "auto" => page_uuid.is_some(),
+        m => return Err(format!("--sessions {m}: expected auto, page or client")),
+    };
+    let mut sessions: Vec<String> = Vec::with_capacity(n);
+    if from_page {
+        for _ in 0..n {
+            let p = c.get("/cart")?;
+            let id = find_uuid(&String::from_utf8_lossy(&p.body))
+                .ok_or("GET /cart shows no session uuid")?;
+            sessions.push(id);
+        }
+    } else {
+        sessions.extend((0..n).map(|_| rng.uuid4()));
+    }
     let mut pool = Pool::new(target.addr)?;
     let deadline = Instant::now() + timeout;
     let range = pool.open_paced(n, batch, deadline)?;
@@ -130,6 +165,7 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
     let mut out = json!({
         "scenario": "cart-race",
         "n": n,
+        "sessions_from": if from_page { "page" } else { "client" },
         "inventory_before": before,
         "accepted": accepted.len(),
         "refused": refused,
@@ -150,4 +186,18 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
         released
     );
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_the_session_uuid() {
+        let page =
+            r#"<input type="hidden" name="session" value="0f8fad5b-d9cb-469f-a165-70867728950e">"#;
+        assert_eq!(
+            super::find_uuid(page).as_deref(),
+            Some("0f8fad5b-d9cb-469f-a165-70867728950e")
+        );
+        assert_eq!(super::find_uuid("no id here"), None);
+    }
 }
