@@ -27,7 +27,12 @@ pub const FLAGS: &[&str] = &[
     "settle-ms",
     "setup-timeout",
     "connect-batch",
+    "conns-metric",
 ];
+
+/// squall's gauge of open HTTP connections, read (when present) to check
+/// that the server's count returns after the close.
+pub const DEFAULT_CONNS_METRIC: &str = "squall_http_connections";
 
 pub fn run(argv: &[String]) -> Result<Value, String> {
     let a = Args::parse(argv, FLAGS)?;
@@ -39,6 +44,7 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
     let setup_timeout = Duration::from_secs_f64(a.num("setup-timeout", 180.0)?);
     let batch: usize = a.num("connect-batch", 100)?;
     let metric = a.str("waiters-metric", chat::DEFAULT_WAITERS_METRIC);
+    let conns_metric = a.str("conns-metric", DEFAULT_CONNS_METRIC);
     let mut rng = Rng::new();
     let client = ClientCpu::start();
     let deadline = Instant::now() + setup_timeout;
@@ -54,6 +60,7 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
     std::thread::sleep(Duration::from_millis(300));
     let rss0 = proc_rss_kb(pid).ok_or("cannot read the server's VmRSS")?;
     let waiters0 = crate::http::read_metric(&target, &metric);
+    let conns0 = crate::http::read_metric(&target, &conns_metric);
     let mut first_error: Option<String> = None;
 
     let held = match kind.as_str() {
@@ -180,6 +187,7 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
     }
     let rss1 = proc_rss_kb(pid).ok_or("cannot read the server's VmRSS")?;
     let waiters1 = crate::http::read_metric(&target, &metric);
+    let conns1 = crate::http::read_metric(&target, &conns_metric);
     println!("idle: {held}/{n} {kind} connections held; server RSS {rss0} KiB -> {rss1} KiB");
 
     pool.close_all();
@@ -198,8 +206,11 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
     loop {
         std::thread::sleep(Duration::from_millis(100));
         let w = crate::http::read_metric(&target, &metric);
-        let done = match (waiters0, w) {
-            (Some(a), Some(b)) => b <= a,
+        let open = crate::http::read_metric(&target, &conns_metric);
+        let done = match (waiters0, w, conns0, open) {
+            // The server's connection count is back (the probe itself is one).
+            (_, _, Some(a), Some(b)) => b <= a + 1.0,
+            (Some(a), Some(b), _, _) => b <= a,
             _ => matches!(park.poll(usize::MAX, since, &mut prev), Parked::Yes(_)),
         };
         if done || Instant::now() > until {
@@ -209,6 +220,7 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
     std::thread::sleep(settle);
     let rss2 = proc_rss_kb(pid).ok_or("cannot read the server's VmRSS")?;
     let waiters2 = crate::http::read_metric(&target, &metric);
+    let conns2 = crate::http::read_metric(&target, &conns_metric);
 
     let mut c = Client::new(&target);
     c.timeout = Duration::from_secs(10);
@@ -234,6 +246,9 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
         "waiters_before": waiters0,
         "waiters_open": waiters1,
         "waiters_after_close": waiters2,
+        "server_conns_before": conns0,
+        "server_conns_open": conns1,
+        "server_conns_after_close": conns2,
         "still_answers": still,
         "first_error": first_error,
     });
