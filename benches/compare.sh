@@ -144,7 +144,9 @@ SERVER_PID=""
 start_server() {   # $1 = name; sets SERVER_PID or returns 1
     local name=$1 port=${PORT[$1]} cmd
     case "$name" in
-        squall) cmd=("$SQUALL" --port "$port") ;;
+        # Access logs off for both: Tornado's logging is not configured (its
+        # INFO access log is dropped), squall's log level is warn.
+        squall) cmd=(env RUST_LOG="${SQUALL_RUST_LOG:-warn}" "$SQUALL" --port "$port") ;;
         tornado) cmd=("$VENV/bin/python" "$ROOT/benches/tornado_peer/app.py" --port "$port") ;;
         bare) cmd=("$BARE" --port "$port") ;;
     esac
