@@ -19,6 +19,7 @@ from collections import defaultdict
 HELLO = [
     ("rps", "req/s", "high"),
     ("server_cpu_us_per_req", "server CPU us/req", "low"),
+    ("server_cpu_frac", "server core use (1 = saturated)", None),
     ("p99_ms", "p99 ms", "low"),
 ]
 FANOUT = [

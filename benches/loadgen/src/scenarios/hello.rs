@@ -166,6 +166,8 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
             &mut out,
             json!({
                 "server_cpu_s": cpu,
+                // Share of its core the server used: near 1 = saturated.
+                "server_cpu_frac": round3(cpu / wall),
                 "server_cpu_us_per_req": if completed > 0 { round3(cpu * 1e6 / completed as f64) } else { 0.0 },
             }),
         );
