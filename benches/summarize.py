@@ -32,7 +32,11 @@ METRICS = {
     "hello": HELLO,
     "wrk": [("rps", "req/s (wrk)", "high")],
     "longpoll-fanout": FANOUT + [("repoll_cpu_s", "round CPU s (re-poll)", "low")],
-    "ws-fanout": FANOUT + [("to_all_median_ms", "to all N, median ms", "low")],
+    "ws-fanout": FANOUT
+    + [
+        ("to_all_median_ms", "to all N, median ms", "low"),
+        ("first_msg.p99_ms", "first broadcast alone, p99 ms", "low"),
+    ],
     "idle": [
         ("bytes_per_conn", "RSS bytes/conn", "low"),
         ("rss_after_close_vs_before_pct", "RSS after close vs before %", None),
@@ -62,7 +66,9 @@ def value(result, key):
     if key == "delivered_frac":
         exp = result.get("expected") or 0
         return (result.get("delivered", 0) / exp) if exp else None
-    v = result.get(key)
+    v = result
+    for part in key.split("."):
+        v = v.get(part) if isinstance(v, dict) else None
     if isinstance(v, bool):
         return 1.0 if v else 0.0
     return v if isinstance(v, (int, float)) else None
@@ -211,7 +217,7 @@ def plot(rows):
         return None
     w, h, left, bottom, top = max(120 * len(data) + 120, 600), 360, 70, 60, 40
     vals = [v for r in data for v in (r["squall"], r["tornado"]) if v]
-    lo = 10 ** math.floor(math.log10(max(min(vals), 1e-3)))
+    lo = 10 ** math.floor(math.log10(max(min(vals) * 0.5, 1e-3)))
     hi = 10 ** math.ceil(math.log10(max(vals) * 1.01))
 
     def y(v):

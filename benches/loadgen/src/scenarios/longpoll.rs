@@ -219,6 +219,10 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
         delivered_round = 0;
         lat_round = Samples::default();
         post_status = None;
+        // A server may close the poster's keep-alive connection: open a new one.
+        if pool.conns[poster].is_dead() || pool.conns[poster].eof {
+            pool.reconnect(poster);
+        }
         let cpu0 = pid.and_then(proc_cpu);
         t_send = Instant::now();
         let req = chat::new_message_request(&host, &cs.cookie, &cs.xsrf, &cs.room, &cur_body);
