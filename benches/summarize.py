@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""Turn compare.sh's results.jsonl into one table (markdown + JSON) and a plot.
+
+    python3 benches/summarize.py bench-results/results.jsonl bench-results/
+
+Each row is one figure of one case: the median over the repetitions for
+squall, Tornado and (where it applies) the bare mio responder, and the ratio
+"how many times better squall is than Tornado" (> 1 means squall wins,
+whichever direction the figure improves in). Standard library only.
+"""
+
+import json
+import math
+import statistics
+import sys
+from collections import defaultdict
+
+# (key in the loadgen summary, label, better: "high" | "low" | None for counts)
+HELLO = [
+    ("rps", "req/s", "high"),
+    ("server_cpu_us_per_req", "server CPU us/req", "low"),
+    ("server_cpu_frac", "server core use (1 = saturated)", None),
+    ("p99_ms", "p99 ms", "low"),
+]
+FANOUT = [
+    ("p50_ms", "p50 ms", "low"),
+    ("p99_ms", "p99 ms", "low"),
+    ("max_ms", "max ms", "low"),
+    ("delivered_frac", "delivered (fraction)", "high"),
+]
+METRICS = {
+    "hello": HELLO,
+    "wrk": [("rps", "req/s (wrk)", "high")],
+    "longpoll-fanout": FANOUT + [("repoll_cpu_s", "round CPU s (re-poll)", "low")],
+    "ws-fanout": FANOUT
+    + [
+        ("to_all_median_ms", "to all N, median ms", "low"),
+        ("first_msg.p99_ms", "first broadcast alone, p99 ms", "low"),
+    ],
+    "idle": [
+        ("bytes_per_conn", "RSS bytes/conn", "low"),
+        ("rss_after_close_vs_before_pct", "RSS after close vs before %", None),
+        ("still_answers", "still answers", None),
+    ],
+    "cart-race": [
+        ("accepted", "accepted (of stock)", None),
+        ("inventory_after", "final inventory", None),
+        ("refused", "refused 409", None),
+    ],
+    "connect-storm": [
+        ("answered_first_try", "answered first try", "high"),
+        ("dropped", "dropped/retried", "low"),
+        ("listen_overflows", "ListenOverflows", None),
+    ],
+}
+SERVERS = ("squall", "tornado", "bare")
+# Server + loadgen keep the 1-min load average near 2 on this 2-core machine;
+# above this, something else was competing for the cores.
+BUSY_LOAD = 3.0
+# Share of a core used by processes other than server and loadgen during a
+# run (loadgen's other_cpu_frac) above which the figure is suspect.
+BUSY_OTHER = 0.25
+
+
+def value(result, key):
+    if key == "delivered_frac":
+        exp = result.get("expected") or 0
+        return (result.get("delivered", 0) / exp) if exp else None
+    v = result
+    for part in key.split("."):
+        v = v.get(part) if isinstance(v, dict) else None
+    if isinstance(v, bool):
+        return 1.0 if v else 0.0
+    return v if isinstance(v, (int, float)) else None
+
+
+def fmt(x):
+    if x is None:
+        return "n/a"
+    if abs(x) >= 1000:
+        return "{:,.0f}".format(x)
+    if abs(x) >= 10:
+        return "{:.1f}".format(x)
+    return "{:.3g}".format(x)
+
+
+def ratio(sq, tor, better):
+    if sq is None or tor is None or better is None:
+        return None
+    if better == "high":
+        return sq / tor if tor else None
+    return tor / sq if sq else None
+
+
+def main():
+    path, out = sys.argv[1], sys.argv[2]
+    runs = defaultdict(list)  # (case, server) -> [result]
+    scenario_of = {}
+    order = []
+    busy = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            case, server, result = row["case"], row["server"], row.get("result") or {}
+            if case not in order:
+                order.append(case)
+            runs[(case, server)].append(result)
+            load1 = row.get("load1")
+            if isinstance(load1, (int, float)) and load1 > BUSY_LOAD:
+                busy.setdefault(case, set()).add((server, load1))
+            if "scenario" in result and "error" not in result:
+                scenario_of[case] = result["scenario"]
+
+    rows = []
+    for case in order:
+        scen = scenario_of.get(case)
+        notes = []
+        busy_other = []
+        for s in SERVERS:
+            for r in runs.get((case, s), []):
+                if "error" in r:
+                    notes.append("{}: {}".format(s, r["error"]))
+                if r.get("client_bound") and scenario_of.get(case) not in ("connect-storm", "idle"):
+                    notes.append("{}: CLIENT-BOUND run".format(s))
+                other = r.get("other_cpu_frac")
+                if isinstance(other, (int, float)) and other > BUSY_OTHER:
+                    busy_other.append(other)
+                if r.get("first_error"):
+                    notes.append("{}: {}".format(s, r["first_error"]))
+        loads = [l for _, l in busy.get(case, ())]
+        if busy_other or loads:
+            total = sum(len(runs.get((case, s), [])) for s in SERVERS)
+            parts = []
+            if busy_other:
+                parts.append("other processes used up to {:.0%} of a core in {} run(s)".format(max(busy_other), len(busy_other)))
+            if loads:
+                parts.append("1-min load average up to {} in {} run(s)".format(max(loads), len(loads)))
+            notes.append("machine busy ({} runs in all): {}; rerun on a quiet machine".format(total, "; ".join(parts)))
+        if scen is None:
+            rows.append({"case": case, "metric": "(no successful run)", "notes": sorted(set(notes))})
+            continue
+        for key, label, better in METRICS.get(scen, []):
+            med = {}
+            n = {}
+            for s in SERVERS:
+                vals = [value(r, key) for r in runs.get((case, s), []) if "error" not in r]
+                vals = [v for v in vals if v is not None]
+                med[s] = statistics.median(vals) if vals else None
+                n[s] = len(vals)
+            rows.append(
+                {
+                    "case": case,
+                    "metric": label,
+                    "key": key,
+                    "better": better,
+                    "squall": med["squall"],
+                    "tornado": med["tornado"],
+                    "bare": med["bare"],
+                    "runs": n,
+                    "ratio_vs_tornado": ratio(med["squall"], med["tornado"], better),
+                    "squall_vs_bare": ratio(med["squall"], med["bare"], better),
+                    "notes": sorted(set(notes)),
+                }
+            )
+
+    lines = [
+        "| case | figure | squall | Tornado | squall ÷ Tornado (×, >1 = squall better) | bare mio | squall ÷ bare |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    all_notes = []
+    for r in rows:
+        if "key" not in r:
+            lines.append("| {} | {} | | | | | |".format(r["case"], r["metric"]))
+        else:
+            lines.append(
+                "| {} | {} | {} | {} | {} | {} | {} |".format(
+                    r["case"],
+                    r["metric"],
+                    fmt(r["squall"]),
+                    fmt(r["tornado"]),
+                    fmt(r["ratio_vs_tornado"]),
+                    fmt(r["bare"]),
+                    fmt(r["squall_vs_bare"]),
+                )
+            )
+        for note in r["notes"]:
+            entry = "{}: {}".format(r["case"], note)
+            if entry not in all_notes:
+                all_notes.append(entry)
+    md = "\n".join(lines) + "\n"
+    if all_notes:
+        md += "\nNotes (errors and client-bound runs):\n\n" + "\n".join("- " + n for n in all_notes) + "\n"
+    md += "\nMedians over the repetitions; compare only within one run (the machine drifts ±20% between minutes).\n"
+    with open(out + "/table.md", "w") as f:
+        f.write(md)
+    with open(out + "/table.json", "w") as f:
+        json.dump(rows, f, indent=1)
+    svg = plot(rows)
+    if svg:
+        with open(out + "/latency.svg", "w") as f:
+            f.write(svg)
+    print(md)
+    print("written: {0}/table.md {0}/table.json{1}".format(out, " {}/latency.svg".format(out) if svg else ""))
+
+
+def plot(rows):
+    """Grouped bars (log scale) of fan-out p99 latency by case: squall vs Tornado."""
+    data = [r for r in rows if r.get("key") == "p99_ms" and r["case"].startswith(("longpoll", "ws"))]
+    data = [r for r in data if r["squall"] or r["tornado"]]
+    if not data:
+        return None
+    w, h, left, bottom, top = max(120 * len(data) + 120, 600), 360, 70, 60, 40
+    vals = [v for r in data for v in (r["squall"], r["tornado"]) if v]
+    lo = 10 ** math.floor(math.log10(max(min(vals) * 0.5, 1e-3)))
+    hi = 10 ** math.ceil(math.log10(max(vals) * 1.01))
+
+    def y(v):
+        v = max(v, lo)
+        return top + (h - top - bottom) * (1 - (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)))
+
+    out = [
+        '<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif" font-size="12">'.format(w, h),
+        '<rect width="100%" height="100%" fill="white"/>',
+        '<text x="{}" y="22" font-size="15">Fan-out p99 latency (ms, log scale): squall vs Tornado</text>'.format(left),
+    ]
+    d = lo
+    while d <= hi * 1.0001:
+        out.append('<line x1="{0}" x2="{1}" y1="{2:.1f}" y2="{2:.1f}" stroke="#ddd"/>'.format(left, w - 20, y(d)))
+        out.append('<text x="{}" y="{:.1f}" text-anchor="end">{:g}</text>'.format(left - 6, y(d) + 4, d))
+        d *= 10
+    colors = {"squall": "#2a7ab0", "tornado": "#e08a1e"}
+    for i, r in enumerate(data):
+        x0 = left + 20 + i * 120
+        for j, s in enumerate(("squall", "tornado")):
+            v = r[s]
+            x = x0 + j * 40
+            if not v:
+                out.append('<text x="{}" y="{}" text-anchor="middle" font-size="10">n/a</text>'.format(x + 18, h - bottom - 4))
+                continue
+            out.append(
+                '<rect x="{}" y="{:.1f}" width="36" height="{:.1f}" fill="{}"><title>{} {}: {} ms</title></rect>'.format(
+                    x, y(v), h - bottom - y(v), colors[s], r["case"], s, v
+                )
+            )
+            out.append('<text x="{}" y="{:.1f}" text-anchor="middle" font-size="10">{}</text>'.format(x + 18, y(v) - 3, fmt(v)))
+        out.append('<text x="{}" y="{}" text-anchor="middle">{}</text>'.format(x0 + 38, h - bottom + 18, r["case"]))
+    ly = h - 18
+    for j, s in enumerate(("squall", "tornado")):
+        out.append('<rect x="{}" y="{}" width="12" height="12" fill="{}"/>'.format(left + j * 110, ly - 10, colors[s]))
+        out.append('<text x="{}" y="{}">{}</text>'.format(left + 16 + j * 110, ly, s))
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    main()
