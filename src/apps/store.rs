@@ -172,7 +172,7 @@ pub fn load_or_create_secret(dir: &Path) -> io::Result<Vec<u8>> {
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw)
         .map_err(|e| io::Error::other(format!("cannot generate a cookie secret: {e}")))?;
-    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::web::signed::hex_encode(&raw);
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -115,7 +115,7 @@ pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
 pub(crate) fn sha1_hex(data: &[u8]) -> String {
     use sha1::Digest;
     let digest = sha1::Sha1::digest(data);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    super::signed::hex_encode(&digest)
 }
 
 #[cfg(test)]
