@@ -1094,7 +1094,10 @@ fn flush(st: &mut StreamInner) {
         }
     }
     if st.write_buf.len == 0 {
-        if st.write_buf.chunks.capacity() > 16 {
+        // Like the read buffer: an idle connection keeps no buffer memory.
+        // (The chunk queue's slots cost ~100 bytes per idle connection;
+        // reallocating them for the next response costs one small malloc.)
+        if st.write_buf.chunks.capacity() > 0 {
             st.write_buf.chunks = std::collections::VecDeque::new();
         }
         if st.shutdown_when_flushed {
