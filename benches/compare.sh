@@ -183,8 +183,8 @@ if [ "$SMOKE" = 1 ]; then
         "idle-keepalive-200|a|60|idle --url {U} --n 200 --kind keepalive --server-pid {PID} --settle-ms 300"
         "idle-longpoll-200|c|60|idle --url {U} --n 200 --kind longpoll --server-pid {PID} --settle-ms 300"
         "idle-ws-200|c|60|idle --url {U} --n 200 --kind ws --server-pid {PID} --settle-ms 300"
-        "cart-50|c|60|cart-race --url {U} --n 50"
-        "storm-200|a|30|connect-storm --url {U}/hello --n 200 --timeout 10"
+        "cart-50|c|60|cart-race --url {U} --n 50 --server-pid {PID}"
+        "storm-200|a|30|connect-storm --url {U}/hello --n 200 --timeout 10 --server-pid {PID}"
     )
 else
     CASES=(
@@ -198,8 +198,8 @@ else
         "idle-keepalive-15000|a|300|idle --url {U} --n 15000 --kind keepalive --server-pid {PID}"
         "idle-longpoll-15000|c|300|idle --url {U} --n 15000 --kind longpoll --server-pid {PID}"
         "idle-ws-15000|c|300|idle --url {U} --n 15000 --kind ws --server-pid {PID}"
-        "cart-200|c|60|cart-race --url {U} --n 200"
-        "storm-15000|a|90|connect-storm --url {U}/hello --n 15000 --timeout 30"
+        "cart-200|c|60|cart-race --url {U} --n 200 --server-pid {PID}"
+        "storm-15000|a|90|connect-storm --url {U}/hello --n 15000 --timeout 30 --server-pid {PID}"
     )
 fi
 

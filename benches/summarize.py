@@ -11,6 +11,7 @@ whichever direction the figure improves in). Standard library only.
 
 import json
 import math
+import os
 import statistics
 import sys
 from collections import defaultdict
@@ -94,6 +95,7 @@ def ratio(sq, tor, better):
 
 def main():
     path, out = sys.argv[1], sys.argv[2]
+    os.makedirs(out, exist_ok=True)
     runs = defaultdict(list)  # (case, server) -> [result]
     scenario_of = {}
     order = []
@@ -128,6 +130,11 @@ def main():
                     notes.append("{}: {}".format(s, r["error"]))
                 if r.get("client_bound") and scenario_of.get(case) not in ("connect-storm", "idle"):
                     notes.append("{}: CLIENT-BOUND run".format(s))
+                fracs = [x.get("delivery_client_cpu_frac") for x in r.get("per_round") or []]
+                fracs.append(r.get("delivery_client_cpu_frac"))
+                fracs = [x for x in fracs if isinstance(x, (int, float))]
+                if fracs and max(fracs) > 0.9:
+                    notes.append("{}: client busy ({:.0%}) while answers arrived: latencies include its reading".format(s, max(fracs)))
                 other = r.get("other_cpu_frac")
                 if isinstance(other, (int, float)) and other > BUSY_OTHER:
                     busy_other.append(other)

@@ -9,13 +9,14 @@ use std::time::Duration;
 const USAGE: &str = "usage: loadgen SCENARIO [--flag value]...
 scenarios:
   hello           --url http://127.0.0.1:P/hello --conns 50 --duration 10 [--pipeline 16] [--server-pid PID]
-  longpoll-fanout --url http://127.0.0.1:P --n 1000 --rounds 3 [--server-pid PID]
+  longpoll-fanout --url http://127.0.0.1:P --n 1000 --rounds 3 [--server-pid PID] [--repoll after|immediate]
   ws-fanout       --url http://127.0.0.1:P --n 1000 --messages 10 --interval-ms 100 [--server-pid PID]
   idle            --url http://127.0.0.1:P --n 15000 --kind keepalive|longpoll|ws --server-pid PID
-  cart-race       --url http://127.0.0.1:P --n 200
-  connect-storm   --url http://127.0.0.1:P/hello --n 15000 [--timeout 20]
+  cart-race       --url http://127.0.0.1:P --n 200 [--sessions auto|page|client] [--server-pid PID]
+  connect-storm   --url http://127.0.0.1:P/hello --n 15000 [--timeout 20] [--server-pid PID]
   probe           --url http://127.0.0.1:P/healthz [--timeout 10]   (exit 0 once it answers 200)
-Each scenario ends with one JSON line; see docs/benchmarks.md.";
+Each scenario ends with one JSON line; an unknown flag lists the ones it takes.
+See docs/benchmarks.md.";
 
 fn probe(argv: &[String]) -> Result<serde_json::Value, String> {
     let a = squall_loadgen::cli::Args::parse(argv, &["url", "timeout"])?;

@@ -13,12 +13,19 @@
 use crate::cli::{Args, Target};
 use crate::http::{form, parse_response, Client};
 use crate::net::Pool;
-use crate::stats::{merge, ClientCpu};
+use crate::stats::{merge, ClientCpu, ServerCpu};
 use crate::sys::Rng;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-pub const FLAGS: &[&str] = &["url", "n", "timeout", "connect-batch", "sessions"];
+pub const FLAGS: &[&str] = &[
+    "url",
+    "n",
+    "timeout",
+    "connect-batch",
+    "sessions",
+    "server-pid",
+];
 
 /// The first uuid4-shaped string in `text`, as the cart page shows its session.
 fn find_uuid(text: &str) -> Option<String> {
@@ -55,6 +62,7 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
     let n: usize = a.num("n", 200)?;
     let timeout = Duration::from_secs_f64(a.num("timeout", 30.0)?);
     let batch: usize = a.num("connect-batch", 100)?;
+    let pid: Option<u32> = a.opt_num("server-pid")?;
     let mut rng = Rng::new();
     let client = ClientCpu::start();
 
@@ -103,6 +111,7 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
         })
         .collect();
     // Fire.
+    let server = ServerCpu::start(pid);
     let mut status: Vec<Option<u16>> = vec![None; n];
     let mut failed = vec![false; n];
     for i in range.clone() {
@@ -142,6 +151,7 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
         });
     }
     let race_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let server_cpu = server.elapsed();
     pool.close_all();
     let accepted: Vec<usize> = (0..n).filter(|i| status[*i] == Some(200)).collect();
     let refused = status.iter().filter(|s| **s == Some(409)).count();
@@ -178,6 +188,7 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
         "inventory_after_release": released,
         "release_errors": release_errors,
         "race_ms": (race_ms * 1000.0).round() / 1000.0,
+        "server_cpu_s": server_cpu,
     });
     merge(&mut out, client.finish());
     println!(

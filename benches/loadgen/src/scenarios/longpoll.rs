@@ -8,10 +8,17 @@
 //!
 //! Each round: one extra connection posts `POST /a/message/new`; each
 //! waiter's latency runs from just before that POST is written to the moment
-//! its whole answer is in. Like chat.js, a waiter re-polls at once with the
+//! its whole answer is in. Like chat.js, each waiter then re-polls with the
 //! last id as its new cursor; the round ends when every live waiter is parked
 //! again, and the server CPU of the round (delivery plus the N re-polls) is
 //! the "re-poll CPU".
+//!
+//! `--repoll after` (default) sends the N re-polls once every answer is in:
+//! N browsers re-poll in parallel, but one client thread writing a re-poll
+//! (a loopback `write` that runs the server side's TCP input) between reads
+//! would delay reading the other answers and inflate their latencies by the
+//! client's own work. `--repoll immediate` re-polls inside the read loop,
+//! exactly as chat.js sequences it, so the re-polls compete with delivery.
 
 use super::chat::{self, ParkCheck, Parked};
 use crate::cli::{Args, Target};
@@ -31,6 +38,7 @@ pub const FLAGS: &[&str] = &[
     "waiters-metric",
     "settle-ms",
     "round-timeout",
+    "repoll",
     "setup-timeout",
     "connect-batch",
 ];
@@ -48,6 +56,12 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
     let rounds: usize = a.num("rounds", 3)?;
     let pid: Option<u32> = a.opt_num("server-pid")?;
     let round_timeout = Duration::from_secs_f64(a.num("round-timeout", 60.0)?);
+    let repoll = a.str("repoll", "after");
+    let defer_repoll = match repoll.as_str() {
+        "after" => true,
+        "immediate" => false,
+        m => return Err(format!("--repoll {m}: expected after or immediate")),
+    };
     let setup_timeout = Duration::from_secs_f64(a.num("setup-timeout", 120.0)?);
     let batch: usize = a.num("connect-batch", 100)?;
     let mut park = ParkCheck {
@@ -98,6 +112,7 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
     let mut post_status: Option<u16> = None;
     let mut post_ms = 0.0;
     let mut early_answers: u64 = 0;
+    let mut deferred: Vec<usize> = Vec::new();
 
     // One handler for every phase.
     macro_rules! pump {
@@ -161,11 +176,16 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
                     } else {
                         early_answers += 1;
                     }
-                    // Re-poll at once, as chat.js does.
-                    c.send(&chat::updates_request(
-                        &host, &cs.cookie, &cs.xsrf, &cs.room, &cursor[i],
-                    ));
-                    last_write = now;
+                    if ours && defer_repoll {
+                        // Sent once every waiter has its answer (see the module note).
+                        deferred.push(i);
+                    } else {
+                        // Re-poll at once, as chat.js does.
+                        c.send(&chat::updates_request(
+                            &host, &cs.cookie, &cs.xsrf, &cs.room, &cursor[i],
+                        ));
+                        last_write = now;
+                    }
                 }
                 if c.is_dead() || (c.eof && c.unread().is_empty()) {
                     if state[i] != W::Dead {
@@ -224,6 +244,7 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
             pool.reconnect(poster);
         }
         let cpu0 = pid.and_then(proc_cpu);
+        let client0 = crate::sys::self_cpu();
         t_send = Instant::now();
         let req = chat::new_message_request(&host, &cs.cookie, &cs.xsrf, &cs.room, &cur_body);
         pool.conns[poster].send(&req);
@@ -235,6 +256,16 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
             }
         }
         let t_delivered = t_send.elapsed();
+        let delivery_client_frac =
+            (crate::sys::self_cpu() - client0).as_secs_f64() / t_delivered.as_secs_f64().max(1e-9);
+        // The re-polls held back during delivery go out now, all at once.
+        for i in deferred.drain(..) {
+            if state[i] == W::Waiting {
+                let req = chat::updates_request(&host, &cs.cookie, &cs.xsrf, &cs.room, &cursor[i]);
+                pool.conns[i].send(&req);
+            }
+        }
+        last_write = Instant::now();
         // Re-poll phase: until every live waiter is parked again.
         let repark_deadline = Instant::now() + round_timeout;
         let mut prev = None;
@@ -271,6 +302,9 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
             "post_status": post_status,
             "post_ms": post_ms,
             "repark_ms": round3(t_send.elapsed().as_secs_f64() * 1e3),
+            // Our own CPU share while the answers came in: near 1 means the
+            // client, reading N sockets in turn, added to the latencies.
+            "delivery_client_cpu_frac": round3(delivery_client_frac),
             "repark_detected_by": how,
             "server_cpu_s": cpu,
         });
@@ -298,6 +332,7 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
         "early_answers": early_answers,
         "first_error": first_error,
         "parked_detected_by": how,
+        "repoll": repoll,
         "repoll_cpu_s": repoll_cpu,
         "per_round": per_round,
     });

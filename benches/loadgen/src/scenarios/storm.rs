@@ -14,12 +14,12 @@
 use crate::cli::{Args, Target};
 use crate::http::parse_response;
 use crate::net::Pool;
-use crate::stats::{merge, ClientCpu, Samples};
+use crate::stats::{merge, ClientCpu, Samples, ServerCpu};
 use crate::sys::listen_counters;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-pub const FLAGS: &[&str] = &["url", "n", "timeout"];
+pub const FLAGS: &[&str] = &["url", "n", "timeout", "server-pid"];
 
 #[derive(Clone, Copy, PartialEq)]
 enum S {
@@ -33,6 +33,7 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
     let target = Target::parse(&a.str("url", "http://127.0.0.1:8888/hello"))?;
     let n: usize = a.num("n", 15000)?;
     let timeout = Duration::from_secs_f64(a.num("timeout", 20.0)?);
+    let pid: Option<u32> = a.opt_num("server-pid")?;
     let client = ClientCpu::start();
     let req = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\n\r\n",
@@ -43,6 +44,7 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
     let mut pool = Pool::new(target.addr)?;
     pool.check_fd_budget(n)?;
     let lc0 = listen_counters();
+    let server = ServerCpu::start(pid);
     let t0 = Instant::now();
     let mut state = vec![S::Pending; n];
     let mut lat = Samples::default();
@@ -111,6 +113,7 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
         });
     }
     let wall = t0.elapsed().as_secs_f64();
+    let server_cpu = server.elapsed();
     pool.close_all();
     let lc1 = listen_counters();
     let answered = state.iter().filter(|s| **s == S::Answered).count();
@@ -132,6 +135,7 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
         "listen_overflows": ov,
         "listen_drops": dr,
         "wall_s": (wall * 1000.0).round() / 1000.0,
+        "server_cpu_s": server_cpu,
         "first_error": first_error,
     });
     merge(&mut out, lat.summary());

@@ -318,9 +318,16 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
     });
     merge(&mut out, all.summary());
     merge(&mut out, client.finish());
-    if let Some(o) = window.finish_with_server(server_cpu).get("other_cpu_frac") {
+    let w = window.finish_with_server(server_cpu);
+    if let Some(o) = w.get("other_cpu_frac") {
         merge(&mut out, json!({ "other_cpu_frac": o }));
     }
+    // Our own CPU share while messages were sent and received: near 1 means
+    // the client, reading N sockets in turn, added to the latencies.
+    merge(
+        &mut out,
+        json!({ "delivery_client_cpu_frac": w["client_cpu_frac"] }),
+    );
     println!(
         "ws-fanout: n={n}: delivered {delivered}/{expected}; p50 {} ms p99 {} ms max {} ms; errors {errors}",
         out["p50_ms"], out["p99_ms"], out["max_ms"]
