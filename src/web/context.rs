@@ -298,6 +298,13 @@ impl Ctx {
     /// Finish the response: send status, headers and body. Calling it twice
     /// is a logged no-op (Tornado raises).
     pub fn finish(&self) {
+        self.finish_inner(None);
+    }
+
+    /// The one way a response ends. `prebuilt`: send these bytes as the
+    /// whole body instead of what was written, and skip the ETag/gzip
+    /// transforms (see [`finish_json_bytes`](Self::finish_json_bytes)).
+    fn finish_inner(&self, prebuilt: Option<&[u8]>) {
         // Once finished, the client leaving no longer concerns the handler.
         // Taken out (and dropped at the end) before the response is
         // borrowed: the closures may own clones of this Ctx.
@@ -318,6 +325,10 @@ impl Ctx {
             responder.finish();
             return;
         }
+        if let Some(bytes) = prebuilt {
+            responder.write_headers(resp.status, &resp.headers, bytes, true);
+            return;
+        }
         let body = super::transform::finish_body(self, resp.status, &mut resp.headers, body);
         let status = if body.is_none() { 304 } else { resp.status };
         responder.write_headers(status, &resp.headers, body.as_deref().unwrap_or(&[]), true);
@@ -335,23 +346,18 @@ impl Ctx {
     /// work would cost N encodings instead of N copies. Anything already
     /// written with [`write`](Self::write) is discarded.
     pub fn finish_json_bytes(&self, json: &[u8]) {
-        let mut resp = self.inner.response.borrow_mut();
-        let resp = &mut *resp;
-        if resp.finished || resp.headers_flushed {
-            log::error!(
-                "finish_json_bytes() after finish() or flush() on {}",
-                self.inner.request.uri
-            );
-            return;
+        {
+            let resp = self.inner.response.borrow();
+            if resp.finished || resp.headers_flushed {
+                log::error!(
+                    "finish_json_bytes() after finish() or flush() on {}",
+                    self.inner.request.uri
+                );
+                return;
+            }
         }
-        resp.finished = true;
-        resp.buffer.clear();
-        resp.headers
-            .set("Content-Type", "application/json; charset=UTF-8");
-        if let Some(mut responder) = resp.responder.take() {
-            responder.write_headers(resp.status, &resp.headers, json, true);
-        }
-        self.inner.close_callbacks.borrow_mut().clear();
+        self.set_header("Content-Type", "application/json; charset=UTF-8");
+        self.finish_inner(Some(json));
     }
 
     /// True once the response is finished.
