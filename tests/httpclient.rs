@@ -115,7 +115,7 @@ fn ok_handler(body: &'static str) -> impl Fn(HTTPServerRequest, HTTPResponder) +
 fn content_length_response() {
     let (_server, base) = serve(|req, mut resp| {
         let mut h = HTTPHeaders::new();
-        h.add("X-Path", req.uri.clone());
+        h.add("X-Path", req.uri().to_string());
         resp.write_headers(200, &h, b"hello, world", true);
     });
     let client = AsyncHTTPClient::new();
@@ -160,7 +160,7 @@ fn read_until_close_response() {
 #[test]
 fn head_204_and_304_have_no_body() {
     let (_server, base) = serve(|req, mut resp| {
-        let status = match req.path.as_str() {
+        let status = match req.path() {
             "/204" => 204,
             "/304" => 304,
             _ => 200,
@@ -190,10 +190,10 @@ fn post_body_and_headers_arrive() {
     let (_server, base) = serve(|req, mut resp| {
         let echo = format!(
             "{} {} ua={} ct={}",
-            req.method,
+            req.method(),
             String::from_utf8_lossy(&req.body),
-            req.headers.get("User-Agent").unwrap_or(""),
-            req.headers.get("Content-Type").unwrap_or("")
+            req.headers().get("User-Agent").unwrap_or(""),
+            req.headers().get("Content-Type").unwrap_or("")
         );
         resp.write_headers(200, &HTTPHeaders::new(), echo.as_bytes(), true);
     });
@@ -241,14 +241,14 @@ type Seen = Rc<RefCell<Vec<(String, String, String, Option<String>, Option<Strin
 fn redirecting_server(seen: Seen, other_origin: Option<String>) -> (HTTPServer, String) {
     serve(move |req, mut resp| {
         seen.borrow_mut().push((
-            req.method.clone(),
-            req.uri.clone(),
+            req.method().to_string(),
+            req.uri().to_string(),
             String::from_utf8_lossy(&req.body).into_owned(),
-            req.headers.get("Authorization").map(str::to_string),
-            req.headers.get("Cookie").map(str::to_string),
+            req.headers().get("Authorization").map(str::to_string),
+            req.headers().get("Cookie").map(str::to_string),
         ));
         let mut h = HTTPHeaders::new();
-        let (status, location) = match req.path.as_str() {
+        let (status, location) = match req.path() {
             "/302" => (302, "/final".to_string()),
             "/303" => (303, "final".to_string()),
             "/307" => (307, "/final".to_string()),
@@ -262,7 +262,7 @@ fn redirecting_server(seen: Seen, other_origin: Option<String>) -> (HTTPServer, 
         if !location.is_empty() {
             h.add("Location", location);
         }
-        resp.write_headers(status, &h, req.path.as_bytes(), true);
+        resp.write_headers(status, &h, req.path().as_bytes(), true);
     })
 }
 

@@ -231,14 +231,14 @@ fn on_read(conn: &Rc<Conn>, result: Result<Vec<u8>, StreamError>) -> bool {
     };
     let state = std::mem::replace(&mut *conn.state.borrow_mut(), State::Closed);
     match state {
-        State::ReadingHead => on_head(conn, &data),
+        State::ReadingHead => on_head(conn, data),
         State::ReadingBody { head, body, step } => on_body(conn, head, body, step, data),
         State::Responding | State::Closed => false,
     }
 }
 
 /// A complete header block arrived.
-fn on_head(conn: &Rc<Conn>, block: &[u8]) -> bool {
+fn on_head(conn: &Rc<Conn>, block: Vec<u8>) -> bool {
     conn.head_seen_at.set(None);
     // RFC 9112 §2.2: empty lines before a request-line are ignored. The
     // parser strips them from the front of a head, but a block that is
@@ -349,24 +349,13 @@ fn on_body(
 /// Hand a complete request to the application. Returns true if the
 /// response finished during the call and the pump may read the next one.
 fn dispatch(conn: &Rc<Conn>, head: RequestHead, body: Vec<u8>) -> bool {
-    let (path, query) = HTTPServerRequest::split_uri(&head.uri);
     let remote_ip = if conn.options.xheaders {
         forwarded_ip(&head.headers).or(conn.remote_ip)
     } else {
         conn.remote_ip
     };
     let keep_alive = head.keep_alive && !conn.options.no_keep_alive;
-    let request = HTTPServerRequest {
-        method: head.method,
-        uri: head.uri,
-        path,
-        query,
-        version: head.version,
-        headers: head.headers,
-        body,
-        remote_ip,
-        start_time: Instant::now(),
-    };
+    let request = HTTPServerRequest::from_head(head, body, remote_ip, Instant::now());
     let responder = HTTPResponder::new(Rc::clone(conn), &request, keep_alive);
     *conn.state.borrow_mut() = State::Responding;
     conn.stats.requests.set(conn.stats.requests.get() + 1);

@@ -8,6 +8,7 @@
 //! lenient framing is how request smuggling happens (Tornado's own advisories
 //! GHSA-qppv-j76h-2rpx, GHSA-753j-mpmx-qq6g were exactly these rules).
 
+use crate::httputil::headers::FieldSpan;
 use crate::httputil::HTTPHeaders;
 
 /// Most header lines in one request (more: 431).
@@ -47,12 +48,18 @@ pub enum BodyFraming {
 }
 
 /// A parsed and validated request line plus headers.
+///
+/// The received head block is kept whole as the text of `headers` (its
+/// request line pinned in front); `method` and `uri` are offsets into it.
+/// So parsing a request allocates twice however many fields it has: the
+/// block and the field index.
 #[derive(Debug)]
 pub struct RequestHead {
-    /// Method token, e.g. `GET`.
-    pub method: String,
-    /// The request-target as sent, e.g. `/room/lobby?x=1`.
-    pub uri: String,
+    /// Method token, e.g. `GET`: a span of `headers`' text.
+    pub method: (u32, u32),
+    /// The request-target as sent, e.g. `/room/lobby?x=1`: a span of
+    /// `headers`' text.
+    pub uri: (u32, u32),
     /// HTTP/1.0 or HTTP/1.1.
     pub version: Version,
     /// All header fields, in order.
@@ -63,6 +70,18 @@ pub struct RequestHead {
     pub keep_alive: bool,
     /// The client sent `Expect: 100-continue`.
     pub expect_continue: bool,
+}
+
+impl RequestHead {
+    /// The method token.
+    pub fn method(&self) -> &str {
+        self.headers.raw(self.method)
+    }
+
+    /// The request-target.
+    pub fn uri(&self) -> &str {
+        self.headers.raw(self.uri)
+    }
 }
 
 /// A request the server refuses, with the status to answer.
@@ -83,21 +102,25 @@ impl ParseError {
     }
 }
 
-/// Parse `block` (a complete header block ending in CRLF CRLF).
+/// Parse `block` (a complete header block ending in CRLF CRLF), keeping it
+/// as the request's header text (see [`RequestHead`]).
 ///
 /// `max_body_size` lets a too-large `Content-Length` be refused (413) before
 /// a single body byte is read.
-pub fn parse_request_head(block: &[u8], max_body_size: u64) -> Result<RequestHead, ParseError> {
+pub fn parse_request_head(block: Vec<u8>, max_body_size: u64) -> Result<RequestHead, ParseError> {
+    if u32::try_from(block.len()).is_err() {
+        return Err(ParseError::new(431, "request head too large"));
+    }
     // RFC 9112 §2.2: "a server that is expecting to receive and parse a
     // request-line SHOULD ignore at least one empty line (CRLF) received
     // prior to the request-line."
-    let mut block = block;
-    while let Some(rest) = block.strip_prefix(b"\r\n") {
-        block = rest;
+    let mut skip = 0;
+    while block[skip..].starts_with(b"\r\n") {
+        skip += 2;
     }
     let mut raw_headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut raw_headers);
-    match req.parse(block) {
+    match req.parse(&block[skip..]) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => {
             return Err(ParseError::new(400, "incomplete request head"))
@@ -124,21 +147,60 @@ pub fn parse_request_head(block: &[u8], max_body_size: u64) -> Result<RequestHea
     } else {
         Version::Http10
     };
-    let headers = collect_headers(req.headers)?;
+    // httparse hands out sub-slices of `block`: turn them into offsets so
+    // the block itself can become the header text.
+    let at = |part: &[u8]| (part.as_ptr() as usize - block.as_ptr() as usize) as u32;
+    let span = |part: &[u8]| (at(part), at(part) + part.len() as u32);
+    let method = span(method.as_bytes());
+    let uri = span(path.as_bytes());
+    let mut fields = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        // httparse refuses control bytes in values, NUL included; checked
+        // again because smuggling defences should not rest on one parser.
+        if h.value.contains(&0) {
+            return Err(ParseError::new(400, "NUL in header value"));
+        }
+        fields.push(FieldSpan {
+            name: span(h.name.as_bytes()),
+            value: span(h.value),
+        });
+    }
+    let pinned = fields.first().map_or(block.len() as u32, |f| f.name.0);
+    // httparse allows obs-text (bytes ≥ 0x80) in values; we require UTF-8 so
+    // callers see `&str`. Anything else is refused (400), not guessed. Every
+    // span starts and ends next to an ASCII delimiter, so on valid UTF-8
+    // they fall on char boundaries.
+    let text = match String::from_utf8(block) {
+        Ok(text) => text,
+        Err(e) => {
+            let bad = e.utf8_error().valid_up_to() as u32;
+            let what = fields
+                .iter()
+                .find(|f| f.value.0 <= bad && bad < f.value.1)
+                .map_or("request line".to_string(), |f| {
+                    let name = String::from_utf8_lossy(
+                        &e.as_bytes()[f.name.0 as usize..f.name.1 as usize],
+                    );
+                    format!("header {name}")
+                });
+            return Err(ParseError::new(400, format!("{what} is not valid UTF-8")));
+        }
+    };
+    let headers = HTTPHeaders::from_block(text, fields, pinned);
 
     // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status
     // code to any HTTP/1.1 request message that lacks a Host header field and
     // to any request message that contains more than one Host header field
     // line or a Host header field with an invalid field value."
-    let hosts = headers.get_list("Host");
-    if hosts.len() > 1
-        || hosts
-            .first()
-            .is_some_and(|h| h.contains(',') || h.contains(' '))
-    {
-        return Err(ParseError::new(400, "more than one Host header"));
-    }
-    if version == Version::Http11 && hosts.is_empty() {
+    let has_host = {
+        let mut hosts = headers.get_all("Host");
+        let first_host = hosts.next();
+        if hosts.next().is_some() || first_host.is_some_and(|h| h.contains([',', ' '])) {
+            return Err(ParseError::new(400, "more than one Host header"));
+        }
+        first_host.is_some()
+    };
+    if version == Version::Http11 && !has_host {
         return Err(ParseError::new(400, "Missing Host header"));
     }
 
@@ -148,8 +210,8 @@ pub fn parse_request_head(block: &[u8], max_body_size: u64) -> Result<RequestHea
         .get("Expect")
         .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
     Ok(RequestHead {
-        method: method.to_string(),
-        uri: path.to_string(),
+        method,
+        uri,
         version,
         headers,
         body,
@@ -331,7 +393,7 @@ mod tests {
     use super::*;
 
     fn parse(s: &str) -> Result<RequestHead, ParseError> {
-        parse_request_head(s.as_bytes(), 1000)
+        parse_request_head(s.as_bytes().to_vec(), 1000)
     }
 
     fn status(s: &str) -> u16 {
@@ -344,8 +406,8 @@ mod tests {
     #[test]
     fn simple_get() {
         let h = parse("GET /a?b=1 HTTP/1.1\r\nHost: x\r\n\r\n").expect("valid");
-        assert_eq!(h.method, "GET");
-        assert_eq!(h.uri, "/a?b=1");
+        assert_eq!(h.method(), "GET");
+        assert_eq!(h.uri(), "/a?b=1");
         assert_eq!(h.version, Version::Http11);
         assert!(h.keep_alive);
         assert_eq!(h.body, BodyFraming::None);

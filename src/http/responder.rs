@@ -93,8 +93,8 @@ impl HTTPResponder {
     ) -> HTTPResponder {
         let log_line = if log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info) {
             Some(AccessLogLine {
-                method: request.method.clone(),
-                uri: request.uri.clone(),
+                method: request.method().to_string(),
+                uri: request.uri().to_string(),
                 remote_ip: request.remote_ip,
             })
         } else {
@@ -103,7 +103,7 @@ impl HTTPResponder {
         HTTPResponder {
             conn,
             version: request.version,
-            head_request: request.method == "HEAD",
+            head_request: request.method() == "HEAD",
             keep_alive,
             progress: Progress::NotStarted,
             status: 0,

@@ -77,7 +77,7 @@ pub struct ServerStats {
 /// use squall::http::{HTTPServer, HTTPServerOptions};
 /// use squall::httputil::HTTPHeaders;
 /// let server = HTTPServer::new(HTTPServerOptions::default(), |request, mut responder| {
-///     let body = format!("you asked for {}\n", request.path);
+///     let body = format!("you asked for {}\n", request.path());
 ///     responder.write_headers(200, &HTTPHeaders::new(), body.as_bytes(), true);
 /// });
 /// server.listen("127.0.0.1:8888".parse().unwrap()).unwrap();

@@ -90,7 +90,7 @@ impl HTTPRequest {
     }
 
     /// Add a header line.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> HTTPRequest {
+    pub fn header(mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> HTTPRequest {
         self.headers.add(name, value);
         self
     }

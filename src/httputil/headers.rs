@@ -10,6 +10,35 @@
 //!   joins all values with `,`. Use [`HTTPHeaders::get_list`] for all of them.
 //! - the map itself does not validate; callers check names with [`is_token`]
 //!   and values with [`is_field_value`] where input enters or output leaves.
+//!
+//! # Storage
+//!
+//! Every request and every response has a header map, so its cost is paid
+//! on the hot path: names and values live back to back in one `String`, and
+//! each field is four offsets into it. A map of any size is two
+//! allocations; a parsed request keeps its received head block as that
+//! string (no copy per field), request line included (the `pinned` prefix,
+//! which [`HTTPServerRequest`](crate::http::HTTPServerRequest) reads its
+//! method and target from).
+
+use std::fmt;
+
+/// Where one field's name and value are in [`HTTPHeaders::text`].
+///
+/// `u32` offsets keep a field at 16 bytes; a map's text is bounded far
+/// below 4 GiB (request heads by the server's header limit; response
+/// headers are refused past [`MAX_TEXT`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FieldSpan {
+    /// Name: `text[name.0..name.1]`.
+    pub(crate) name: (u32, u32),
+    /// Value: `text[value.0..value.1]`.
+    pub(crate) value: (u32, u32),
+}
+
+/// Most bytes of names and values one map holds (a field that would pass it
+/// is dropped with an error log): far beyond any real header block.
+const MAX_TEXT: usize = 1 << 30;
 
 /// A case-insensitive multi-map of HTTP header fields, in insertion order.
 ///
@@ -25,9 +54,20 @@
 /// assert_eq!(h.get("SET-COOKIE"), Some("a=1"));
 /// assert_eq!(h.get_list("Set-Cookie"), ["a=1", "b=2"]);
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct HTTPHeaders {
-    fields: Vec<(String, String)>,
+    /// Names and values back to back (after the pinned prefix). Fields
+    /// point into it; replaced or removed fields leave dead bytes behind.
+    text: String,
+    /// Each field's name and value, in insertion order.
+    fields: Vec<FieldSpan>,
+    /// Leading bytes of `text` that belong to the owner, not to a field (a
+    /// request's request line): compaction keeps them in place.
+    pinned: u32,
+    /// Bytes of `text` after `pinned` that no field refers to any more.
+    /// When they outnumber the live ones, `text` is compacted, so a handler
+    /// that sets one header a million times stays bounded.
+    dead: usize,
 }
 
 impl HTTPHeaders {
@@ -36,29 +76,85 @@ impl HTTPHeaders {
         Self::default()
     }
 
+    /// A map over a received header block: `text` is kept as it is, and
+    /// `fields` point into it. The first `pinned` bytes (the request line)
+    /// stay where they are for the owner to read through [`Self::raw`].
+    ///
+    /// Callers guarantee every span lies inside `text` on char boundaries
+    /// and `text.len() <= u32::MAX`; the parser builds them from one
+    /// validated block.
+    pub(crate) fn from_block(text: String, fields: Vec<FieldSpan>, pinned: u32) -> Self {
+        debug_assert!(fields
+            .iter()
+            .all(|f| f.name.1 as usize <= text.len() && f.value.1 as usize <= text.len()));
+        HTTPHeaders {
+            text,
+            fields,
+            pinned,
+            dead: 0,
+        }
+    }
+
+    /// `text[start..end]` of the underlying string (for the pinned prefix).
+    pub(crate) fn raw(&self, (start, end): (u32, u32)) -> &str {
+        self.text.get(start as usize..end as usize).unwrap_or("")
+    }
+
     /// Appends a field, keeping any existing fields of the same name.
-    pub fn add(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.fields.push((name.into(), value.into()));
+    pub fn add(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
+        let (name, value) = (name.as_ref(), value.as_ref());
+        let start = self.text.len();
+        if start + name.len() + value.len() > MAX_TEXT {
+            log::error!("header {name:?} dropped: the header map is over its size limit");
+            return;
+        }
+        if self.text.capacity() == 0 {
+            // Most maps hold a few short fields: one allocation for them all.
+            self.text.reserve(128);
+        }
+        self.text.push_str(name);
+        self.text.push_str(value);
+        let mid = start + name.len();
+        // In range: the text stays under MAX_TEXT < u32::MAX.
+        self.fields.push(FieldSpan {
+            name: (start as u32, mid as u32),
+            value: (mid as u32, self.text.len() as u32),
+        });
     }
 
     /// Replaces every field called `name` with a single one holding `value`.
     ///
     /// The field keeps the position of the first existing one (like a Python
     /// dict assignment), or goes last if there was none.
-    pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        let name = name.into();
-        let value = value.into();
-        let Some(first) = self.position(&name) else {
-            self.fields.push((name, value));
+    pub fn set(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
+        let (name, value) = (name.as_ref(), value.as_ref());
+        let Some(first) = self.position(name) else {
+            self.add(name, value);
             return;
         };
+        // Drop the later duplicates, then put the new field in place of
+        // the first one.
         let mut index = 0;
-        self.fields.retain(|(n, _)| {
-            let keep = index <= first || !n.eq_ignore_ascii_case(&name);
+        let mut dead = 0;
+        let text = &self.text;
+        self.fields.retain(|f| {
+            let keep = index <= first || !field_name(text, f).eq_ignore_ascii_case(name);
+            if !keep {
+                dead += span_len(f);
+            }
             index += 1;
             keep
         });
-        self.fields[first] = (name, value);
+        self.dead += dead;
+        let before = self.fields.len();
+        self.add(name, value);
+        if self.fields.len() > before {
+            if let Some(new) = self.fields.pop() {
+                self.dead += span_len(&self.fields[first]);
+                self.fields[first] = new;
+            }
+        }
+        self.maybe_compact();
     }
 
     /// The first value of `name`, if any.
@@ -68,10 +164,9 @@ impl HTTPHeaders {
 
     /// Every value of `name`, in insertion order.
     pub fn get_all<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
-        self.fields
-            .iter()
+        self.iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     /// Every value of `name` collected into a `Vec` (Tornado's `get_list`).
@@ -87,13 +182,26 @@ impl HTTPHeaders {
     /// Removes every field called `name`; returns how many were removed.
     pub fn remove(&mut self, name: &str) -> usize {
         let before = self.fields.len();
-        self.fields.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        let mut dead = 0;
+        let text = &self.text;
+        self.fields.retain(|f| {
+            let keep = !field_name(text, f).eq_ignore_ascii_case(name);
+            if !keep {
+                dead += span_len(f);
+            }
+            keep
+        });
+        self.dead += dead;
+        self.maybe_compact();
         before - self.fields.len()
     }
 
     /// All `(name, value)` pairs in insertion order, names as given.
     pub fn iter(&self) -> Iter<'_> {
-        Iter(self.fields.iter())
+        Iter {
+            text: &self.text,
+            fields: self.fields.iter(),
+        }
     }
 
     /// Number of fields (a name added twice counts twice).
@@ -106,31 +214,101 @@ impl HTTPHeaders {
         self.fields.is_empty()
     }
 
-    /// Removes every field.
+    /// Removes every field (a pinned prefix stays).
     pub fn clear(&mut self) {
         self.fields.clear();
+        self.text.truncate(self.pinned as usize);
+        self.dead = 0;
+    }
+
+    /// Give back spare capacity (for maps kept a long time, such as the
+    /// request of a parked long-poll).
+    pub fn shrink_to_fit(&mut self) {
+        self.compact();
+        self.text.shrink_to_fit();
+        self.fields.shrink_to_fit();
     }
 
     fn position(&self, name: &str) -> Option<usize> {
-        self.fields
-            .iter()
-            .position(|(n, _)| n.eq_ignore_ascii_case(name))
+        self.iter().position(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
+    fn maybe_compact(&mut self) {
+        let live = self.text.len() - self.pinned as usize - self.dead;
+        if self.dead > 256 && self.dead > live {
+            self.compact();
+        }
+    }
+
+    /// Rewrite `text` with only the pinned prefix and live fields.
+    fn compact(&mut self) {
+        if self.dead == 0 {
+            return;
+        }
+        let mut text = String::with_capacity(self.text.len() - self.dead);
+        text.push_str(self.raw((0, self.pinned)));
+        for f in &mut self.fields {
+            let start = text.len() as u32;
+            text.push_str(field_name(&self.text, f));
+            let mid = text.len() as u32;
+            text.push_str(field_value(&self.text, f));
+            *f = FieldSpan {
+                name: (start, mid),
+                value: (mid, text.len() as u32),
+            };
+        }
+        self.text = text;
+        self.dead = 0;
     }
 }
 
+fn field_name<'a>(text: &'a str, f: &FieldSpan) -> &'a str {
+    text.get(f.name.0 as usize..f.name.1 as usize).unwrap_or("")
+}
+
+fn field_value<'a>(text: &'a str, f: &FieldSpan) -> &'a str {
+    text.get(f.value.0 as usize..f.value.1 as usize)
+        .unwrap_or("")
+}
+
+fn span_len(f: &FieldSpan) -> usize {
+    (f.name.1 - f.name.0) as usize + (f.value.1 - f.value.0) as usize
+}
+
+impl fmt::Debug for HTTPHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// Equal when the same fields are in the same order (names compared as
+/// given); how the bytes are stored does not matter.
+impl PartialEq for HTTPHeaders {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for HTTPHeaders {}
+
 /// Iterator over `(name, value)` pairs of an [`HTTPHeaders`], in order.
 #[derive(Debug, Clone)]
-pub struct Iter<'a>(std::slice::Iter<'a, (String, String)>);
+pub struct Iter<'a> {
+    text: &'a str,
+    fields: std::slice::Iter<'a, FieldSpan>,
+}
 
 impl<'a> Iterator for Iter<'a> {
     type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.0.next().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.fields
+            .next()
+            .map(|f| (field_name(self.text, f), field_value(self.text, f)))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.0.size_hint()
+        self.fields.size_hint()
     }
 }
 
@@ -143,7 +321,7 @@ impl<'a> IntoIterator for &'a HTTPHeaders {
     }
 }
 
-impl<N: Into<String>, V: Into<String>> FromIterator<(N, V)> for HTTPHeaders {
+impl<N: AsRef<str>, V: AsRef<str>> FromIterator<(N, V)> for HTTPHeaders {
     fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
         let mut headers = HTTPHeaders::new();
         for (name, value) in iter {
@@ -153,6 +331,36 @@ impl<N: Into<String>, V: Into<String>> FromIterator<(N, V)> for HTTPHeaders {
     }
 }
 
+/// `tchar` as a table (RFC 9110 §5.6.2, quoted at [`is_tchar`]): one load
+/// per byte, since every response header name is checked on its way out.
+static TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    table
+};
+
 /// Whether `b` is a `tchar` (RFC 9110 §5.6.2):
 ///
 /// ```text
@@ -161,26 +369,8 @@ impl<N: Into<String>, V: Into<String>> FromIterator<(N, V)> for HTTPHeaders {
 ///       / DIGIT / ALPHA
 /// ```
 pub fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'!' | b'#'
-                | b'$'
-                | b'%'
-                | b'&'
-                | b'\''
-                | b'*'
-                | b'+'
-                | b'-'
-                | b'.'
-                | b'^'
-                | b'_'
-                | b'`'
-                | b'|'
-                | b'~'
-        )
+    TCHAR[b as usize]
 }
-
 /// Whether `s` is a `token` (RFC 9110 §5.6.2): `token = 1*tchar`.
 ///
 /// Field names and methods must be tokens; use this to refuse a header name
@@ -257,6 +447,41 @@ mod tests {
         assert_eq!((&h).into_iter().count(), 1);
         h.clear();
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn replaced_fields_are_compacted_away_and_the_pinned_prefix_stays() {
+        let text = "GET / HTTP/1.1\r\nHostx".to_string();
+        let span = FieldSpan {
+            name: (16, 20),
+            value: (20, 21),
+        };
+        let mut h = HTTPHeaders::from_block(text, vec![span], 14);
+        assert_eq!(h.get("host"), Some("x"));
+        for i in 0..10_000 {
+            h.set("X-Counter", i.to_string());
+        }
+        assert_eq!(h.get("X-Counter"), Some("9999"));
+        assert!(h.text.len() < 2_000, "dead bytes were never reclaimed");
+        assert_eq!(h.raw((0, 14)), "GET / HTTP/1.1");
+        assert_eq!(h.get("Host"), Some("x"));
+        h.shrink_to_fit();
+        assert_eq!(h.raw((0, 14)), "GET / HTTP/1.1");
+        let all: Vec<_> = h.iter().collect();
+        assert_eq!(all, [("Host", "x"), ("X-Counter", "9999")]);
+        h.clear();
+        assert!(h.is_empty());
+        assert_eq!(h.raw((0, 14)), "GET / HTTP/1.1");
+    }
+
+    #[test]
+    fn equality_ignores_storage() {
+        let mut a = HTTPHeaders::new();
+        a.add("A", "1");
+        a.set("A", "2");
+        let b: HTTPHeaders = [("A", "2")].into_iter().collect();
+        assert_eq!(a, b);
+        assert_ne!(a, HTTPHeaders::new());
     }
 
     #[test]

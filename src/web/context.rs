@@ -134,7 +134,7 @@ impl Ctx {
     fn query_arguments(&self) -> &Arguments {
         self.inner
             .query_args
-            .get_or_init(|| Arguments::from_query(&self.inner.request.query))
+            .get_or_init(|| Arguments::from_query(&self.inner.request.query()))
     }
 
     fn body_arguments(&self) -> Result<&(Arguments, Files), HTTPError> {
@@ -142,7 +142,7 @@ impl Ctx {
             let req = &self.inner.request;
             let mut args = Arguments::new();
             let mut files = Files::new();
-            match req.headers.get("Content-Type") {
+            match req.headers().get("Content-Type") {
                 Some(ct) if !req.body.is_empty() => {
                     parse_body_arguments(ct, &req.body, &mut args, &mut files)
                         .map(|()| (args, files))
@@ -220,7 +220,7 @@ impl Ctx {
             .get_or_init(|| {
                 self.inner
                     .request
-                    .headers
+                    .headers()
                     .get_all("Cookie")
                     .flat_map(|h| parse_cookie(h).into_iter())
                     .collect()
@@ -242,12 +242,12 @@ impl Ctx {
     }
 
     /// Set a response header, replacing earlier values.
-    pub fn set_header(&self, name: &str, value: impl Into<String>) {
+    pub fn set_header(&self, name: &str, value: impl AsRef<str>) {
         self.inner.response.borrow_mut().headers.set(name, value);
     }
 
     /// Add a response header (keeps earlier values).
-    pub fn add_header(&self, name: &str, value: impl Into<String>) {
+    pub fn add_header(&self, name: &str, value: impl AsRef<str>) {
         self.inner.response.borrow_mut().headers.add(name, value);
     }
 
@@ -260,7 +260,7 @@ impl Ctx {
     pub fn write(&self, chunk: impl AsRef<[u8]>) {
         let mut resp = self.inner.response.borrow_mut();
         if resp.finished {
-            log::error!("write() after finish() on {}", self.inner.request.uri);
+            log::error!("write() after finish() on {}", self.inner.request.uri());
             return;
         }
         resp.buffer.extend_from_slice(chunk.as_ref());
@@ -312,7 +312,7 @@ impl Ctx {
         let mut resp = self.inner.response.borrow_mut();
         let resp = &mut *resp;
         if resp.finished {
-            log::error!("finish() called twice on {}", self.inner.request.uri);
+            log::error!("finish() called twice on {}", self.inner.request.uri());
             return;
         }
         resp.finished = true;
@@ -351,7 +351,7 @@ impl Ctx {
             if resp.finished || resp.headers_flushed {
                 log::error!(
                     "finish_json_bytes() after finish() or flush() on {}",
-                    self.inner.request.uri
+                    self.inner.request.uri()
                 );
                 return;
             }
@@ -423,8 +423,8 @@ impl Ctx {
         if error.status >= 500 {
             log::error!(
                 "{} {}: {}",
-                self.inner.request.method,
-                self.inner.request.uri,
+                self.inner.request.method(),
+                self.inner.request.uri(),
                 error.message
             );
         }
@@ -616,7 +616,7 @@ impl Ctx {
     /// `check_xsrf_cookie`): `_xsrf` argument, or `X-XSRFToken` /
     /// `X-CSRFToken` header. 403 otherwise.
     pub fn check_xsrf_cookie(&self) -> Result<(), HTTPError> {
-        let headers = &self.inner.request.headers;
+        let headers = &self.inner.request.headers();
         let submitted = match self.get_argument_opt("_xsrf")? {
             Some(v) => v,
             None => match headers
@@ -684,8 +684,8 @@ impl Drop for CtxInner {
         }
         log::error!(
             "{} {}: the handler dropped its response without finish(); answering 500",
-            self.request.method,
-            self.request.uri
+            self.request.method(),
+            self.request.uri()
         );
         let body = b"500: Internal Server Error\n";
         let mut headers = HTTPHeaders::new();

@@ -168,7 +168,7 @@ impl RequestHandler for StaticFileHandler {
         cx.set_header("Accept-Ranges", "bytes");
         cx.set_header("Etag", file.etag.clone());
         cx.set_header("Last-Modified", format_http_date(file.modified));
-        if req.query.split('&').any(|kv| kv.starts_with("v=")) {
+        if req.query().split('&').any(|kv| kv.starts_with("v=")) {
             cx.set_header("Cache-Control", "public, max-age=31536000, immutable");
         } else {
             cx.set_header("Cache-Control", "no-cache");
@@ -178,10 +178,10 @@ impl RequestHandler for StaticFileHandler {
         }
 
         // Conditional GET: If-None-Match wins; else If-Modified-Since.
-        let not_modified = match req.headers.get("If-None-Match") {
+        let not_modified = match req.headers().get("If-None-Match") {
             Some(inm) => etag_matches(inm, &file.etag),
             None => req
-                .headers
+                .headers()
                 .get("If-Modified-Since")
                 .and_then(parse_http_date)
                 .is_some_and(|since| truncate_secs(file.modified) <= since),
@@ -193,7 +193,7 @@ impl RequestHandler for StaticFileHandler {
         }
 
         let size = file.content.len() as u64;
-        let range = req.headers.get("Range").map(|r| parse_range(r, size));
+        let range = req.headers().get("Range").map(|r| parse_range(r, size));
         match range {
             Some(ByteRange::Unsatisfiable) => {
                 cx.set_status(416);
@@ -215,7 +215,7 @@ impl RequestHandler for StaticFileHandler {
                 cx.finish();
             }
             Some(ByteRange::Whole) | None => {
-                match (&file.gzipped, accepts_gzip(&req.headers)) {
+                match (&file.gzipped, accepts_gzip(&req.headers())) {
                     (Some(gz), true) => {
                         cx.set_header("Content-Encoding", "gzip");
                         cx.write(gz);

@@ -73,7 +73,7 @@ impl Templates {
             xsrf_form_html => Value::from_safe_string(cx.xsrf_form_html()),
             xsrf_token => cx.xsrf_token(),
             current_user => cx.current_user(),
-            request_path => cx.request().path.clone(),
+            request_path => cx.request().path(),
             ..user
         };
         template.render(ctx).map_err(|e| {

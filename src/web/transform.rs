@@ -25,12 +25,13 @@ pub(crate) fn finish_body(
     body: Vec<u8>,
 ) -> Option<Vec<u8>> {
     let request = cx.request();
-    let cacheable = status == 200 && (request.method == "GET" || request.method == "HEAD");
+    let cacheable = status == 200 && (request.method() == "GET" || request.method() == "HEAD");
     if cacheable && body.len() >= ETAG_MIN_BYTES && !headers.contains("Etag") {
         headers.set("Etag", format!("\"{}\"", sha1_hex(&body)));
     }
     if cacheable {
-        if let (Some(etag), Some(inm)) = (headers.get("Etag"), request.headers.get("If-None-Match"))
+        if let (Some(etag), Some(inm)) =
+            (headers.get("Etag"), request.headers().get("If-None-Match"))
         {
             if etag_matches(inm, etag) {
                 headers.remove("Content-Length");
@@ -46,7 +47,7 @@ pub(crate) fn finish_body(
         && headers.get("Content-Type").is_some_and(compressible)
     {
         headers.add("Vary", "Accept-Encoding");
-        if accepts_gzip(&request.headers) {
+        if accepts_gzip(&request.headers()) {
             headers.set("Content-Encoding", "gzip");
             headers.remove("Content-Length");
             return Some(gzip(&body));

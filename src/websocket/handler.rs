@@ -183,11 +183,11 @@ impl RequestInfo {
     pub fn capture(cx: &Ctx) -> RequestInfo {
         let request = cx.request();
         RequestInfo {
-            uri: request.uri.clone(),
-            path: request.path.clone(),
-            query: request.query.clone(),
+            uri: request.uri().to_string(),
+            path: request.path().to_string(),
+            query: request.query().to_string(),
             path_args: cx.path_args().to_vec(),
-            headers: request.headers.clone(),
+            headers: request.headers().clone(),
             remote_ip: request.remote_ip,
             current_user: cx.current_user().map(str::to_owned),
             query_args: OnceCell::new(),
@@ -350,8 +350,8 @@ fn validate(cx: &Ctx, handler: &dyn WebSocketHandler) -> Result<Accepted, Refusa
     let request = cx.request();
     let joined: Vec<(&str, String)> = HANDSHAKE_HEADERS
         .iter()
-        .filter(|name| request.headers.contains(name))
-        .map(|name| (*name, request.headers.get_list(name).join(", ")))
+        .filter(|name| request.headers().contains(name))
+        .map(|name| (*name, request.headers().get_list(name).join(", ")))
         .collect();
     let lookup = |name: &str| {
         joined
@@ -364,18 +364,18 @@ fn validate(cx: &Ctx, handler: &dyn WebSocketHandler) -> Result<Accepted, Refusa
         Version::Http11 => (1, 1),
     };
     let accepted =
-        handshake::validate_request(&request.method, version, lookup).map_err(|e| Refusal {
+        handshake::validate_request(&request.method(), version, lookup).map_err(|e| Refusal {
             status: e.status,
             message: e.message,
             headers: e.headers,
         })?;
     // Tornado also honours the pre-RFC `Sec-WebSocket-Origin` (draft 8).
     let origin = request
-        .headers
+        .headers()
         .get("Origin")
-        .or_else(|| request.headers.get("Sec-WebSocket-Origin"));
+        .or_else(|| request.headers().get("Sec-WebSocket-Origin"));
     if let Some(origin) = origin {
-        let host = request.headers.get("Host").unwrap_or("");
+        let host = request.headers().get("Host").unwrap_or("");
         if !handler.check_origin(origin, host) {
             return Err(Refusal {
                 status: 403,

@@ -35,11 +35,11 @@ pub fn start_default() -> TestServer {
 fn answer(request: HTTPServerRequest, mut responder: HTTPResponder) {
     let mut headers = HTTPHeaders::new();
     headers.add("Content-Type", "text/plain");
-    match request.path.as_str() {
+    match request.path() {
         "/hello" => responder.write_headers(200, &headers, HELLO.as_bytes(), true),
         "/echo" => {
-            headers.add("X-Method", request.method.clone());
-            headers.add("X-Query", request.query.clone());
+            headers.add("X-Method", request.method().to_string());
+            headers.add("X-Query", request.query().to_string());
             headers.add("X-Version", request.version.as_str());
             responder.write_headers(200, &headers, &request.body, true);
         }
@@ -55,7 +55,7 @@ fn answer(request: HTTPServerRequest, mut responder: HTTPResponder) {
         }
         "/later" => {
             let ms = request
-                .query
+                .query()
                 .strip_prefix("ms=")
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0);

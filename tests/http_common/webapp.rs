@@ -122,7 +122,7 @@ struct Private;
 impl RequestHandler for Private {
     fn get(&self, cx: &Ctx) -> HandlerResult {
         let user = cx.current_user().unwrap_or("?").to_string();
-        if cx.request().path.starts_with("/a/") {
+        if cx.request().path().starts_with("/a/") {
             cx.write_json(&serde_json::json!({ "user": user }));
         } else {
             cx.write(format!("hello {user}"));
