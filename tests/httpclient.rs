@@ -115,7 +115,7 @@ fn ok_handler(body: &'static str) -> impl Fn(HTTPServerRequest, HTTPResponder) +
 fn content_length_response() {
     let (_server, base) = serve(|req, mut resp| {
         let mut h = HTTPHeaders::new();
-        h.add("X-Path", req.uri().to_string());
+        h.add("X-Path", req.uri());
         resp.write_headers(200, &h, b"hello, world", true);
     });
     let client = AsyncHTTPClient::new();

@@ -223,7 +223,7 @@ fn execute(app: &Rc<AppInner>, request: HTTPServerRequest, responder: HTTPRespon
         .routes
         .iter()
         .enumerate()
-        .find_map(|(i, r)| r.pattern.matches(&request.path()).map(|args| (i, args)));
+        .find_map(|(i, r)| r.pattern.matches(request.path()).map(|args| (i, args)));
     let Some((index, path_args)) = found else {
         let api = request.path().starts_with("/a/");
         let cx = Ctx::new(Rc::clone(app), request, responder, Vec::new(), api);
@@ -261,7 +261,7 @@ fn run_handler(app: &AppInner, route: &Route, cx: &Ctx) -> HandlerResult {
     }
     if route.authenticated && cx.current_user().is_none() {
         if matches!(method, "GET" | "HEAD") && !route.api {
-            let next = url_escape(&cx.request().uri(), false);
+            let next = url_escape(cx.request().uri(), false);
             let sep = if app.settings.login_url.contains('?') {
                 '&'
             } else {

@@ -134,7 +134,7 @@ impl Ctx {
     fn query_arguments(&self) -> &Arguments {
         self.inner
             .query_args
-            .get_or_init(|| Arguments::from_query(&self.inner.request.query()))
+            .get_or_init(|| Arguments::from_query(self.inner.request.query()))
     }
 
     fn body_arguments(&self) -> Result<&(Arguments, Files), HTTPError> {

@@ -215,7 +215,7 @@ impl RequestHandler for StaticFileHandler {
                 cx.finish();
             }
             Some(ByteRange::Whole) | None => {
-                match (&file.gzipped, accepts_gzip(&req.headers())) {
+                match (&file.gzipped, accepts_gzip(req.headers())) {
                     (Some(gz), true) => {
                         cx.set_header("Content-Encoding", "gzip");
                         cx.write(gz);

@@ -47,7 +47,7 @@ pub(crate) fn finish_body(
         && headers.get("Content-Type").is_some_and(compressible)
     {
         headers.add("Vary", "Accept-Encoding");
-        if accepts_gzip(&request.headers()) {
+        if accepts_gzip(request.headers()) {
             headers.set("Content-Encoding", "gzip");
             headers.remove("Content-Length");
             return Some(gzip(&body));

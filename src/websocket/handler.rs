@@ -364,7 +364,7 @@ fn validate(cx: &Ctx, handler: &dyn WebSocketHandler) -> Result<Accepted, Refusa
         Version::Http11 => (1, 1),
     };
     let accepted =
-        handshake::validate_request(&request.method(), version, lookup).map_err(|e| Refusal {
+        handshake::validate_request(request.method(), version, lookup).map_err(|e| Refusal {
             status: e.status,
             message: e.message,
             headers: e.headers,

@@ -38,8 +38,8 @@ fn answer(request: HTTPServerRequest, mut responder: HTTPResponder) {
     match request.path() {
         "/hello" => responder.write_headers(200, &headers, HELLO.as_bytes(), true),
         "/echo" => {
-            headers.add("X-Method", request.method().to_string());
-            headers.add("X-Query", request.query().to_string());
+            headers.add("X-Method", request.method());
+            headers.add("X-Query", request.query());
             headers.add("X-Version", request.version.as_str());
             responder.write_headers(200, &headers, &request.body, true);
         }
