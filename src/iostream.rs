@@ -92,6 +92,10 @@ const EAGER_FLUSH_BYTES: usize = 64 * 1024;
 /// being queued on their own (Tornado's `_StreamBuffer` uses 2048).
 const COALESCE_BYTES: usize = 2048;
 
+/// Capacity of a chunk started for a small borrowed write: room for the
+/// other small writes of the same pass (a batch of pipelined responses).
+const NEW_CHUNK_BYTES: usize = 1024;
+
 /// At most this many buffers go into one `writev`.
 const MAX_IOVECS: usize = 64;
 
@@ -228,6 +232,22 @@ impl Socket {
     }
 }
 
+/// Bytes handed to [`IOStream::write_inner`]: a buffer to take over, or a
+/// slice to copy.
+enum Payload<'a> {
+    Owned(Vec<u8>),
+    Borrowed(&'a [u8]),
+}
+
+impl Payload<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Payload::Owned(v) => v.len(),
+            Payload::Borrowed(s) => s.len(),
+        }
+    }
+}
+
 /// Queued outgoing bytes: a FIFO of chunks, the first partly sent.
 #[derive(Default)]
 struct WriteBuffer {
@@ -256,6 +276,29 @@ impl WriteBuffer {
             }
         }
         self.chunks.push_back(data);
+    }
+
+    /// Like [`push`](Self::push) for borrowed bytes: small ones are copied
+    /// straight into the last chunk, so a response built in a scratch
+    /// buffer costs no allocation of its own.
+    fn push_slice(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        self.len += data.len();
+        if data.len() < COALESCE_BYTES {
+            if let Some(last) = self.chunks.back_mut() {
+                if last.len() < EAGER_FLUSH_BYTES {
+                    last.extend_from_slice(data);
+                    return;
+                }
+            }
+        }
+        // Room for the next few small writes of this pass (pipelined
+        // responses) without growing.
+        let mut chunk = Vec::with_capacity(data.len().max(NEW_CHUNK_BYTES));
+        chunk.extend_from_slice(data);
+        self.chunks.push_back(chunk);
     }
 
     /// Mark `n` bytes sent.
@@ -545,7 +588,15 @@ impl IOStream {
     /// stream is closed; if the write buffer would exceed its cap the stream
     /// is closed with [`StreamError::WriteBufferFull`].
     pub fn write(&self, data: impl Into<Vec<u8>>) -> Result<(), StreamError> {
-        self.write_inner(data.into(), None)
+        self.write_inner(Payload::Owned(data.into()), None)
+    }
+
+    /// Like [`write`](Self::write) for bytes the caller keeps: they are
+    /// copied into the write buffer (joining the bytes queued before them
+    /// when small), with no allocation of a `Vec` for them alone. For
+    /// protocol code that builds each message in a reused scratch buffer.
+    pub fn write_bytes(&self, data: &[u8]) -> Result<(), StreamError> {
+        self.write_inner(Payload::Borrowed(data), None)
     }
 
     /// Like [`write`](Self::write); `callback` runs once these bytes (and all
@@ -556,12 +607,12 @@ impl IOStream {
         data: impl Into<Vec<u8>>,
         callback: impl FnOnce() + 'static,
     ) -> Result<(), StreamError> {
-        self.write_inner(data.into(), Some(Box::new(callback)))
+        self.write_inner(Payload::Owned(data.into()), Some(Box::new(callback)))
     }
 
     fn write_inner(
         &self,
-        data: Vec<u8>,
+        data: Payload<'_>,
         callback: Option<Box<dyn FnOnce()>>,
     ) -> Result<(), StreamError> {
         let mut st = self.inner.borrow_mut();
@@ -577,7 +628,10 @@ impl IOStream {
             return Err(err);
         }
         st.total_queued += data.len() as u64;
-        st.write_buf.push(data);
+        match data {
+            Payload::Owned(data) => st.write_buf.push(data),
+            Payload::Borrowed(data) => st.write_buf.push_slice(data),
+        }
         if let Some(cb) = callback {
             let index = st.total_queued;
             st.write_callbacks.push_back((index, cb));

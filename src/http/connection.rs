@@ -50,7 +50,7 @@ use super::parse::{
 use super::request::HTTPServerRequest;
 use super::responder::{simple_response, HTTPResponder};
 use super::server::{HTTPServerOptions, RequestCallback, ServerStats};
-use crate::ioloop::{IOLoop, TimeoutHandle};
+use crate::ioloop::{IOLoop, IterationClock, TimeoutHandle};
 use crate::iostream::{IOStream, ReadTarget, StreamError};
 
 /// Where the connection is in its request/response cycle.
@@ -144,7 +144,7 @@ pub(crate) fn start(
         state: RefCell::new(State::ReadingHead),
         in_dispatch: Cell::new(false),
         timer: Cell::new(None),
-        waiting_since: Cell::new(Instant::now()),
+        waiting_since: Cell::new(IterationClock::now()),
         head_seen_at: Cell::new(None),
         close_callback: RefCell::new(None),
         stats,
@@ -280,7 +280,7 @@ fn on_head(conn: &Rc<Conn>, block: Vec<u8>) -> bool {
         step,
     };
     // The body timeout counts from here.
-    conn.waiting_since.set(Instant::now());
+    conn.waiting_since.set(IterationClock::now());
     true
 }
 
@@ -355,7 +355,7 @@ fn dispatch(conn: &Rc<Conn>, head: RequestHead, body: Vec<u8>) -> bool {
         conn.remote_ip
     };
     let keep_alive = head.keep_alive && !conn.options.no_keep_alive;
-    let request = HTTPServerRequest::from_head(head, body, remote_ip, Instant::now());
+    let request = HTTPServerRequest::from_head(head, body, remote_ip, IterationClock::now());
     let responder = HTTPResponder::new(Rc::clone(conn), &request, keep_alive);
     *conn.state.borrow_mut() = State::Responding;
     conn.stats.requests.set(conn.stats.requests.get() + 1);
@@ -394,7 +394,7 @@ pub(crate) fn response_finished(conn: &Rc<Conn>, keep_alive: bool) {
     }
     if keep_alive && !conn.stream.closed() {
         *conn.state.borrow_mut() = State::ReadingHead;
-        conn.waiting_since.set(Instant::now());
+        conn.waiting_since.set(IterationClock::now());
         if !conn.in_dispatch.get() {
             let again = Rc::clone(conn);
             IOLoop::current().add_callback(move || pump(&again));
@@ -476,7 +476,7 @@ fn arm_wait_timer(conn: &Rc<Conn>) {
         _ => return,
     };
     if let Some((handle, fires_at)) = conn.timer.get() {
-        if fires_at <= Instant::now() + delay {
+        if fires_at <= IterationClock::now() + delay {
             return;
         }
         IOLoop::current().remove_timeout(handle);
@@ -493,12 +493,13 @@ fn arm_timer(conn: &Rc<Conn>, delay: Duration) {
             on_wait_timer(&conn);
         }
     });
-    conn.timer.set(Some((handle, Instant::now() + delay)));
+    conn.timer
+        .set(Some((handle, IterationClock::now() + delay)));
 }
 
 /// The connection's timer fired (see [`arm_wait_timer`]).
 fn on_wait_timer(conn: &Rc<Conn>) {
-    let now = Instant::now();
+    let now = IterationClock::now();
     let opts = &conn.options;
     let reading_head = match &*conn.state.borrow() {
         State::ReadingHead => true,

@@ -25,6 +25,15 @@ use crate::iostream::IOStream;
 /// The `Server` header squall sends unless the application sets one.
 pub const SERVER_HEADER: &str = concat!("squall/", env!("CARGO_PKG_VERSION"));
 
+/// Bodies up to this size are copied into the response's scratch buffer
+/// behind the head, so head and body reach the stream in one copy; larger
+/// ones are queued on their own.
+const SMALL_BODY_BYTES: usize = 2048;
+
+/// A scratch buffer grown past this (a huge header block) is freed after
+/// use rather than kept for the thread's lifetime.
+const MAX_SCRATCH_BYTES: usize = 64 * 1024;
+
 /// Log target of the access log (filter with `RUST_LOG=squall::access=warn`).
 pub const ACCESS_LOG_TARGET: &str = "squall::access";
 
@@ -169,60 +178,91 @@ impl HTTPResponder {
             Framing::UntilClose
         };
 
-        let mut out = Vec::with_capacity(256 + chunk.len());
+        if self.conn.stream.closed() {
+            self.keep_alive = false;
+        }
+        self.progress = Progress::Streaming(framing);
+        // The head (and a small body) is built in a per-thread scratch
+        // buffer and copied into the stream's write buffer, where it joins
+        // the responses queued before it: no allocation per response.
+        thread_local! {
+            static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+        }
+        SCRATCH.with(|scratch| {
+            let mut out = scratch.borrow_mut();
+            out.clear();
+            self.build_head(&mut out, status, headers, framing, chunk, finishing);
+            if chunk.len() <= SMALL_BODY_BYTES {
+                self.append_body(&mut out, chunk);
+                let _ = self.conn.stream.write_bytes(&out);
+            } else {
+                let _ = self.conn.stream.write_bytes(&out);
+                out.clear();
+                self.append_body(&mut out, chunk);
+                let _ = self.conn.stream.write_bytes(&out);
+            }
+            out.clear();
+            if out.capacity() > MAX_SCRATCH_BYTES {
+                *out = Vec::new();
+            }
+        });
+        if finishing {
+            self.finish();
+        }
+    }
+
+    /// The status line and header block of a response.
+    fn build_head(
+        &self,
+        out: &mut Vec<u8>,
+        status: u16,
+        headers: &HTTPHeaders,
+        framing: Framing,
+        chunk: &[u8],
+        finishing: bool,
+    ) {
         out.extend_from_slice(self.version.as_str().as_bytes());
         out.push(b' ');
-        push_decimal(&mut out, u64::from(status));
+        push_decimal(out, u64::from(status));
         out.push(b' ');
         out.extend_from_slice(reason_phrase(status).as_bytes());
         out.extend_from_slice(b"\r\n");
         let mut has_server = false;
         let mut has_date = false;
+        let mut has_length = false;
         for (name, value) in headers.iter() {
             has_server |= name.eq_ignore_ascii_case("Server");
             has_date |= name.eq_ignore_ascii_case("Date");
+            has_length |= name.eq_ignore_ascii_case("Content-Length");
             if name.eq_ignore_ascii_case("Connection")
                 || name.eq_ignore_ascii_case("Transfer-Encoding")
             {
                 // Framing and persistence are the connection's business.
                 continue;
             }
-            push_header(&mut out, name, value);
+            push_header(out, name, value);
         }
         if !has_server {
-            push_header(&mut out, "Server", SERVER_HEADER);
+            push_header(out, "Server", SERVER_HEADER);
         }
         if !has_date {
-            with_http_date(|date| push_header(&mut out, "Date", date));
+            with_http_date(|date| push_header(out, "Date", date));
         }
         match framing {
-            Framing::Length(n) if !headers.contains("Content-Length") => {
-                push_header(&mut out, "Content-Length", &n.to_string());
-            }
-            Framing::NoBody
-                if self.head_request && !headers.contains("Content-Length") && finishing =>
-            {
+            Framing::Length(n) if !has_length => push_length(out, n),
+            Framing::NoBody if self.head_request && !has_length && finishing => {
                 // HEAD: the length the GET would have had.
-                push_header(&mut out, "Content-Length", &chunk.len().to_string());
+                push_length(out, chunk.len() as u64);
             }
-            Framing::Chunked => push_header(&mut out, "Transfer-Encoding", "chunked"),
+            Framing::Chunked => push_header(out, "Transfer-Encoding", "chunked"),
             _ => {}
         }
-        if self.conn.stream.closed() {
-            self.keep_alive = false;
-        }
         match (self.version, self.keep_alive) {
-            (Version::Http11, false) => push_header(&mut out, "Connection", "close"),
-            (Version::Http10, true) => push_header(&mut out, "Connection", "keep-alive"),
+            (Version::Http11, false) => push_header(out, "Connection", "close"),
+            (Version::Http10, true) => push_header(out, "Connection", "keep-alive"),
             _ => {}
         }
         out.extend_from_slice(b"\r\n");
-        self.progress = Progress::Streaming(framing);
-        self.append_body(&mut out, chunk);
-        let _ = self.conn.stream.write(out);
-        if finishing {
-            self.finish();
-        }
     }
 
     /// Send more body (after [`write_headers`](Self::write_headers) with
@@ -289,7 +329,7 @@ impl HTTPResponder {
                 return;
             }
             Progress::Streaming(Framing::Chunked) => {
-                let _ = self.conn.stream.write(&b"0\r\n\r\n"[..]);
+                let _ = self.conn.stream.write_bytes(b"0\r\n\r\n");
             }
             Progress::Streaming(Framing::Length(owed)) if owed > 0 => {
                 log::error!("response finished {owed} bytes short of its Content-Length; closing");
@@ -401,6 +441,13 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&digits[i..]);
 }
 
+/// `Content-Length: n` without formatting machinery.
+fn push_length(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(b"Content-Length: ");
+    push_decimal(out, n);
+    out.extend_from_slice(b"\r\n");
+}
+
 fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");
@@ -431,7 +478,7 @@ pub fn with_http_date<R>(f: impl FnOnce(&str) -> R) -> R {
     thread_local! {
         static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
     }
-    let now = SystemTime::now();
+    let now = crate::ioloop::IterationClock::system_now();
     let secs = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())

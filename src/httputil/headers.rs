@@ -132,6 +132,24 @@ impl HTTPHeaders {
             self.add(name, value);
             return;
         };
+        let text = &self.text;
+        let duplicates = self.fields[first + 1..]
+            .iter()
+            .any(|f| field_name(text, f).eq_ignore_ascii_case(name));
+        if !duplicates {
+            // The usual case (a handler overriding a default): re-point the
+            // one field at a fresh copy of name and value.
+            let before = self.fields.len();
+            self.add(name, value);
+            if self.fields.len() > before {
+                if let Some(new) = self.fields.pop() {
+                    self.dead += span_len(&self.fields[first]);
+                    self.fields[first] = new;
+                }
+            }
+            self.maybe_compact();
+            return;
+        }
         // Drop the later duplicates, then put the new field in place of
         // the first one.
         let mut index = 0;

@@ -19,6 +19,7 @@
 //!  Ok & a clone of the Ctx kept ──▶ the response stays open (callback style)
 //! ```
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -117,6 +118,13 @@ pub(crate) struct AppInner {
     pub(crate) settings: Settings,
     /// Routes, tried in order; the first match wins.
     routes: Vec<Route>,
+    /// Routes without captures, by their path: the first route added for a
+    /// path (a later duplicate could never win).
+    exact: HashMap<String, usize>,
+    /// Indexes of the routes with captures, ascending. Only those before
+    /// the exact match (if any) can take precedence over it, so a lookup
+    /// is one hash plus the few pattern routes in front.
+    patterned: Vec<usize>,
     /// Loaded templates, if `template_path` is set.
     pub(crate) templates: Option<Templates>,
     /// The static directory, if `static_path` is set.
@@ -124,6 +132,21 @@ pub(crate) struct AppInner {
 }
 
 impl AppInner {
+    /// The first route (in the order added) that matches `path`, with its
+    /// captures.
+    fn find_route(&self, path: &str) -> Option<(usize, Vec<(String, String)>)> {
+        let exact = self.exact.get(path).copied();
+        for &index in &self.patterned {
+            if exact.is_some_and(|e| e < index) {
+                break;
+            }
+            if let Some(args) = self.routes[index].pattern.matches(path) {
+                return Some((index, args));
+            }
+        }
+        exact.map(|index| (index, Vec::new()))
+    }
+
     pub(crate) fn static_url(&self, path: &str) -> String {
         let prefix = &self.settings.static_url_prefix;
         match &self.static_files {
@@ -162,6 +185,8 @@ impl Application {
             inner: AppInner {
                 settings,
                 routes: Vec::new(),
+                exact: HashMap::new(),
+                patterned: Vec::new(),
                 templates,
                 static_files: static_files.clone(),
             },
@@ -183,14 +208,21 @@ impl Application {
 
     /// Add a route. Routes are tried in the order added.
     pub fn route(&mut self, pattern: &str, handler: impl RequestHandler) -> &mut Route {
+        let pattern = PathPattern::new(pattern);
+        let last = self.inner.routes.len();
+        match pattern.literal() {
+            Some(path) => {
+                self.inner.exact.entry(path.to_string()).or_insert(last);
+            }
+            None => self.inner.patterned.push(last),
+        }
         self.inner.routes.push(Route {
-            pattern: PathPattern::new(pattern),
+            pattern,
             handler: Rc::new(handler),
             authenticated: false,
             api: false,
             xsrf: true,
         });
-        let last = self.inner.routes.len() - 1;
         &mut self.inner.routes[last]
     }
 
@@ -219,11 +251,7 @@ impl Application {
 
 /// Run one request through the lifecycle in the module docs.
 fn execute(app: &Rc<AppInner>, request: HTTPServerRequest, responder: HTTPResponder) {
-    let found = app
-        .routes
-        .iter()
-        .enumerate()
-        .find_map(|(i, r)| r.pattern.matches(request.path()).map(|args| (i, args)));
+    let found = app.find_route(request.path());
     let Some((index, path_args)) = found else {
         let api = request.path().starts_with("/a/");
         let cx = Ctx::new(Rc::clone(app), request, responder, Vec::new(), api);
@@ -288,5 +316,42 @@ fn run_handler(app: &AppInner, route: &Route, cx: &Ctx) -> HandlerResult {
         "PATCH" => handler.patch(cx),
         "DELETE" => handler.delete(cx),
         _ => handler.options(cx),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nobody;
+    impl RequestHandler for Nobody {}
+
+    fn settings() -> Settings {
+        Settings {
+            cookie_secret: b"test".to_vec(),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn the_first_route_added_wins_whether_exact_or_patterned() {
+        let mut app = Application::new(settings()).expect("no static path");
+        app.route("/a/{x}", Nobody); // 0
+        app.route("/a/b", Nobody); // 1: shadowed by 0
+        app.route("/c", Nobody); // 2
+        app.route("/{y}", Nobody); // 3: only for what 2 does not take
+        app.route("/c", Nobody); // 4: duplicate, never wins
+        app.route("/d/{*rest}", Nobody); // 5
+        let inner = &app.inner;
+        let index = |path: &str| inner.find_route(path).map(|(i, _)| i);
+        assert_eq!(index("/a/b"), Some(0));
+        assert_eq!(
+            inner.find_route("/a/b").map(|(_, a)| a[0].1.clone()),
+            Some("b".into())
+        );
+        assert_eq!(index("/c"), Some(2));
+        assert_eq!(index("/e"), Some(3));
+        assert_eq!(index("/d/"), Some(5));
+        assert_eq!(index("/nothing/here"), None);
     }
 }

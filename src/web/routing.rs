@@ -101,6 +101,16 @@ impl PathPattern {
         rest.is_empty().then_some(captures)
     }
 
+    /// The path this pattern matches if it has no captures (`/hello`), so
+    /// the router can look it up by hash instead of trying it in turn.
+    pub fn literal(&self) -> Option<&str> {
+        match self.pieces.as_slice() {
+            [Piece::Literal(text)] => Some(text),
+            [] => Some(""),
+            _ => None,
+        }
+    }
+
     /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.source
