@@ -105,6 +105,41 @@ fn on_connection_close_fires_and_the_connection_is_released() {
 }
 
 #[test]
+fn a_response_handle_finishes_after_the_ctx_is_gone() {
+    let (server, events) = start();
+    let mut client = server.raw();
+    client.send(get("/handle/finish"));
+    expect_event(&events, "handle-pending");
+    let r = client.read_response();
+    assert_eq!((r.status, r.text().as_str()), (200, "from a handle"));
+    // The default content type is still added when the headers go out.
+    assert_eq!(r.header("Content-Type"), Some("text/html; charset=UTF-8"));
+    assert_eq!(client.request(get("/fast")).text(), "fast");
+}
+
+#[test]
+fn a_response_handle_dropped_unfinished_answers_500() {
+    let (server, events) = start();
+    let mut client = server.raw();
+    let r = client.request(get("/handle/drop"));
+    expect_event(&events, "handle-pending");
+    assert_eq!(r.status, 500);
+    assert_eq!(client.request(get("/fast")).text(), "fast");
+}
+
+#[test]
+fn on_connection_close_fires_for_a_response_held_by_a_handle() {
+    let (server, events) = start();
+    let mut client = server.raw();
+    client.send(get("/handle/park"));
+    expect_event(&events, "handle-pending");
+    assert_eq!(server.open_connections(), 1);
+    drop(client);
+    expect_event(&events, "handle-closed");
+    server.wait_open_connections(0);
+}
+
+#[test]
 fn flush_streams_a_chunked_response() {
     let (server, _events) = start();
     let mut client = server.raw();

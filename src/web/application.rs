@@ -264,8 +264,12 @@ fn execute(app: &Rc<AppInner>, request: HTTPServerRequest, responder: HTTPRespon
     match result {
         Err(e) => cx.send_http_error(&e),
         Ok(()) => {
-            // Nobody kept a clone: the handler is done (Tornado's auto-finish).
-            if !cx.finished() && Rc::strong_count(&cx.inner) == 1 {
+            // Nobody kept a clone or a response handle: the handler is done
+            // (Tornado's auto-finish).
+            if !cx.finished()
+                && Rc::strong_count(&cx.inner) == 1
+                && Rc::strong_count(&cx.inner.shared) == 1
+            {
                 cx.finish();
             }
         }

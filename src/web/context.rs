@@ -40,6 +40,41 @@ struct Response {
     headers_flushed: bool,
     /// `finish` ran (or the response was otherwise completed).
     finished: bool,
+    /// The application set, added or cleared `Content-Type` itself, so the
+    /// default (`text/html; charset=UTF-8`, Tornado's) is not added when
+    /// the headers go out. Added then, not up front: a response that sets
+    /// its own type (or waits, parked) holds no header memory for it.
+    content_type_chosen: bool,
+}
+
+impl Response {
+    /// Headers as they go out: with the default `Content-Type` unless the
+    /// application chose its own.
+    fn apply_default_content_type(&mut self) {
+        if !self.content_type_chosen && !self.headers.contains("Content-Type") {
+            self.headers.add("Content-Type", "text/html; charset=UTF-8");
+        }
+        self.content_type_chosen = true;
+    }
+
+    /// Note a header change by the application.
+    fn touched(&mut self, name: &str) {
+        if name.eq_ignore_ascii_case("Content-Type") {
+            self.content_type_chosen = true;
+        }
+    }
+}
+
+/// What finishing a response needs, shared by the [`Ctx`] and every
+/// [`ResponseHandle`]. Kept apart from the request so that a response
+/// waiting for an event (a parked long-poll) can hold only this: the
+/// request, its parsed arguments and cookies are freed when the handler
+/// returns.
+pub(crate) struct Shared {
+    /// The response.
+    response: RefCell<Response>,
+    /// Run if the client disconnects before the response is finished.
+    close_callbacks: RefCell<Vec<Box<dyn FnOnce()>>>,
 }
 
 /// State of one request. Fields set once are in `OnceCell`s: parsed
@@ -53,8 +88,8 @@ pub(crate) struct CtxInner {
     path_args: Vec<(String, String)>,
     /// Route serves an API: errors are JSON, unauthenticated is 403.
     pub(crate) api: bool,
-    /// The response.
-    response: RefCell<Response>,
+    /// The response (shared with any [`ResponseHandle`]).
+    pub(crate) shared: Rc<Shared>,
     /// Query-string arguments.
     query_args: OnceCell<Arguments>,
     /// Body arguments and files, or why the body could not be parsed.
@@ -65,8 +100,6 @@ pub(crate) struct CtxInner {
     current_user: OnceCell<Option<String>>,
     /// The XSRF token for this request (from the cookie, or new).
     xsrf: OnceCell<super::xsrf::XsrfToken>,
-    /// Run if the client disconnects before the response is finished.
-    close_callbacks: RefCell<Vec<Box<dyn FnOnce()>>>,
 }
 
 /// A request in progress. Clone it to answer later (see the module docs).
@@ -83,28 +116,29 @@ impl Ctx {
         path_args: Vec<(String, String)>,
         api: bool,
     ) -> Ctx {
-        let mut headers = HTTPHeaders::new();
-        headers.add("Content-Type", "text/html; charset=UTF-8");
         Ctx {
             inner: Rc::new(CtxInner {
                 app,
                 request,
                 path_args,
                 api,
-                response: RefCell::new(Response {
-                    responder: Some(responder),
-                    status: 200,
-                    headers,
-                    buffer: Vec::new(),
-                    headers_flushed: false,
-                    finished: false,
+                shared: Rc::new(Shared {
+                    response: RefCell::new(Response {
+                        responder: Some(responder),
+                        status: 200,
+                        headers: HTTPHeaders::new(),
+                        buffer: Vec::new(),
+                        headers_flushed: false,
+                        finished: false,
+                        content_type_chosen: false,
+                    }),
+                    close_callbacks: RefCell::new(Vec::new()),
                 }),
                 query_args: OnceCell::new(),
                 body_args: OnceCell::new(),
                 cookies: OnceCell::new(),
                 current_user: OnceCell::new(),
                 xsrf: OnceCell::new(),
-                close_callbacks: RefCell::new(Vec::new()),
             }),
         }
     }
@@ -233,37 +267,36 @@ impl Ctx {
 
     /// Set the response status.
     pub fn set_status(&self, status: u16) {
-        self.inner.response.borrow_mut().status = status;
+        self.inner.shared.response.borrow_mut().status = status;
     }
 
     /// The status set so far.
     pub fn get_status(&self) -> u16 {
-        self.inner.response.borrow().status
+        self.inner.shared.response.borrow().status
     }
 
     /// Set a response header, replacing earlier values.
     pub fn set_header(&self, name: &str, value: impl AsRef<str>) {
-        self.inner.response.borrow_mut().headers.set(name, value);
+        self.inner.shared.set_header(name, value.as_ref());
     }
 
     /// Add a response header (keeps earlier values).
     pub fn add_header(&self, name: &str, value: impl AsRef<str>) {
-        self.inner.response.borrow_mut().headers.add(name, value);
+        let mut resp = self.inner.shared.response.borrow_mut();
+        resp.touched(name);
+        resp.headers.add(name, value);
     }
 
     /// Remove a response header.
     pub fn clear_header(&self, name: &str) {
-        self.inner.response.borrow_mut().headers.remove(name);
+        let mut resp = self.inner.shared.response.borrow_mut();
+        resp.touched(name);
+        resp.headers.remove(name);
     }
 
     /// Append to the response body (sent at `finish` or `flush`).
     pub fn write(&self, chunk: impl AsRef<[u8]>) {
-        let mut resp = self.inner.response.borrow_mut();
-        if resp.finished {
-            log::error!("write() after finish() on {}", self.inner.request.uri());
-            return;
-        }
-        resp.buffer.extend_from_slice(chunk.as_ref());
+        self.inner.shared.write(chunk.as_ref());
     }
 
     /// Write `value` as JSON and set `Content-Type: application/json`.
@@ -278,10 +311,16 @@ impl Ctx {
     /// Send headers and what was written so far now; later writes stream
     /// (chunked on HTTP/1.1).
     pub fn flush(&self) {
-        let mut resp = self.inner.response.borrow_mut();
+        let mut resp = self.inner.shared.response.borrow_mut();
         let resp = &mut *resp;
         if resp.finished {
             return;
+        }
+        if resp.responder.is_none() {
+            return;
+        }
+        if !resp.headers_flushed {
+            resp.apply_default_content_type();
         }
         let Some(responder) = resp.responder.as_mut() else {
             return;
@@ -301,37 +340,9 @@ impl Ctx {
         self.finish_inner(None);
     }
 
-    /// The one way a response ends. `prebuilt`: send these bytes as the
-    /// whole body instead of what was written, and skip the ETag/gzip
-    /// transforms (see [`finish_json_bytes`](Self::finish_json_bytes)).
+    /// See [`Shared::finish`].
     fn finish_inner(&self, prebuilt: Option<&[u8]>) {
-        // Once finished, the client leaving no longer concerns the handler.
-        // Taken out (and dropped at the end) before the response is
-        // borrowed: the closures may own clones of this Ctx.
-        let _close_callbacks = std::mem::take(&mut *self.inner.close_callbacks.borrow_mut());
-        let mut resp = self.inner.response.borrow_mut();
-        let resp = &mut *resp;
-        if resp.finished {
-            log::error!("finish() called twice on {}", self.inner.request.uri());
-            return;
-        }
-        resp.finished = true;
-        let Some(mut responder) = resp.responder.take() else {
-            return;
-        };
-        let body = std::mem::take(&mut resp.buffer);
-        if resp.headers_flushed {
-            responder.write(&body);
-            responder.finish();
-            return;
-        }
-        if let Some(bytes) = prebuilt {
-            responder.write_headers(resp.status, &resp.headers, bytes, true);
-            return;
-        }
-        let body = super::transform::finish_body(self, resp.status, &mut resp.headers, body);
-        let status = if body.is_none() { 304 } else { resp.status };
-        responder.write_headers(status, &resp.headers, body.as_deref().unwrap_or(&[]), true);
+        self.inner.shared.finish(prebuilt, Some(self));
     }
 
     /// Write `value` as JSON and finish.
@@ -346,28 +357,28 @@ impl Ctx {
     /// work would cost N encodings instead of N copies. Anything already
     /// written with [`write`](Self::write) is discarded.
     pub fn finish_json_bytes(&self, json: &[u8]) {
-        {
-            let resp = self.inner.response.borrow();
-            if resp.finished || resp.headers_flushed {
-                log::error!(
-                    "finish_json_bytes() after finish() or flush() on {}",
-                    self.inner.request.uri()
-                );
-                return;
-            }
+        self.inner.shared.finish_json_bytes(json);
+    }
+
+    /// A handle that can finish this response later without keeping the
+    /// request alive: for a handler that parks the response until an event
+    /// (a long-poll), where holding a [`Ctx`] clone would keep the request,
+    /// its arguments and cookies in memory for the whole wait. While a
+    /// handle exists the response stays open, as with a clone.
+    pub fn response_handle(&self) -> ResponseHandle {
+        ResponseHandle {
+            shared: Rc::clone(&self.inner.shared),
         }
-        self.set_header("Content-Type", "application/json; charset=UTF-8");
-        self.finish_inner(Some(json));
     }
 
     /// True once the response is finished.
     pub fn finished(&self) -> bool {
-        self.inner.response.borrow().finished
+        self.inner.shared.response.borrow().finished
     }
 
     /// Redirect to `url` (302, or 301 if `permanent`) and finish.
     pub fn redirect(&self, url: &str, permanent: bool) {
-        if self.inner.response.borrow().headers_flushed {
+        if self.inner.shared.response.borrow().headers_flushed {
             log::error!("cannot redirect after headers were sent");
             return;
         }
@@ -380,7 +391,7 @@ impl Ctx {
     /// HTML for pages, JSON `{"error": {"code", "message"}}` for API routes.
     pub fn send_error(&self, status: u16, message: &str) {
         {
-            let mut resp = self.inner.response.borrow_mut();
+            let mut resp = self.inner.shared.response.borrow_mut();
             if resp.finished {
                 return;
             }
@@ -436,7 +447,7 @@ impl Ctx {
     /// slot. Several may be registered; they run in order.
     pub fn on_connection_close(&self, callback: impl FnOnce() + 'static) {
         let first = {
-            let mut callbacks = self.inner.close_callbacks.borrow_mut();
+            let mut callbacks = self.inner.shared.close_callbacks.borrow_mut();
             callbacks.push(Box::new(callback));
             callbacks.len() == 1
         };
@@ -445,9 +456,9 @@ impl Ctx {
         }
         // Ask the HTTP layer to tell us when the client leaves — only now,
         // so requests that never wait pay nothing. Weak: the connection must
-        // not keep the Ctx alive.
-        let weak = Rc::downgrade(&self.inner);
-        if let Some(r) = self.inner.response.borrow().responder.as_ref() {
+        // not keep the response alive.
+        let weak = Rc::downgrade(&self.inner.shared);
+        if let Some(r) = self.inner.shared.response.borrow().responder.as_ref() {
             r.set_close_callback(move || {
                 if let Some(inner) = weak.upgrade() {
                     let callbacks = std::mem::take(&mut *inner.close_callbacks.borrow_mut());
@@ -461,7 +472,7 @@ impl Ctx {
 
     /// True if the client has gone away.
     pub fn connection_closed(&self) -> bool {
-        match &self.inner.response.borrow().responder {
+        match &self.inner.shared.response.borrow().responder {
             Some(r) => r.connection_closed(),
             None => false,
         }
@@ -470,7 +481,7 @@ impl Ctx {
     /// Take the raw connection out of HTTP (for WebSocket): the response is
     /// considered finished. `None` if the response already started.
     pub fn detach(&self) -> Option<(HTTPResponder, HTTPHeaders)> {
-        let mut resp = self.inner.response.borrow_mut();
+        let mut resp = self.inner.shared.response.borrow_mut();
         if resp.finished || resp.headers_flushed {
             return None;
         }
@@ -671,6 +682,99 @@ impl Ctx {
 
 impl Drop for CtxInner {
     fn drop(&mut self) {
+        // The last holder of the response going away unfinished is answered
+        // by `Shared::drop`; this only names the request in the log while
+        // it still can.
+        if Rc::strong_count(&self.shared) == 1 {
+            let resp = self.shared.response.borrow();
+            if !resp.finished
+                && resp
+                    .responder
+                    .as_ref()
+                    .is_some_and(|r| !r.connection_closed())
+            {
+                log::error!(
+                    "{} {}: the handler dropped its response without finish()",
+                    self.request.method(),
+                    self.request.uri()
+                );
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn set_header(&self, name: &str, value: &str) {
+        let mut resp = self.response.borrow_mut();
+        resp.touched(name);
+        resp.headers.set(name, value);
+    }
+
+    fn write(&self, chunk: &[u8]) {
+        let mut resp = self.response.borrow_mut();
+        if resp.finished {
+            log::error!("write() after finish()");
+            return;
+        }
+        resp.buffer.extend_from_slice(chunk);
+    }
+
+    fn finish_json_bytes(&self, json: &[u8]) {
+        {
+            let resp = self.response.borrow();
+            if resp.finished || resp.headers_flushed {
+                log::error!("finish_json_bytes() after finish() or flush()");
+                return;
+            }
+        }
+        self.set_header("Content-Type", "application/json; charset=UTF-8");
+        self.finish(Some(json), None);
+    }
+
+    /// The one way a response ends. `prebuilt`: send these bytes as the
+    /// whole body instead of what was written, and skip the ETag/gzip
+    /// transforms (see [`Ctx::finish_json_bytes`]). `cx`: the request, for
+    /// those transforms; a [`ResponseHandle`] has none and sends the body
+    /// as written.
+    fn finish(&self, prebuilt: Option<&[u8]>, cx: Option<&Ctx>) {
+        // Once finished, the client leaving no longer concerns the handler.
+        // Taken out (and dropped at the end) before the response is
+        // borrowed: the closures may own clones of this Ctx.
+        let _close_callbacks = std::mem::take(&mut *self.close_callbacks.borrow_mut());
+        let mut resp = self.response.borrow_mut();
+        let resp = &mut *resp;
+        if resp.finished {
+            log::error!("finish() called twice");
+            return;
+        }
+        resp.finished = true;
+        let Some(mut responder) = resp.responder.take() else {
+            return;
+        };
+        let body = std::mem::take(&mut resp.buffer);
+        if resp.headers_flushed {
+            responder.write(&body);
+            responder.finish();
+            return;
+        }
+        resp.apply_default_content_type();
+        let body = match (prebuilt, cx) {
+            (Some(bytes), _) => {
+                responder.write_headers(resp.status, &resp.headers, bytes, true);
+                return;
+            }
+            (None, Some(cx)) => {
+                super::transform::finish_body(cx, resp.status, &mut resp.headers, body)
+            }
+            (None, None) => Some(body),
+        };
+        let status = if body.is_none() { 304 } else { resp.status };
+        responder.write_headers(status, &resp.headers, body.as_deref().unwrap_or(&[]), true);
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
         let resp = self.response.get_mut();
         if resp.finished {
             return;
@@ -682,15 +786,77 @@ impl Drop for CtxInner {
             // The client left; nobody is waiting for an answer.
             return;
         }
-        log::error!(
-            "{} {}: the handler dropped its response without finish(); answering 500",
-            self.request.method(),
-            self.request.uri()
-        );
+        log::error!("a response was dropped without finish(); answering 500");
         let body = b"500: Internal Server Error\n";
         let mut headers = HTTPHeaders::new();
         headers.add("Content-Type", "text/plain; charset=UTF-8");
         responder.write_headers(500, &headers, body, true);
+    }
+}
+
+/// Finishes a response whose [`Ctx`] is gone (see
+/// [`Ctx::response_handle`]). Clone it freely; the response stays open while
+/// any clone (or the `Ctx`) lives, and dropping the last one unfinished
+/// answers 500.
+///
+/// It has no request, so [`finish`](Self::finish) sends the body as
+/// written: no ETag/304 and no gzip.
+#[derive(Clone)]
+pub struct ResponseHandle {
+    /// The response, shared with the `Ctx` while that lives.
+    shared: Rc<Shared>,
+}
+
+impl ResponseHandle {
+    /// Set the response status.
+    pub fn set_status(&self, status: u16) {
+        self.shared.response.borrow_mut().status = status;
+    }
+
+    /// Set a response header, replacing earlier values.
+    pub fn set_header(&self, name: &str, value: impl AsRef<str>) {
+        self.shared.set_header(name, value.as_ref());
+    }
+
+    /// Append to the response body.
+    pub fn write(&self, chunk: impl AsRef<[u8]>) {
+        self.shared.write(chunk.as_ref());
+    }
+
+    /// Send what was written and end the response.
+    pub fn finish(&self) {
+        self.shared.finish(None, None);
+    }
+
+    /// Write `value` as JSON and finish.
+    pub fn finish_json(&self, value: &serde_json::Value) {
+        match serde_json::to_vec(value) {
+            Ok(bytes) => self.finish_json_bytes(&bytes),
+            Err(e) => {
+                log::error!("cannot serialize JSON response: {e}");
+                self.set_status(500);
+                self.finish();
+            }
+        }
+    }
+
+    /// Finish with a JSON body serialized beforehand (see
+    /// [`Ctx::finish_json_bytes`]).
+    pub fn finish_json_bytes(&self, json: &[u8]) {
+        self.shared.finish_json_bytes(json);
+    }
+
+    /// True once the response is finished.
+    pub fn finished(&self) -> bool {
+        self.shared.response.borrow().finished
+    }
+
+    /// True if the client has gone away.
+    pub fn connection_closed(&self) -> bool {
+        match &self.shared.response.borrow().responder {
+            Some(r) => r.connection_closed(),
+            None => false,
+        }
     }
 }
 

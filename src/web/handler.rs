@@ -15,6 +15,11 @@
 //! client gets a 500 and an error is logged — a forgotten response never
 //! hangs a client.
 //!
+//! A response that waits long (a parked long-poll) should keep only
+//! [`Ctx::response_handle`](super::Ctx::response_handle): the same rule holds
+//! for handles, and the request (head, body, parsed arguments, cookies) is
+//! freed when the method returns instead of living as long as the wait.
+//!
 //! Returning `Err(HTTPError)` (usually through `?`, e.g. from
 //! `cx.get_argument("name")?`) sends that error page instead.
 

@@ -22,5 +22,5 @@ mod transform;
 pub mod xsrf;
 
 pub use application::{Application, Route, Settings};
-pub use context::Ctx;
+pub use context::{Ctx, ResponseHandle};
 pub use handler::{HTTPError, HandlerResult, RequestHandler};

@@ -72,10 +72,24 @@ pub fn start(events: Sender<&'static str>) -> TestServer {
         app.route(
             "/pending",
             Pending {
-                events,
+                events: events.clone(),
                 waiting: Rc::default(),
             },
         );
+        for (path, mode) in [
+            ("/handle/finish", HandleMode::Finish),
+            ("/handle/drop", HandleMode::Drop),
+            ("/handle/park", HandleMode::Park),
+        ] {
+            app.route(
+                path,
+                WithHandle {
+                    events: events.clone(),
+                    mode,
+                    parked: Rc::default(),
+                },
+            );
+        }
         app.route("/stream", Stream);
         app.route("/render", Render);
         app.route("/big", Big);
@@ -217,6 +231,49 @@ impl RequestHandler for Pending {
             let _ = events.send("closed");
         });
         let _ = self.events.send("pending");
+        Ok(())
+    }
+}
+
+/// What a [`WithHandle`] route does with its response handle.
+#[derive(Clone, Copy)]
+enum HandleMode {
+    /// Finish it from a timer, after the Ctx is gone.
+    Finish,
+    /// Drop it unfinished from a callback.
+    Drop,
+    /// Keep it until the client leaves.
+    Park,
+}
+
+/// Parks its response with `Ctx::response_handle` (no Ctx clone).
+struct WithHandle {
+    events: Sender<&'static str>,
+    mode: HandleMode,
+    parked: Rc<RefCell<Vec<squall::web::ResponseHandle>>>,
+}
+impl RequestHandler for WithHandle {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        let handle = cx.response_handle();
+        match self.mode {
+            HandleMode::Finish => {
+                IOLoop::current().call_later(Duration::from_millis(20), move || {
+                    handle.write("from a handle");
+                    handle.finish();
+                });
+            }
+            HandleMode::Drop => IOLoop::current().add_callback(move || drop(handle)),
+            HandleMode::Park => {
+                self.parked.borrow_mut().push(handle);
+                let parked = Rc::clone(&self.parked);
+                let events = self.events.clone();
+                cx.on_connection_close(move || {
+                    parked.borrow_mut().clear();
+                    let _ = events.send("handle-closed");
+                });
+            }
+        }
+        let _ = self.events.send("handle-pending");
         Ok(())
     }
 }

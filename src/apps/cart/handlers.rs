@@ -106,7 +106,9 @@ impl RequestHandler for CartStatus {
             cx.finish_json(&json!({"inventoryCount": now}));
             return Ok(());
         }
-        let waiter = cx.clone();
+        // A response handle, not a Ctx clone: the request is freed while
+        // the waiter is parked.
+        let waiter = cx.response_handle();
         let key = self
             .inventory
             .wait_for_change(move |count| waiter.finish_json(&json!({"inventoryCount": count})));

@@ -143,7 +143,9 @@ impl RequestHandler for MessageUpdates {
     fn post(&self, cx: &Ctx) -> HandlerResult {
         let room = room_argument(&self.chat, cx)?;
         let cursor = cx.get_argument_opt("cursor")?;
-        let waiter = cx.clone();
+        // A response handle, not a Ctx clone: the request, its arguments
+        // and cookies are freed while the waiter is parked.
+        let waiter = cx.response_handle();
         let parked = room.wait_for_messages(cursor.as_deref(), move |body| {
             waiter.finish_json_bytes(body)
         });
