@@ -863,10 +863,27 @@ impl ResponseHandle {
 /// Tornado's argument cleaning: strip whitespace and control characters
 /// `[\x00-\x08\x0e-\x1f]` (kept: tab, newline, CR — a textarea has them).
 fn clean_argument(value: &str) -> String {
+    if !value.bytes().any(|b| matches!(b, 0..=8 | 0x0e..=0x1f)) {
+        // The usual case: nothing to filter, so no char-by-char rebuild.
+        return value.trim().to_string();
+    }
     value
         .chars()
         .filter(|&c| !matches!(c, '\u{0}'..='\u{8}' | '\u{e}'..='\u{1f}'))
         .collect::<String>()
         .trim()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_argument;
+
+    #[test]
+    fn arguments_lose_control_characters_and_outer_whitespace() {
+        assert_eq!(clean_argument("  plain text \t"), "plain text");
+        assert_eq!(clean_argument("a\u{1}b\u{1f}c"), "abc");
+        assert_eq!(clean_argument(" \u{0}x\ny\r\u{8} "), "x\ny");
+        assert_eq!(clean_argument("caf\u{e9}"), "caf\u{e9}");
+    }
 }
