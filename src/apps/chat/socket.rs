@@ -6,7 +6,9 @@
 //! with rooms, logins and presence added. The fan-out is not here: a frame
 //! becomes [`Room::post_message`], which reaches the room's long-poll
 //! waiters and its subscribers — every socket below is one — in one pass,
-//! with the message serialized once ([`Message::json`](super::Message)).
+//! with the message serialized once ([`Message::json`](super::Message)) and
+//! encoded as a WebSocket frame once ([`Message::ws_frame`](super::Message::ws_frame),
+//! sent with [`WebSocket::write_prepared`]).
 //!
 //! # What goes over the socket
 //!
@@ -43,7 +45,9 @@ use super::{Chat, MessageError, Room, Subscription, LOBBY};
 use crate::apps::accounts::Accounts;
 use crate::apps::site::{write_metric, Metrics};
 use crate::web::{Application, Ctx, HandlerResult};
-use crate::websocket::{Message, WebSocket, WebSocketHandler, WebSocketOptions, WebSocketRoute};
+use crate::websocket::{
+    Message, PreparedMessage, WebSocket, WebSocketHandler, WebSocketOptions, WebSocketRoute,
+};
 
 /// Largest frame a client may send: a 4 KiB body is at most 24 KiB as JSON
 /// (`\u00XX` escapes), plus the fields Tornado's demo client adds.
@@ -161,9 +165,9 @@ impl ChatSocket {
         };
         // No borrow held from here: writes may close a slow socket (its
         // on_close runs later, from the loop).
-        let text = notice.to_string();
+        let frame = PreparedMessage::json(notice);
         for ws in sockets {
-            let _ = ws.write_message(&text);
+            let _ = ws.write_prepared(&frame);
         }
     }
 
@@ -218,8 +222,10 @@ impl WebSocketHandler for ChatSocket {
         }
         let socket = ws.clone();
         let subscription = room.subscribe(move |message| {
-            // A full write buffer closes this one socket; the room goes on.
-            let _ = socket.write_message(&message.json);
+            // The frame is encoded once per message and shared by the whole
+            // room. A full write buffer closes this one socket; the room
+            // goes on.
+            let _ = socket.write_prepared(message.ws_frame());
         });
         let name = room.name().to_string();
         self.members.borrow_mut().insert(
