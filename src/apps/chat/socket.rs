@@ -101,10 +101,9 @@ pub struct ChatSocket {
 
 /// One open `/chatsocket` connection.
 struct Member {
-    /// Where its frames are posted.
+    /// Where its frames are posted. (Its author name is the handle's
+    /// `current_user()`, captured at the handshake: not copied here.)
     room: Room,
-    /// Its author name (the login, captured at the handshake).
-    user: String,
     /// Its place among the room's subscribers; unsubscribes on drop.
     _subscription: Subscription,
 }
@@ -200,6 +199,13 @@ impl WebSocketHandler for ChatSocket {
         Ok(())
     }
 
+    fn keep_request_header(&self, _name: &str) -> bool {
+        // Everything the chat needs (user, room, cursor) is read at open
+        // from what is captured anyway; the headers (cookies, user agent:
+        // hundreds of bytes) would only sit with every idle socket.
+        false
+    }
+
     fn options(&self) -> WebSocketOptions {
         WebSocketOptions {
             max_message_size: MAX_FRAME,
@@ -232,7 +238,6 @@ impl WebSocketHandler for ChatSocket {
             ws.clone(),
             Member {
                 room,
-                user: user.clone(),
                 _subscription: subscription,
             },
         );
@@ -255,10 +260,10 @@ impl WebSocketHandler for ChatSocket {
             ws.close(UNSUPPORTED_DATA, "send JSON text frames");
             return;
         };
-        let (room, user) = match self.members.borrow().get(ws) {
-            Some(m) => (m.room.clone(), m.user.clone()),
-            None => return,
+        let Some(room) = self.members.borrow().get(ws).map(|m| m.room.clone()) else {
+            return;
         };
+        let user = ws.current_user().unwrap_or_default();
         let parsed: Option<Value> = serde_json::from_str(&text).ok();
         let frame = parsed.as_ref().and_then(Value::as_object);
         let reference = frame
@@ -272,7 +277,7 @@ impl WebSocketHandler for ChatSocket {
                 "expected a JSON object like {\"body\": \"...\"}".into(),
             )),
             Some(None) => Err((400, "missing body".into())),
-            Some(Some(Value::String(body))) => match room.post_message(&user, body) {
+            Some(Some(Value::String(body))) => match room.post_message(user, body) {
                 Ok(posted) => Ok(posted.id.clone()),
                 Err(e @ MessageError::Empty) => Err((400, e.to_string())),
                 Err(e @ MessageError::TooLong { .. }) => Err((413, e.to_string())),
@@ -299,19 +304,20 @@ impl WebSocketHandler for ChatSocket {
             return;
         };
         let name = member.room.name().to_string();
+        let user = ws.current_user().unwrap_or_default();
         let last = {
             let mut presence = self.presence.borrow_mut();
             let Some(here) = presence.get_mut(&name) else {
                 return;
             };
             here.sockets.remove(ws);
-            let last = match here.users.get_mut(&member.user) {
+            let last = match here.users.get_mut(user) {
                 Some(n) if *n > 1 => {
                     *n -= 1;
                     false
                 }
                 _ => {
-                    here.users.remove(&member.user);
+                    here.users.remove(user);
                     true
                 }
             };
@@ -321,7 +327,7 @@ impl WebSocketHandler for ChatSocket {
             }
             last.then_some(members)
         };
-        let Member { user, .. } = member; // unsubscribes
+        drop(member); // unsubscribes
         if let Some(members) = last {
             let notice = json!({"type": "leave", "user": user, "members": members});
             self.notify_room(&name, &notice);
