@@ -303,6 +303,7 @@ impl WebSocketHandler for ChatSocket {
         let Some(member) = self.members.borrow_mut().remove(ws) else {
             return;
         };
+        shrink_if_sparse(&mut *self.members.borrow_mut());
         let name = member.room.name().to_string();
         let user = ws.current_user().unwrap_or_default();
         let last = {
@@ -311,6 +312,7 @@ impl WebSocketHandler for ChatSocket {
                 return;
             };
             here.sockets.remove(ws);
+            shrink_if_sparse(&mut here.sockets);
             let last = match here.users.get_mut(user) {
                 Some(n) if *n > 1 => {
                     *n -= 1;
@@ -332,5 +334,38 @@ impl WebSocketHandler for ChatSocket {
             let notice = json!({"type": "leave", "user": user, "members": members});
             self.notify_room(&name, &notice);
         }
+    }
+}
+
+/// A table at most a quarter full gives back half its room: maps never
+/// shrink by themselves, and after 15 000 sockets left, theirs would keep
+/// slots for 15 000. Halving (not fitting) keeps the cost amortized O(1)
+/// for a room whose size swings around one value.
+trait Sparse {
+    fn sparse(&self) -> bool;
+    fn halve(&mut self);
+}
+
+impl<K: Eq + std::hash::Hash, V> Sparse for HashMap<K, V> {
+    fn sparse(&self) -> bool {
+        self.capacity() >= 64 && self.len() <= self.capacity() / 4
+    }
+    fn halve(&mut self) {
+        self.shrink_to(self.capacity() / 2);
+    }
+}
+
+impl<K: Eq + std::hash::Hash> Sparse for HashSet<K> {
+    fn sparse(&self) -> bool {
+        self.capacity() >= 64 && self.len() <= self.capacity() / 4
+    }
+    fn halve(&mut self) {
+        self.shrink_to(self.capacity() / 2);
+    }
+}
+
+fn shrink_if_sparse(table: &mut impl Sparse) {
+    if table.sparse() {
+        table.halve();
     }
 }
