@@ -522,6 +522,32 @@ impl IOLoop {
         self.inner.handlers.borrow().len()
     }
 
+    /// Give back the capacity of the loop's tables (handlers, timers,
+    /// callback queues) beyond what is in use, so that a crowd of
+    /// connections that has gone does not keep its slots. Tokens and timer
+    /// handles stay valid (a slab cannot shrink past its last live entry).
+    /// For an occasional clean-up after a mass close (`apps::memory`), not
+    /// the hot path: it copies the tables.
+    pub fn shrink_to_fit(&self) {
+        let inner = &self.inner;
+        // try_borrow: called from a callback, where none of these is
+        // borrowed today; if one ever is, skipping it is harmless.
+        if let Ok(mut handlers) = inner.handlers.try_borrow_mut() {
+            handlers.shrink_to_fit();
+        }
+        if let Ok(mut timers) = inner.timers.try_borrow_mut() {
+            timers.compact();
+            timers.heap.shrink_to_fit();
+            timers.slots.shrink_to_fit();
+        }
+        if let Ok(mut callbacks) = inner.callbacks.try_borrow_mut() {
+            callbacks.shrink_to_fit();
+        }
+        if let Ok(mut hooks) = inner.end_of_iteration.try_borrow_mut() {
+            hooks.shrink_to_fit();
+        }
+    }
+
     /// Run `callback` on the next iteration of the loop.
     ///
     /// Callbacks run in the order they were added, never inside the caller:

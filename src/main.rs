@@ -17,6 +17,9 @@ fn main() {
         }
     };
     let ioloop = IOLoop::current();
+    // Kept until the loop ends: parts of the site (the memory trimmer) run
+    // only while it lives.
+    let mut site = None;
     match config.command {
         config::Command::Echo => {
             let addr = std::net::SocketAddr::new(config.address, config.port);
@@ -39,6 +42,7 @@ fn main() {
                 ) {
                     log::warn!("no graceful shutdown (cannot install signal handlers): {e}");
                 }
+                site = Some(s);
             }
             Err(e) => {
                 eprintln!("squall: cannot start: {e}");
@@ -47,4 +51,5 @@ fn main() {
         },
     }
     ioloop.start();
+    drop(site);
 }

@@ -17,8 +17,8 @@ use std::time::Duration;
 use squall::ioloop::IOLoop;
 use squall::websocket::handshake::accept_key;
 use squall::websocket::{
-    websocket_connect, ConnectError, ConnectOptions, Message, WebSocket, WebSocketHandler,
-    WebSocketOptions,
+    websocket_connect, ConnectError, ConnectOptions, Message, PreparedMessage, WebSocket,
+    WebSocketHandler, WebSocketOptions,
 };
 
 use websocket_support::{Ev, Events, TestServer, GUARD};
@@ -177,6 +177,53 @@ fn echo_round_trip_of_text_binary_and_pings() {
     assert_eq!(close_of(&got).map(|c| c.0), Some(4000));
     let id = server.events.wait_open(1);
     assert_eq!(server.events.wait_close(id), (4000, "client done".into()));
+    server.events.assert_each_closed_once();
+    server.assert_released();
+}
+
+#[test]
+fn a_prepared_message_from_a_client_is_masked_per_frame() {
+    // The prepared frame is the unmasked server form; a client must mask
+    // what it sends (the server fails unmasked frames with 1002), so this
+    // echo only comes back if the client re-encoded it.
+    let server = TestServer::echo();
+    let events = Events::default();
+    let client = Client::new(
+        &events,
+        Box::new(|ws| {
+            let text = PreparedMessage::text("prepared text");
+            let binary = PreparedMessage::binary(&[1, 2, 3, 255]);
+            ws.write_prepared(&text).unwrap();
+            ws.write_prepared(&binary).unwrap();
+            ws.write_prepared(&text).unwrap();
+        }),
+        Box::new(|ws, _, n| {
+            if n == 3 {
+                ws.close(4000, "client done");
+            }
+        }),
+    );
+    run_client(|| {
+        websocket_connect(&server.url("/echo"), ConnectOptions::default(), client).unwrap()
+    });
+    let got = events.all();
+    let messages: Vec<Ev> = got
+        .iter()
+        .filter_map(|e| match e {
+            Ev::Text(_, t) => Some(Ev::Text(0, t.clone())),
+            Ev::Binary(_, b) => Some(Ev::Binary(0, b.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            Ev::Text(0, "prepared text".into()),
+            Ev::Binary(0, vec![1, 2, 3, 255]),
+            Ev::Text(0, "prepared text".into()),
+        ]
+    );
+    assert_eq!(close_of(&got).map(|c| c.0), Some(4000));
     server.events.assert_each_closed_once();
     server.assert_released();
 }

@@ -167,6 +167,8 @@ fn cross_origin_is_403_unless_the_handler_allows_it() {
 /// Reports what it captured from the upgrade request as its first message.
 struct Info {
     events: Events,
+    /// The one request header to keep (`None`: the default, all of them).
+    keep: Option<&'static str>,
 }
 
 impl WebSocketHandler for Info {
@@ -177,6 +179,9 @@ impl WebSocketHandler for Info {
         }
         cx.set_header("X-Prepared", "yes");
         Ok(())
+    }
+    fn keep_request_header(&self, name: &str) -> bool {
+        self.keep.is_none_or(|keep| keep.eq_ignore_ascii_case(name))
     }
     fn open(&self, ws: &WebSocket) {
         self.events.push(Ev::Open(ws.id()));
@@ -189,6 +194,7 @@ impl WebSocketHandler for Info {
             "path": request.path,
             "agent": request.headers.get("User-Agent"),
             "ip": request.remote_ip.map(|ip| ip.to_string()),
+            "headers": request.headers.len(),
         });
         ws.write_json(&report).unwrap();
     }
@@ -201,9 +207,12 @@ impl WebSocketHandler for Info {
 #[test]
 fn the_connection_keeps_the_user_cookies_and_arguments_of_its_request() {
     let server = TestServer::start(|app, events| {
-        app.route("/info/{name}", WebSocketRoute::new(Info { events }))
-            .authenticated()
-            .api();
+        app.route(
+            "/info/{name}",
+            WebSocketRoute::new(Info { events, keep: None }),
+        )
+        .authenticated()
+        .api();
     });
     let user = create_signed_value(COOKIE_SECRET, "user", b"alice", SystemTime::now());
     let cookie = format!("Cookie: user={user}; flavour=mint\r\nUser-Agent: raw-test\r\n");
@@ -230,6 +239,46 @@ fn the_connection_keeps_the_user_cookies_and_arguments_of_its_request() {
             "path": "/info/the%20name",
             "agent": "raw-test",
             "ip": "127.0.0.1",
+            // Host, Upgrade, Connection, key, version, Cookie, User-Agent.
+            "headers": 7,
+        })
+    );
+    c.send(&websocket_support::masked(0x88, &[]));
+    c.expect_close(None);
+    server.events.assert_each_closed_once();
+    server.assert_released();
+}
+
+#[test]
+fn a_handler_may_keep_only_some_request_headers() {
+    let server = TestServer::start(|app, events| {
+        let info = Info {
+            events,
+            keep: Some("user-agent"),
+        };
+        app.route("/info/{name}", WebSocketRoute::new(info))
+            .authenticated()
+            .api();
+    });
+    let user = create_signed_value(COOKIE_SECRET, "user", b"alice", SystemTime::now());
+    let cookie = format!("Cookie: user={user}; flavour=mint\r\nUser-Agent: raw-test\r\n");
+    let (head, mut c) = upgrade(&server, "/info/n?room=lobby", &cookie);
+    assert_eq!(status_of(&head), 101, "{head}");
+    let f = c.recv_frame();
+    let report: serde_json::Value = serde_json::from_slice(&f.payload).unwrap();
+    assert_eq!(
+        report,
+        serde_json::json!({
+            // Captured whatever the handler keeps.
+            "user": "alice",
+            "room": "lobby",
+            "name": "n",
+            "path": "/info/n",
+            "ip": "127.0.0.1",
+            // The one header kept; the cookies went with the others.
+            "agent": "raw-test",
+            "headers": 1,
+            "flavour": null,
         })
     );
     c.send(&websocket_support::masked(0x88, &[]));

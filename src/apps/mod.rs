@@ -13,11 +13,13 @@
 //! | [`ws_echo`]  | `/ws/echo`: WebSocket echo endpoint           | `maint/test/websocket` |
 //! | [`upstream`] | async-vs-blocking "tweet rate" demo           | book ch. 5             |
 //! | [`shutdown`] | SIGINT/SIGTERM: stop accepting, drain, stop   | issue #1791            |
+//! | [`memory`]   | give freed memory back after a mass close     | —                      |
 pub mod accounts;
 pub mod cart;
 pub mod chat;
 pub mod config;
 pub mod echo;
+pub mod memory;
 pub mod shutdown;
 pub mod site;
 pub mod store;

@@ -68,6 +68,8 @@ pub struct Site {
     pub metrics: Metrics,
     /// Set when shutdown starts; `/healthz` then answers 503.
     pub draining: super::shutdown::Draining,
+    /// Gives memory back after a mass close (runs while this lives).
+    pub trimmer: super::memory::Trimmer,
 }
 
 /// Build the application for `config` and start listening (the loop is not
@@ -144,6 +146,10 @@ pub fn build(config: &Config) -> io::Result<Site> {
 
     let server = HTTPServer::new(config.http.clone(), app.into_callback());
     register_core_metrics(&metrics, server.stats());
+    let stats = server.stats();
+    let trimmer = super::memory::start(move || {
+        stats.open_connections.get() + crate::websocket::open_connections()
+    });
     let bind = BindOptions {
         reuse_port: config.reuse_port,
         ..BindOptions::default()
@@ -154,6 +160,7 @@ pub fn build(config: &Config) -> io::Result<Site> {
         addrs,
         metrics,
         draining,
+        trimmer,
     })
 }
 

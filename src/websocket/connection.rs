@@ -67,6 +67,7 @@ use super::close::{self, GOING_AWAY, INTERNAL_ERROR, NO_STATUS_RECEIVED, POLICY_
 use super::frame::{encode_frame, OpCode, Role, MAX_CONTROL_PAYLOAD};
 use super::handler::{RequestInfo, WebSocketHandler};
 use super::message::{Message, MessageReader, DEFAULT_MAX_MESSAGE_SIZE};
+use super::prepared::PreparedMessage;
 use crate::ioloop::{IOLoop, TimeoutHandle};
 use crate::iostream::{IOStream, ReadTarget};
 
@@ -366,6 +367,25 @@ impl WebSocket {
         self.write_message(&value.to_string())
     }
 
+    /// Send a message encoded once for many connections (a broadcast:
+    /// build one [`PreparedMessage`] and call this on every member).
+    ///
+    /// A server connection copies the prepared frame into its stream
+    /// without encoding (or serializing) anything again; a client
+    /// connection masks a fresh copy, as every client frame must be. Same
+    /// write bound, errors and timing as
+    /// [`write_message`](Self::write_message): the frame leaves with this
+    /// connection's other frames at the end of the loop iteration.
+    pub fn write_prepared(&self, message: &PreparedMessage) -> Result<(), WebSocketClosedError> {
+        if self.inner.state.get() != ConnState::Open {
+            return Err(WebSocketClosedError);
+        }
+        match self.inner.role {
+            Role::Server => self.queue_frame(message.frame()),
+            Role::Client => self.send_frame(message.opcode(), message.payload()),
+        }
+    }
+
     /// Send a Ping with `data`; at most 125 bytes of it are sent (a control
     /// frame's limit). The answer arrives as [`WebSocketHandler::on_pong`].
     pub fn ping(&self, data: &[u8]) -> Result<(), WebSocketClosedError> {
@@ -479,8 +499,17 @@ impl WebSocket {
         };
         let mut frame = Vec::new();
         encode_frame(&mut frame, true, opcode, payload, mask);
+        self.queue_frame(frame)
+    }
+
+    /// Queue an encoded frame, enforcing the write bound (the caller
+    /// checked that the connection is `Open`).
+    fn queue_frame(
+        &self,
+        frame: impl Into<Vec<u8>> + AsRef<[u8]>,
+    ) -> Result<(), WebSocketClosedError> {
         let pending = self.inner.stream.write_buffer_len();
-        if pending + frame.len() > self.inner.options.max_write_buffer {
+        if pending + frame.as_ref().len() > self.inner.options.max_write_buffer {
             log::warn!(
                 "websocket #{}: peer is not reading ({pending} bytes unsent); closing it",
                 self.inner.id

@@ -90,6 +90,22 @@ pub trait WebSocketHandler: 'static {
         WebSocketOptions::default()
     }
 
+    /// Should request header `name` stay in the connection's
+    /// [`RequestInfo::headers`] (and so be readable through
+    /// [`WebSocket::request`] and [`WebSocket::get_cookie`]) for as long as
+    /// the connection lives? Asked once per header, at the handshake.
+    /// Default: every header is kept, as Tornado keeps `self.request`.
+    ///
+    /// The request headers are most of what an idle connection holds
+    /// (a browser's `Cookie` and `User-Agent` alone are often 500 bytes),
+    /// so a server that keeps thousands of sockets open and needs nothing
+    /// of them after `open` should keep none, or only the few it reads.
+    /// The path, query, route captures, client address and logged-in user
+    /// are captured whatever this says. Server side only.
+    fn keep_request_header(&self, _name: &str) -> bool {
+        true
+    }
+
     /// The connection is open: the `101` is written (server) or validated
     /// (client). Writes made here follow the handshake.
     fn open(&self, _ws: &WebSocket) {}
@@ -133,6 +149,9 @@ impl<H: WebSocketHandler + ?Sized> WebSocketHandler for Rc<H> {
     fn options(&self) -> WebSocketOptions {
         (**self).options()
     }
+    fn keep_request_header(&self, name: &str) -> bool {
+        (**self).keep_request_header(name)
+    }
     fn open(&self, ws: &WebSocket) {
         (**self).open(ws)
     }
@@ -166,41 +185,54 @@ pub struct RequestInfo {
     pub query: String,
     /// Captures of the route pattern, in order.
     pub path_args: Vec<(String, String)>,
-    /// The request headers.
+    /// The request headers the handler chose to keep
+    /// ([`WebSocketHandler::keep_request_header`]; by default all).
     pub headers: HTTPHeaders,
     /// The client's address.
     pub remote_ip: Option<IpAddr>,
     /// The logged-in user (signed `user` cookie), checked at handshake time.
     pub current_user: Option<String>,
-    /// Query arguments, parsed on first use.
-    query_args: OnceCell<Arguments>,
     /// Cookies, parsed on first use.
     cookies: OnceCell<HashMap<String, String>>,
 }
 
 impl RequestInfo {
-    /// Copy what a WebSocket needs out of the request being upgraded.
+    /// Copy what a WebSocket needs out of the request being upgraded
+    /// (every header).
     pub fn capture(cx: &Ctx) -> RequestInfo {
+        let mut info = RequestInfo::capture_with(cx, |_| false);
+        info.headers = cx.request().headers().clone();
+        info
+    }
+
+    /// Like [`capture`](Self::capture), keeping only the headers for which
+    /// `keep(name)` is true.
+    pub fn capture_with(cx: &Ctx, keep: impl Fn(&str) -> bool) -> RequestInfo {
         let request = cx.request();
+        let mut headers = HTTPHeaders::new();
+        for (name, value) in request.headers().iter().filter(|(name, _)| keep(name)) {
+            headers.add(name, value);
+        }
         RequestInfo {
             uri: request.uri().to_string(),
             path: request.path().to_string(),
             query: request.query().to_string(),
             path_args: cx.path_args().to_vec(),
-            headers: request.headers().clone(),
+            headers,
             remote_ip: request.remote_ip,
             current_user: cx.current_user().map(str::to_owned),
-            query_args: OnceCell::new(),
             cookies: OnceCell::new(),
         }
     }
 
     /// Last value of query argument `name`, cleaned as Tornado's
     /// `get_argument` does (control characters dropped, whitespace trimmed).
+    ///
+    /// The query is parsed again on each call rather than kept parsed: it
+    /// is short, read once or twice at `open`, and a parsed copy would
+    /// stay with every idle connection.
     pub fn get_query_argument(&self, name: &str) -> Option<String> {
-        let args = self
-            .query_args
-            .get_or_init(|| Arguments::from_query(&self.query));
+        let args = Arguments::from_query(&self.query);
         args.get_last(name).map(|v| {
             v.chars()
                 .filter(|&c| !matches!(c, '\u{0}'..='\u{8}' | '\u{e}'..='\u{1f}'))
@@ -268,7 +300,8 @@ impl RequestHandler for WebSocketRoute {
             .handler
             .select_subprotocol(&accepted.subprotocols)
             .filter(|p| accepted.subprotocols.contains(p));
-        let info = RequestInfo::capture(cx);
+        let handler = &self.handler;
+        let info = RequestInfo::capture_with(cx, |name| handler.keep_request_header(name));
         let Some((mut responder, headers)) = cx.detach() else {
             return Err(HTTPError::new(500, "response already started"));
         };

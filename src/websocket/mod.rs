@@ -17,6 +17,7 @@
 //! | [`message`]    | [`MessageReader`]: frames → [`Message`]s, size limit  | §5.4-§5.6  |
 //! | [`close`]      | close codes, Close body, [`ProtocolError`]            | §5.5.1, §7 |
 //! | `utf8`         | incremental UTF-8 check for text spread over frames   | §8.1       |
+//! | [`prepared`]   | [`PreparedMessage`]: a frame encoded once for a broadcast | §5.1, §5.6 |
 //! | [`connection`] | [`WebSocket`]: frame loop, closing handshake, pings, write bound | §5.5, §7 |
 //! | [`handler`]    | [`WebSocketHandler`] trait, [`WebSocketRoute`] (the upgrade) | §4.2 |
 //! | [`client`]     | [`websocket_connect`]: URL, connect, client handshake | §3, §4.1   |
@@ -83,6 +84,7 @@ pub mod frame;
 pub mod handler;
 pub mod handshake;
 pub mod message;
+pub mod prepared;
 mod utf8;
 
 pub use client::{websocket_connect, ConnectError, ConnectOptions};
@@ -94,3 +96,4 @@ pub use connection::{
 pub use frame::{OpCode, Role};
 pub use handler::{RequestInfo, WebSocketHandler, WebSocketRoute};
 pub use message::{Message, MessageReader, DEFAULT_MAX_MESSAGE_SIZE};
+pub use prepared::PreparedMessage;

@@ -8,13 +8,14 @@
 //! environment, so a message can be made without any request — the
 //! WebSocket chat posts messages from socket frames, not requests.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use minijinja::{Environment, Value};
 
 use crate::escape::{linkify, xhtml_escape};
+use crate::websocket::PreparedMessage;
 
 /// One message. Immutable once made.
 #[derive(Debug)]
@@ -35,6 +36,10 @@ pub struct Message {
     /// `{"id","from","body","html","time"}`, serialized once here so that
     /// no answer ever serializes it again.
     pub json: String,
+    /// `json` as a WebSocket text frame, encoded the first time a socket
+    /// needs it and then shared by every socket of the room
+    /// ([`ws_frame`](Self::ws_frame)).
+    pub(super) ws_frame: OnceCell<PreparedMessage>,
 }
 
 impl Message {
@@ -67,7 +72,15 @@ impl Message {
             time,
             html,
             json,
+            ws_frame: OnceCell::new(),
         }
+    }
+
+    /// The message as a WebSocket frame, encoded once per message however
+    /// many sockets it goes to.
+    pub fn ws_frame(&self) -> &PreparedMessage {
+        self.ws_frame
+            .get_or_init(|| PreparedMessage::text(&self.json))
     }
 }
 

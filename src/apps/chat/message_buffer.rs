@@ -115,6 +115,7 @@ mod tests {
             time: 0.0,
             html: String::new(),
             json: format!("{{\"id\":\"{id}\"}}"),
+            ws_frame: Default::default(),
         })
     }
 

@@ -251,7 +251,18 @@ impl Drop for Subscription {
         if let Some(room) = self.room.upgrade() {
             // Taken out first, dropped after the borrow ends: the callback's
             // captures may own other subscriptions.
-            let removed = room.subscribers.borrow_mut().remove(&self.id);
+            let removed = {
+                let mut subscribers = room.subscribers.borrow_mut();
+                let removed = subscribers.remove(&self.id);
+                // Maps never shrink by themselves: after a crowd left, give
+                // back half the room whenever at most a quarter is used
+                // (amortized O(1)).
+                if subscribers.capacity() >= 64 && subscribers.len() <= subscribers.capacity() / 4 {
+                    let half = subscribers.capacity() / 2;
+                    subscribers.shrink_to(half);
+                }
+                removed
+            };
             drop(removed);
         }
     }

@@ -6,7 +6,9 @@
 //! with rooms, logins and presence added. The fan-out is not here: a frame
 //! becomes [`Room::post_message`], which reaches the room's long-poll
 //! waiters and its subscribers — every socket below is one — in one pass,
-//! with the message serialized once ([`Message::json`](super::Message)).
+//! with the message serialized once ([`Message::json`](super::Message)) and
+//! encoded as a WebSocket frame once ([`Message::ws_frame`](super::Message::ws_frame),
+//! sent with [`WebSocket::write_prepared`]).
 //!
 //! # What goes over the socket
 //!
@@ -43,7 +45,9 @@ use super::{Chat, MessageError, Room, Subscription, LOBBY};
 use crate::apps::accounts::Accounts;
 use crate::apps::site::{write_metric, Metrics};
 use crate::web::{Application, Ctx, HandlerResult};
-use crate::websocket::{Message, WebSocket, WebSocketHandler, WebSocketOptions, WebSocketRoute};
+use crate::websocket::{
+    Message, PreparedMessage, WebSocket, WebSocketHandler, WebSocketOptions, WebSocketRoute,
+};
 
 /// Largest frame a client may send: a 4 KiB body is at most 24 KiB as JSON
 /// (`\u00XX` escapes), plus the fields Tornado's demo client adds.
@@ -97,10 +101,9 @@ pub struct ChatSocket {
 
 /// One open `/chatsocket` connection.
 struct Member {
-    /// Where its frames are posted.
+    /// Where its frames are posted. (Its author name is the handle's
+    /// `current_user()`, captured at the handshake: not copied here.)
     room: Room,
-    /// Its author name (the login, captured at the handshake).
-    user: String,
     /// Its place among the room's subscribers; unsubscribes on drop.
     _subscription: Subscription,
 }
@@ -161,9 +164,9 @@ impl ChatSocket {
         };
         // No borrow held from here: writes may close a slow socket (its
         // on_close runs later, from the loop).
-        let text = notice.to_string();
+        let frame = PreparedMessage::json(notice);
         for ws in sockets {
-            let _ = ws.write_message(&text);
+            let _ = ws.write_prepared(&frame);
         }
     }
 
@@ -196,6 +199,13 @@ impl WebSocketHandler for ChatSocket {
         Ok(())
     }
 
+    fn keep_request_header(&self, _name: &str) -> bool {
+        // Everything the chat needs (user, room, cursor) is read at open
+        // from what is captured anyway; the headers (cookies, user agent:
+        // hundreds of bytes) would only sit with every idle socket.
+        false
+    }
+
     fn options(&self) -> WebSocketOptions {
         WebSocketOptions {
             max_message_size: MAX_FRAME,
@@ -218,15 +228,16 @@ impl WebSocketHandler for ChatSocket {
         }
         let socket = ws.clone();
         let subscription = room.subscribe(move |message| {
-            // A full write buffer closes this one socket; the room goes on.
-            let _ = socket.write_message(&message.json);
+            // The frame is encoded once per message and shared by the whole
+            // room. A full write buffer closes this one socket; the room
+            // goes on.
+            let _ = socket.write_prepared(message.ws_frame());
         });
         let name = room.name().to_string();
         self.members.borrow_mut().insert(
             ws.clone(),
             Member {
                 room,
-                user: user.clone(),
                 _subscription: subscription,
             },
         );
@@ -249,10 +260,10 @@ impl WebSocketHandler for ChatSocket {
             ws.close(UNSUPPORTED_DATA, "send JSON text frames");
             return;
         };
-        let (room, user) = match self.members.borrow().get(ws) {
-            Some(m) => (m.room.clone(), m.user.clone()),
-            None => return,
+        let Some(room) = self.members.borrow().get(ws).map(|m| m.room.clone()) else {
+            return;
         };
+        let user = ws.current_user().unwrap_or_default();
         let parsed: Option<Value> = serde_json::from_str(&text).ok();
         let frame = parsed.as_ref().and_then(Value::as_object);
         let reference = frame
@@ -266,7 +277,7 @@ impl WebSocketHandler for ChatSocket {
                 "expected a JSON object like {\"body\": \"...\"}".into(),
             )),
             Some(None) => Err((400, "missing body".into())),
-            Some(Some(Value::String(body))) => match room.post_message(&user, body) {
+            Some(Some(Value::String(body))) => match room.post_message(user, body) {
                 Ok(posted) => Ok(posted.id.clone()),
                 Err(e @ MessageError::Empty) => Err((400, e.to_string())),
                 Err(e @ MessageError::TooLong { .. }) => Err((413, e.to_string())),
@@ -292,20 +303,23 @@ impl WebSocketHandler for ChatSocket {
         let Some(member) = self.members.borrow_mut().remove(ws) else {
             return;
         };
+        shrink_if_sparse(&mut *self.members.borrow_mut());
         let name = member.room.name().to_string();
+        let user = ws.current_user().unwrap_or_default();
         let last = {
             let mut presence = self.presence.borrow_mut();
             let Some(here) = presence.get_mut(&name) else {
                 return;
             };
             here.sockets.remove(ws);
-            let last = match here.users.get_mut(&member.user) {
+            shrink_if_sparse(&mut here.sockets);
+            let last = match here.users.get_mut(user) {
                 Some(n) if *n > 1 => {
                     *n -= 1;
                     false
                 }
                 _ => {
-                    here.users.remove(&member.user);
+                    here.users.remove(user);
                     true
                 }
             };
@@ -315,10 +329,43 @@ impl WebSocketHandler for ChatSocket {
             }
             last.then_some(members)
         };
-        let Member { user, .. } = member; // unsubscribes
+        drop(member); // unsubscribes
         if let Some(members) = last {
             let notice = json!({"type": "leave", "user": user, "members": members});
             self.notify_room(&name, &notice);
         }
+    }
+}
+
+/// A table at most a quarter full gives back half its room: maps never
+/// shrink by themselves, and after 15 000 sockets left, theirs would keep
+/// slots for 15 000. Halving (not fitting) keeps the cost amortized O(1)
+/// for a room whose size swings around one value.
+trait Sparse {
+    fn sparse(&self) -> bool;
+    fn halve(&mut self);
+}
+
+impl<K: Eq + std::hash::Hash, V> Sparse for HashMap<K, V> {
+    fn sparse(&self) -> bool {
+        self.capacity() >= 64 && self.len() <= self.capacity() / 4
+    }
+    fn halve(&mut self) {
+        self.shrink_to(self.capacity() / 2);
+    }
+}
+
+impl<K: Eq + std::hash::Hash> Sparse for HashSet<K> {
+    fn sparse(&self) -> bool {
+        self.capacity() >= 64 && self.len() <= self.capacity() / 4
+    }
+    fn halve(&mut self) {
+        self.shrink_to(self.capacity() / 2);
+    }
+}
+
+fn shrink_if_sparse(table: &mut impl Sparse) {
+    if table.sparse() {
+        table.halve();
     }
 }
