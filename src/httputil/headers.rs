@@ -132,38 +132,9 @@ impl HTTPHeaders {
             self.add(name, value);
             return;
         };
-        let text = &self.text;
-        let duplicates = self.fields[first + 1..]
-            .iter()
-            .any(|f| field_name(text, f).eq_ignore_ascii_case(name));
-        if !duplicates {
-            // The usual case (a handler overriding a default): re-point the
-            // one field at a fresh copy of name and value.
-            let before = self.fields.len();
-            self.add(name, value);
-            if self.fields.len() > before {
-                if let Some(new) = self.fields.pop() {
-                    self.dead += span_len(&self.fields[first]);
-                    self.fields[first] = new;
-                }
-            }
-            self.maybe_compact();
-            return;
-        }
-        // Drop the later duplicates, then put the new field in place of
-        // the first one.
-        let mut index = 0;
-        let mut dead = 0;
-        let text = &self.text;
-        self.fields.retain(|f| {
-            let keep = index <= first || !field_name(text, f).eq_ignore_ascii_case(name);
-            if !keep {
-                dead += span_len(f);
-            }
-            index += 1;
-            keep
-        });
-        self.dead += dead;
+        // Later fields of the same name go; the first is re-pointed at a
+        // fresh copy of name and value, keeping its position.
+        self.drop_fields_named(name, first + 1);
         let before = self.fields.len();
         self.add(name, value);
         if self.fields.len() > before {
@@ -200,18 +171,32 @@ impl HTTPHeaders {
     /// Removes every field called `name`; returns how many were removed.
     pub fn remove(&mut self, name: &str) -> usize {
         let before = self.fields.len();
-        let mut dead = 0;
+        self.drop_fields_named(name, 0);
+        self.maybe_compact();
+        before - self.fields.len()
+    }
+
+    /// Drop the fields called `name` at index `from` or later, counting
+    /// their bytes as dead.
+    fn drop_fields_named(&mut self, name: &str, from: usize) {
         let text = &self.text;
+        if !self.fields[from.min(self.fields.len())..]
+            .iter()
+            .any(|f| field_name(text, f).eq_ignore_ascii_case(name))
+        {
+            return;
+        }
+        let mut index = 0;
+        let mut dead = 0;
         self.fields.retain(|f| {
-            let keep = !field_name(text, f).eq_ignore_ascii_case(name);
+            let keep = index < from || !field_name(text, f).eq_ignore_ascii_case(name);
             if !keep {
                 dead += span_len(f);
             }
+            index += 1;
             keep
         });
         self.dead += dead;
-        self.maybe_compact();
-        before - self.fields.len()
     }
 
     /// All `(name, value)` pairs in insertion order, names as given.
