@@ -862,7 +862,7 @@ impl ResponseHandle {
 
 /// Tornado's argument cleaning: strip whitespace and control characters
 /// `[\x00-\x08\x0e-\x1f]` (kept: tab, newline, CR — a textarea has them).
-fn clean_argument(value: &str) -> String {
+pub(crate) fn clean_argument(value: &str) -> String {
     if !value.bytes().any(|b| matches!(b, 0..=8 | 0x0e..=0x1f)) {
         // The usual case: nothing to filter, so no char-by-char rebuild.
         return value.trim().to_string();

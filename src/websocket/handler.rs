@@ -233,13 +233,7 @@ impl RequestInfo {
     /// stay with every idle connection.
     pub fn get_query_argument(&self, name: &str) -> Option<String> {
         let args = Arguments::from_query(&self.query);
-        args.get_last(name).map(|v| {
-            v.chars()
-                .filter(|&c| !matches!(c, '\u{0}'..='\u{8}' | '\u{e}'..='\u{1f}'))
-                .collect::<String>()
-                .trim()
-                .to_owned()
-        })
+        args.get_last(name).map(|v| crate::web::context::clean_argument(v))
     }
 
     /// A request cookie.
