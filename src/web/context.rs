@@ -301,11 +301,7 @@ impl Ctx {
 
     /// Write `value` as JSON and set `Content-Type: application/json`.
     pub fn write_json(&self, value: &serde_json::Value) {
-        self.set_header("Content-Type", "application/json; charset=UTF-8");
-        match serde_json::to_vec(value) {
-            Ok(bytes) => self.write(bytes),
-            Err(e) => log::error!("cannot serialize JSON response: {e}"),
-        }
+        self.inner.shared.write_json(value);
     }
 
     /// Send headers and what was written so far now; later writes stream
@@ -680,29 +676,6 @@ impl Ctx {
     }
 }
 
-impl Drop for CtxInner {
-    fn drop(&mut self) {
-        // The last holder of the response going away unfinished is answered
-        // by `Shared::drop`; this only names the request in the log while
-        // it still can.
-        if Rc::strong_count(&self.shared) == 1 {
-            let resp = self.shared.response.borrow();
-            if !resp.finished
-                && resp
-                    .responder
-                    .as_ref()
-                    .is_some_and(|r| !r.connection_closed())
-            {
-                log::error!(
-                    "{} {}: the handler dropped its response without finish()",
-                    self.request.method(),
-                    self.request.uri()
-                );
-            }
-        }
-    }
-}
-
 impl Shared {
     fn set_header(&self, name: &str, value: &str) {
         let mut resp = self.response.borrow_mut();
@@ -717,6 +690,14 @@ impl Shared {
             return;
         }
         resp.buffer.extend_from_slice(chunk);
+    }
+
+    fn write_json(&self, value: &serde_json::Value) {
+        self.set_header("Content-Type", "application/json; charset=UTF-8");
+        match serde_json::to_vec(value) {
+            Ok(bytes) => self.write(&bytes),
+            Err(e) => log::error!("cannot serialize JSON response: {e}"),
+        }
     }
 
     fn finish_json_bytes(&self, json: &[u8]) {
@@ -786,6 +767,7 @@ impl Drop for Shared {
             // The client left; nobody is waiting for an answer.
             return;
         }
+        // The access log (when on) names the request this 500 answers.
         log::error!("a response was dropped without finish(); answering 500");
         let body = b"500: Internal Server Error\n";
         let mut headers = HTTPHeaders::new();
@@ -830,14 +812,8 @@ impl ResponseHandle {
 
     /// Write `value` as JSON and finish.
     pub fn finish_json(&self, value: &serde_json::Value) {
-        match serde_json::to_vec(value) {
-            Ok(bytes) => self.finish_json_bytes(&bytes),
-            Err(e) => {
-                log::error!("cannot serialize JSON response: {e}");
-                self.set_status(500);
-                self.finish();
-            }
-        }
+        self.shared.write_json(value);
+        self.finish();
     }
 
     /// Finish with a JSON body serialized beforehand (see
