@@ -188,24 +188,24 @@ impl HTTPResponder {
         thread_local! {
             static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
         }
+        let small_body = chunk.len() <= SMALL_BODY_BYTES;
         SCRATCH.with(|scratch| {
             let mut out = scratch.borrow_mut();
             out.clear();
             self.build_head(&mut out, status, headers, framing, chunk, finishing);
-            if chunk.len() <= SMALL_BODY_BYTES {
+            if small_body {
                 self.append_body(&mut out, chunk);
-                let _ = self.conn.stream.write_bytes(&out);
-            } else {
-                let _ = self.conn.stream.write_bytes(&out);
-                out.clear();
-                self.append_body(&mut out, chunk);
-                let _ = self.conn.stream.write_bytes(&out);
             }
+            let _ = self.conn.stream.write_bytes(&out);
             out.clear();
             if out.capacity() > MAX_SCRATCH_BYTES {
                 *out = Vec::new();
             }
         });
+        if !small_body {
+            // Queued as its own chunk, not copied through the scratch.
+            self.write(chunk);
+        }
         if finishing {
             self.finish();
         }
