@@ -19,6 +19,7 @@
 //! | [`IOLoop::handle`] → [`IOLoopHandle`]  | a `Send` handle whose `add_callback` wakes the loop      |
 //! | [`IOLoop::start`] / [`IOLoop::stop`]   | run until stopped                                        |
 //! | [`PeriodicCallback`]                   | run `f` every `period`, skipping missed runs             |
+//! | [`IterationClock::now`]                | the time this iteration's poll returned (no clock call)  |
 //!
 //! # One iteration of [`IOLoop::start`]
 //!
