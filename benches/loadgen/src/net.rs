@@ -196,6 +196,14 @@ impl Pool {
     /// Start a non-blocking connect; returns the connection's index.
     pub fn add_conn(&mut self) -> usize {
         let idx = self.conns.len();
+        let c = self.connect(idx);
+        self.conns.push(c);
+        idx
+    }
+
+    /// A non-blocking connect registered under `Token(idx)`, or a dead
+    /// connection that carries why it failed.
+    fn connect(&mut self, idx: usize) -> Conn {
         match TcpStream::connect(self.addr) {
             Ok(mut s) => {
                 s.set_nodelay(true).ok();
@@ -208,15 +216,14 @@ impl Pool {
                 if let Err(e) = reg {
                     c.fail(format!("register: {e}"));
                 }
-                self.conns.push(c);
+                c
             }
             Err(e) => {
                 let mut c = Conn::new_dead();
                 c.error = Some(format!("connect: {e}"));
-                self.conns.push(c);
+                c
             }
         }
-        idx
     }
 
     /// Replace connection `idx` with a fresh connect (after the server closed it).
@@ -224,26 +231,7 @@ impl Pool {
         if let Some(mut s) = self.conns[idx].stream.take() {
             let _ = self.poll.registry().deregister(&mut s);
         }
-        match TcpStream::connect(self.addr) {
-            Ok(mut s) => {
-                s.set_nodelay(true).ok();
-                let reg = self.poll.registry().register(
-                    &mut s,
-                    Token(idx),
-                    Interest::READABLE | Interest::WRITABLE,
-                );
-                let mut c = Conn::new(s);
-                if let Err(e) = reg {
-                    c.fail(format!("register: {e}"));
-                }
-                self.conns[idx] = c;
-            }
-            Err(e) => {
-                let mut c = Conn::new_dead();
-                c.error = Some(format!("connect: {e}"));
-                self.conns[idx] = c;
-            }
-        }
+        self.conns[idx] = self.connect(idx);
     }
 
     /// Wait up to `timeout` for readiness, do the I/O, then call `on_ready`
