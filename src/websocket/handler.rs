@@ -233,7 +233,8 @@ impl RequestInfo {
     /// stay with every idle connection.
     pub fn get_query_argument(&self, name: &str) -> Option<String> {
         let args = Arguments::from_query(&self.query);
-        args.get_last(name).map(|v| crate::web::context::clean_argument(v))
+        args.get_last(name)
+            .map(|v| crate::web::context::clean_argument(v))
     }
 
     /// A request cookie.
