@@ -188,6 +188,34 @@ pub enum ReadTarget {
 /// Callback for a read: the bytes, or why the read failed.
 pub type ReadCallback = Box<dyn FnOnce(Result<Vec<u8>, StreamError>)>;
 
+/// A long-lived reader: protocol code that reads from one stream over and
+/// over (an HTTP connection reading head after head) implements this once
+/// and passes an `Rc` of itself to [`IOStream::start_read_with`]. Handing
+/// over an `Rc` clone costs no allocation, where a [`ReadCallback`] is a
+/// fresh `Box` per read.
+pub trait ReadHandler {
+    /// The read completed: the bytes, or why it failed. Called like a
+    /// [`ReadCallback`] (never inside the stream's own code).
+    fn on_read(self: Rc<Self>, result: Result<Vec<u8>, StreamError>);
+}
+
+/// Who gets a pending read's result.
+enum ReadCompletion {
+    /// A one-off callback.
+    Once(ReadCallback),
+    /// A long-lived reader.
+    Handler(Rc<dyn ReadHandler>),
+}
+
+impl ReadCompletion {
+    fn complete(self, result: Result<Vec<u8>, StreamError>) {
+        match self {
+            ReadCompletion::Once(callback) => callback(result),
+            ReadCompletion::Handler(handler) => handler.on_read(result),
+        }
+    }
+}
+
 /// Callback for `connect`: `Ok(())` once connected, or why it failed.
 pub type ConnectCallback = Box<dyn FnOnce(Result<(), StreamError>)>;
 
@@ -207,7 +235,21 @@ impl Socket {
         }
     }
 
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.write(buf),
+            #[cfg(unix)]
+            Socket::Unix(s) => s.write(buf),
+        }
+    }
+
+    /// `writev`, or a plain `send` for one buffer: the kernel's vectored
+    /// path costs measurably more per call, and one buffer is the usual
+    /// case (a response written at once).
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        if let [one] = bufs {
+            return self.write(one);
+        }
         match self {
             Socket::Tcp(s) => s.write_vectored(bufs),
             #[cfg(unix)]
@@ -343,7 +385,7 @@ struct StreamInner {
     /// trickle of bytes is not rescanned from the start each time.
     scan_from: usize,
     /// The pending read and its callback, if any.
-    read: Option<(ReadTarget, ReadCallback)>,
+    read: Option<(ReadTarget, ReadCompletion)>,
     /// The kernel may have more bytes for us: we stopped reading before
     /// `WouldBlock` (buffer limits), so no edge will come to remind us.
     readable_pending: bool,
@@ -519,15 +561,26 @@ impl IOStream {
     /// Start `target` with `callback`. Completes from the buffer if it can
     /// (still through the loop's callback queue), else waits for data.
     pub fn start_read(&self, target: ReadTarget, callback: ReadCallback) {
+        self.start_read_inner(target, ReadCompletion::Once(callback));
+    }
+
+    /// Like [`start_read`](Self::start_read), for a long-lived
+    /// [`ReadHandler`]: no allocation per read.
+    pub fn start_read_with(&self, target: ReadTarget, handler: Rc<dyn ReadHandler>) {
+        self.start_read_inner(target, ReadCompletion::Handler(handler));
+    }
+
+    fn start_read_inner(&self, target: ReadTarget, completion: ReadCompletion) {
         let mut st = self.inner.borrow_mut();
         if st.read.is_some() {
             drop(st);
             log::error!("IOStream: a second read was started while one was pending");
-            IOLoop::current().add_callback(move || callback(Err(StreamError::AlreadyReading)));
+            IOLoop::current()
+                .add_callback(move || completion.complete(Err(StreamError::AlreadyReading)));
             return;
         }
         st.scan_from = 0;
-        st.read = Some((target, callback));
+        st.read = Some((target, completion));
         try_inline_read(&mut st);
     }
 
@@ -597,6 +650,35 @@ impl IOStream {
     /// protocol code that builds each message in a reused scratch buffer.
     pub fn write_bytes(&self, data: &[u8]) -> Result<(), StreamError> {
         self.write_inner(Payload::Borrowed(data), None)
+    }
+
+    /// Send `data` now instead of at the end of the iteration. When nothing
+    /// is queued ahead of it (the usual case for a response that is
+    /// finished at once), the bytes go from `data` straight to the socket:
+    /// no copy into the write buffer and no allocation. Whatever the kernel
+    /// does not take is buffered and waits for the writable edge, as with
+    /// [`write_bytes`](Self::write_bytes), whose errors this shares.
+    pub fn write_now(&self, data: &[u8]) -> Result<(), StreamError> {
+        let mut st = self.inner.borrow_mut();
+        if let Some(err) = &st.closed {
+            return Err(err.clone());
+        }
+        // Order: bytes queued earlier must leave first, and a connecting or
+        // blocked socket cannot take any.
+        if st.write_buf.len > 0 || st.write_blocked || data.len() > st.max_write_buffer_size {
+            drop(st);
+            self.write_inner(Payload::Borrowed(data), None)?;
+            self.flush_now();
+            return Ok(());
+        }
+        st.total_queued += data.len() as u64;
+        let sent = send_direct(&mut st, data);
+        st.total_sent += sent as u64;
+        if sent < data.len() && st.closed.is_none() {
+            // `write_blocked` is set: the writable edge flushes the rest.
+            st.write_buf.push_slice(&data[sent..]);
+        }
+        Ok(())
     }
 
     /// Like [`write`](Self::write); `callback` runs once these bytes (and all
@@ -993,19 +1075,48 @@ fn handle_events(inner: &Rc<RefCell<StreamInner>>, ready: Ready) {
         if st.read_failed {
             return;
         }
-        handle_read(&mut st, ready.hup);
+        let met = handle_read(&mut st, ready.hup, Delivery::ToCaller);
+        // The loop is dispatching this event: nothing of the user's is on
+        // the stack and the borrow is released, so a read met by the bytes
+        // just received is delivered here, not queued (see the invariants).
+        drop(st);
+        if let Some((completion, data)) = met {
+            completion.complete(Ok(data));
+        }
     }
+}
+
+/// How [`handle_read`] hands over a read the new bytes met.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// Through the loop's callback queue (the caller is inside user code).
+    Queued,
+    /// Back to the caller, who runs it once the stream's borrow is released
+    /// (the caller is the loop's event dispatch).
+    ToCaller,
 }
 
 /// Readable: pull bytes in, then see whether the pending read is met.
 /// `peer_closed`: the event said the peer closed (see `read_to_buffer`).
-fn handle_read(st: &mut StreamInner, peer_closed: bool) {
+/// With [`Delivery::ToCaller`], a read met with data is returned instead of
+/// queued; failures are always queued.
+fn handle_read(
+    st: &mut StreamInner,
+    peer_closed: bool,
+    delivery: Delivery,
+) -> Option<(ReadCompletion, Vec<u8>)> {
     // Take the pending read out while reading (no clone of its delimiter),
     // and put it back before anything else can look at it.
     let read = st.read.take();
     let eof = read_to_buffer(st, read.as_ref().map(|(t, _)| t), peer_closed);
     st.read = read;
-    try_satisfy_read(st);
+    let met = match delivery {
+        Delivery::ToCaller => take_met_read(st),
+        Delivery::Queued => None,
+    };
+    if met.is_none() {
+        try_satisfy_read(st);
+    }
     if let Some(err) = eof {
         // A pending read_until_close gets what there is (close_pending_read).
         if !matches!(err, StreamError::Closed) {
@@ -1013,6 +1124,18 @@ fn handle_read(st: &mut StreamInner, peer_closed: bool) {
         }
         close_inner(st, err);
     }
+    met
+}
+
+/// If the buffer meets the pending read, take the read out with its bytes.
+/// A read not met yet, or failed, stays pending.
+fn take_met_read(st: &mut StreamInner) -> Option<(ReadCompletion, Vec<u8>)> {
+    let (target, completion) = st.read.take()?;
+    if let Found::Ready(n) = find_read(st, &target) {
+        return Some((completion, consume(st, n)));
+    }
+    st.read = Some((target, completion));
+    None
 }
 
 /// A read was just asked for: serve it from the buffer, or read the socket
@@ -1026,7 +1149,7 @@ fn try_inline_read(st: &mut StreamInner) {
         return;
     }
     if st.readable_pending && !st.read_failed {
-        handle_read(st, false);
+        handle_read(st, false, Delivery::Queued);
     }
 }
 
@@ -1043,7 +1166,7 @@ fn try_satisfy_read(st: &mut StreamInner) -> bool {
         }
         Found::Ready(n) => {
             let data = consume(st, n);
-            st.ioloop.add_callback(move || cb(Ok(data)));
+            st.ioloop.add_callback(move || cb.complete(Ok(data)));
             true
         }
         Found::Failed(err) => {
@@ -1052,7 +1175,7 @@ fn try_satisfy_read(st: &mut StreamInner) -> bool {
                 let ioloop = st.ioloop.clone();
                 let weak = st.me.clone();
                 ioloop.add_callback(move || {
-                    cb(Err(err));
+                    cb.complete(Err(err));
                     // The callback had its chance to write a reply; now
                     // close once that reply is out.
                     if let Some(inner) = weak.upgrade() {
@@ -1074,9 +1197,9 @@ fn close_pending_read(st: &mut StreamInner) {
         if target == ReadTarget::UntilClose && err == StreamError::Closed {
             let n = st.read_buf.len() - st.read_pos;
             let data = consume(st, n);
-            st.ioloop.add_callback(move || cb(Ok(data)));
+            st.ioloop.add_callback(move || cb.complete(Ok(data)));
         } else {
-            st.ioloop.add_callback(move || cb(Err(err)));
+            st.ioloop.add_callback(move || cb.complete(Err(err)));
         }
     }
 }
@@ -1097,6 +1220,39 @@ fn schedule_flush(st: &mut StreamInner) {
             flush(&mut st);
         }
     });
+}
+
+/// Write `data` to the socket until done or it would block (then
+/// `write_blocked` is set); a failure closes the stream. Returns the bytes
+/// sent. The caller has checked that nothing is queued ahead.
+fn send_direct(st: &mut StreamInner, data: &[u8]) -> usize {
+    let mut sent = 0;
+    while sent < data.len() {
+        let Some(socket) = st.socket.as_mut() else {
+            break;
+        };
+        match socket.write(&data[sent..]) {
+            Ok(0) => {
+                close_inner(
+                    st,
+                    StreamError::Io(io::ErrorKind::WriteZero, "write returned 0".into()),
+                );
+                break;
+            }
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                st.write_blocked = true;
+                break;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::debug!("{:?}: write error: {e}", st.peer);
+                close_inner(st, e.into());
+                break;
+            }
+        }
+    }
+    sent
 }
 
 /// Write until the buffer is empty or the socket would block.

@@ -51,7 +51,7 @@ use super::request::HTTPServerRequest;
 use super::responder::{simple_response, HTTPResponder};
 use super::server::{HTTPServerOptions, RequestCallback, ServerStats};
 use crate::ioloop::{IOLoop, IterationClock, TimeoutHandle};
-use crate::iostream::{IOStream, ReadTarget, StreamError};
+use crate::iostream::{IOStream, ReadHandler, ReadTarget, StreamError};
 
 /// Where the connection is in its request/response cycle.
 enum State {
@@ -177,17 +177,21 @@ fn pump(conn: &Rc<Conn>) {
             }
             None => {
                 arm_wait_timer(conn);
-                let again = Rc::clone(conn);
-                conn.stream.start_read(
-                    target,
-                    Box::new(move |result| {
-                        if on_read(&again, result) {
-                            pump(&again);
-                        }
-                    }),
-                );
+                // The pending read holds the connection (an `Rc` clone, no
+                // allocation) until bytes come or the stream closes.
+                conn.stream
+                    .start_read_with(target, Rc::clone(conn) as Rc<dyn ReadHandler>);
                 return;
             }
+        }
+    }
+}
+
+impl ReadHandler for Conn {
+    /// The slow path of [`pump`]: the bytes it waited for arrived.
+    fn on_read(self: Rc<Self>, result: Result<Vec<u8>, StreamError>) {
+        if on_read(&self, result) {
+            pump(&self);
         }
     }
 }
@@ -375,21 +379,27 @@ fn forwarded_ip(headers: &crate::httputil::HTTPHeaders) -> Option<IpAddr> {
     raw.trim().parse().ok()
 }
 
+/// Whether a finished response should be sent now rather than at the end of
+/// the loop iteration.
+///
+/// Coalescing responses only pays while more requests of this connection
+/// are already buffered (pipelining): their answers join these bytes and
+/// leave in one write at the end of the iteration. Otherwise nothing will
+/// join them, so send them now. Waiting would hold every answer of a poll
+/// batch until all of them are built: with 1000 busy connections the client
+/// then idles while the server computes, and the two cores take turns
+/// instead of working at once. The same holds for a response finished later
+/// (a long-poll woken by a message): in a fan-out to thousands, the first
+/// answers leave while the others are still being built.
+pub(crate) fn sends_at_once(conn: &Conn) -> bool {
+    !conn.in_dispatch.get() || conn.stream.buffered_len() == 0
+}
+
 /// The responder finished the response. Called by [`HTTPResponder`].
 pub(crate) fn response_finished(conn: &Rc<Conn>, keep_alive: bool) {
     let cb = conn.close_callback.borrow_mut().take();
     drop(cb);
-    if !conn.in_dispatch.get() || conn.stream.buffered_len() == 0 {
-        // Coalescing responses only pays while more requests of this
-        // connection are already buffered (pipelining): their answers join
-        // these bytes and leave in one write at the end of the iteration.
-        // Otherwise nothing will join them, so send them now. Waiting would
-        // hold every answer of a poll batch until all of them are built:
-        // with 1000 busy connections the client then idles while the server
-        // computes, and the two cores take turns instead of working at once.
-        // The same holds for a response finished later (a long-poll woken
-        // by a message): in a fan-out to thousands, the first answers leave
-        // while the others are still being built.
+    if sends_at_once(conn) {
         conn.stream.flush_now();
     }
     if keep_alive && !conn.stream.closed() {

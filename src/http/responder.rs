@@ -196,7 +196,13 @@ impl HTTPResponder {
             if small_body {
                 self.append_body(&mut out, chunk);
             }
-            let _ = self.conn.stream.write_bytes(&out);
+            // A whole response that leaves at once goes from the scratch
+            // straight to the socket (see `connection::sends_at_once`).
+            let _ = if finishing && small_body && connection::sends_at_once(&self.conn) {
+                self.conn.stream.write_now(&out)
+            } else {
+                self.conn.stream.write_bytes(&out)
+            };
             out.clear();
             if out.capacity() > MAX_SCRATCH_BYTES {
                 *out = Vec::new();
