@@ -111,6 +111,7 @@ pub fn start(open_connections: impl Fn() -> usize + 'static) -> Trimmer {
         if policy.observe(open) {
             // The loop's tables first, so that what they free is trimmed too.
             IOLoop::current().shrink_to_fit();
+            crate::web::release_spare_buffers();
             let released = trim();
             counter.set(counter.get() + 1);
             log::debug!("malloc_trim with {open} connections open: released={released}");

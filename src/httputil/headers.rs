@@ -224,6 +224,25 @@ impl HTTPHeaders {
         self.dead = 0;
     }
 
+    /// True if the map owns no heap memory (never written to).
+    pub(crate) fn is_unallocated(&self) -> bool {
+        self.text.capacity() == 0 && self.fields.capacity() == 0
+    }
+
+    /// Empty the map for another owner, keeping its capacity: false (and
+    /// the map left as it was) if it holds more than `max_text` bytes or
+    /// `max_fields` fields of capacity, too big to be worth keeping.
+    pub(crate) fn clear_for_reuse(&mut self, max_text: usize, max_fields: usize) -> bool {
+        if self.text.capacity() > max_text || self.fields.capacity() > max_fields {
+            return false;
+        }
+        self.fields.clear();
+        self.text.clear();
+        self.pinned = 0;
+        self.dead = 0;
+        true
+    }
+
     /// Give back spare capacity (for maps kept a long time, such as the
     /// request of a parked long-poll).
     pub fn shrink_to_fit(&mut self) {

@@ -52,9 +52,27 @@ impl Response {
     /// application chose its own.
     fn apply_default_content_type(&mut self) {
         if !self.content_type_chosen && !self.headers.contains("Content-Type") {
-            self.headers.add("Content-Type", "text/html; charset=UTF-8");
+            self.headers_mut()
+                .add("Content-Type", "text/html; charset=UTF-8");
         }
         self.content_type_chosen = true;
+    }
+
+    /// The headers, to change: a spare map from an earlier response on the
+    /// first change (see [`super::recycle`]).
+    fn headers_mut(&mut self) -> &mut HTTPHeaders {
+        if self.headers.is_unallocated() {
+            self.headers = super::recycle::take_headers();
+        }
+        &mut self.headers
+    }
+
+    /// The body buffer, to append to: a spare one on the first write.
+    fn buffer_mut(&mut self) -> &mut Vec<u8> {
+        if self.buffer.capacity() == 0 {
+            self.buffer = super::recycle::take_body();
+        }
+        &mut self.buffer
     }
 
     /// Note a header change by the application.
@@ -284,14 +302,14 @@ impl Ctx {
     pub fn add_header(&self, name: &str, value: impl AsRef<str>) {
         let mut resp = self.inner.shared.response.borrow_mut();
         resp.touched(name);
-        resp.headers.add(name, value);
+        resp.headers_mut().add(name, value);
     }
 
     /// Remove a response header.
     pub fn clear_header(&self, name: &str) {
         let mut resp = self.inner.shared.response.borrow_mut();
         resp.touched(name);
-        resp.headers.remove(name);
+        resp.headers_mut().remove(name);
     }
 
     /// Append to the response body (sent at `finish` or `flush`).
@@ -680,7 +698,7 @@ impl Shared {
     fn set_header(&self, name: &str, value: &str) {
         let mut resp = self.response.borrow_mut();
         resp.touched(name);
-        resp.headers.set(name, value);
+        resp.headers_mut().set(name, value);
     }
 
     fn write(&self, chunk: &[u8]) {
@@ -689,7 +707,7 @@ impl Shared {
             log::error!("write() after finish()");
             return;
         }
-        resp.buffer.extend_from_slice(chunk);
+        resp.buffer_mut().extend_from_slice(chunk);
     }
 
     fn write_json(&self, value: &serde_json::Value) {
@@ -742,6 +760,7 @@ impl Shared {
         let body = match (prebuilt, cx) {
             (Some(bytes), _) => {
                 responder.write_headers(resp.status, &resp.headers, bytes, true);
+                super::recycle::give_back(std::mem::take(&mut resp.headers), Some(body));
                 return;
             }
             (None, Some(cx)) => {
@@ -751,6 +770,7 @@ impl Shared {
         };
         let status = if body.is_none() { 304 } else { resp.status };
         responder.write_headers(status, &resp.headers, body.as_deref().unwrap_or(&[]), true);
+        super::recycle::give_back(std::mem::take(&mut resp.headers), body);
     }
 }
 

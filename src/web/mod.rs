@@ -7,6 +7,7 @@
 //! | [`context`]         | `Ctx`: arguments, cookies, write/finish, render         |
 //! | [`routing`]         | path patterns `/room/{name}`, `/static/{*path}`        |
 //! | `transform`         | ETag/304 and gzip at finish                             |
+//! | `recycle`           | finished responses' buffers, reused by the next ones    |
 //! | [`template`]        | minijinja templates from `templates/`                   |
 //! | [`static_files`]    | `StaticFileHandler`: ETag, ranges, versioned URLs      |
 //! | [`signed`]          | signed values for secure cookies (v2, HMAC-SHA256)     |
@@ -14,6 +15,7 @@
 pub mod application;
 pub mod context;
 pub mod handler;
+mod recycle;
 pub mod routing;
 pub mod signed;
 pub mod static_files;
@@ -24,3 +26,4 @@ pub mod xsrf;
 pub use application::{Application, Route, Settings};
 pub use context::{Ctx, ResponseHandle};
 pub use handler::{HTTPError, HandlerResult, RequestHandler};
+pub(crate) use recycle::release_all as release_spare_buffers;
