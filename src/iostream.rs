@@ -19,9 +19,9 @@
 //!        │                                         │ read until WouldBlock
 //!        ▼                                         ▼ (bounded, see below)
 //!   read_buffer ◀──────────────────────────────────┘
-//!        │ try_satisfy_read(): is the pending ReadTarget met?
+//!        │ take_met_read(): is the pending ReadTarget met?
 //!        ▼ yes
-//!   callback(Ok(bytes)) queued with add_callback ──▶ runs next iteration
+//!   borrow released ──▶ callback(Ok(bytes)), from the event handler
 //!
 //!   write(bytes) ──▶ write_buffer ──end of iteration──▶ flush(): write until
 //!                                   (or at once if big)   WouldBlock; the rest
@@ -31,12 +31,15 @@
 //!
 //! # Invariants
 //!
-//! * **User callbacks never run inside this module's code.** Every completion
-//!   (read, write, connect, close) is queued with [`IOLoop::add_callback`] and
-//!   runs on a later pass, when no borrow of the stream is held. Callbacks
-//!   queued earlier run earlier, so the close callback runs after any read
-//!   callback that was already queued (Tornado: "close callback runs only
-//!   after pending callbacks drain").
+//! * **User callbacks never run while the stream is borrowed, nor inside a
+//!   call the user made.** Every completion (read, write, connect, close) is
+//!   queued with [`IOLoop::add_callback`] and runs on a later pass, with one
+//!   exception: a read that the bytes of a readable event complete is
+//!   delivered by the event handler itself, after it released the borrow
+//!   (the loop is dispatching an event; no user code is on the stack).
+//!   Callbacks queued earlier run earlier, and the close callback is always
+//!   queued, so it runs after the read callback (Tornado: "close callback
+//!   runs only after pending callbacks drain").
 //! * **Edge-triggered.** The socket is registered once for readable and
 //!   writable. On a readable event the stream reads until `WouldBlock`; if it
 //!   stops early (buffer limits), it sets `readable_pending` and resumes when
