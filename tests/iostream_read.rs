@@ -447,3 +447,81 @@ fn read_callbacks_never_run_inside_the_call_that_completes_them() {
     });
     assert_eq!(order.take(), vec!["read_bytes returned", "callback"]);
 }
+
+/// A long-lived reader: re-arms itself for the next line from inside its
+/// own completion, and records each line.
+struct LineReader {
+    stream: IOStream,
+    lines: Log<String>,
+}
+
+impl squall::iostream::ReadHandler for LineReader {
+    fn on_read(self: Rc<Self>, result: ReadResult) {
+        match result {
+            Ok(line) => {
+                self.lines
+                    .borrow_mut()
+                    .push(String::from_utf8_lossy(&line).into_owned());
+                let target = ReadTarget::Until {
+                    delimiter: b"\n"[..].into(),
+                    max_bytes: None,
+                };
+                let again = Rc::clone(&self) as Rc<dyn squall::iostream::ReadHandler>;
+                self.stream.start_read_with(target, again);
+            }
+            Err(e) => {
+                self.lines.borrow_mut().push(format!("error: {e}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_read_handler_gets_every_line_and_rearms_from_its_own_completion() {
+    let events: Log<String> = log();
+    let keep = slot();
+    run_loop(|_| {
+        let (stream, client) = stream_pair();
+        let client = Rc::new(RefCell::new(client));
+        *keep.borrow_mut() = Some(Rc::clone(&client));
+        let e = events.clone();
+        stream.set_close_callback(move || {
+            e.borrow_mut().push("closed".into());
+            stop();
+        });
+        let reader = Rc::new(LineReader {
+            stream: stream.clone(),
+            lines: events.clone(),
+        });
+        let target = ReadTarget::Until {
+            delimiter: b"\n"[..].into(),
+            max_bytes: None,
+        };
+        stream.start_read_with(target, reader);
+        // Two lines in one write (the second is met from the buffer, inside
+        // the first one's completion), then a third alone, then EOF.
+        send(&client, b"one\ntwo\n");
+        let (c, e) = (client.clone(), events.clone());
+        wait_until(
+            move || e.borrow().len() == 2,
+            move || {
+                send(&c, b"three\n");
+                c.borrow().shutdown(Shutdown::Write).expect("shutdown");
+            },
+        );
+    });
+    // "three" and the EOF came in one event: the stream closed (queueing the
+    // close callback) before "three" was delivered, so the read that
+    // "three"'s completion asked for fails after the close callback, exactly
+    // as when every completion was queued.
+    assert_eq!(
+        *events.borrow(),
+        [
+            "one\n",
+            "two\n",
+            "three\n",
+            "closed",
+            "error: stream is closed"
+        ]
+    );
+}

@@ -322,3 +322,41 @@ fn shutdown_write_sends_fin_only_after_the_queued_bytes() {
     assert_eq!(total, SIZE, "every byte arrives before the FIN");
     assert!(intact);
 }
+
+#[test]
+fn write_now_sends_at_once_and_queues_only_what_the_kernel_refuses() {
+    const SIZE: usize = 16 << 20;
+    let unsent_after_small = slot();
+    let unsent_after_big = slot();
+    let reader = slot();
+    let keep = slot();
+    run_loop(|_| {
+        let (stream, client) = stream_pair();
+        *keep.borrow_mut() = Some(stream.clone());
+        socket2::SockRef::from(&client)
+            .set_recv_buffer_size(64 * 1024)
+            .expect("SO_RCVBUF");
+        *reader.borrow_mut() = Some(slow_reader(client, Some(SIZE)));
+        let data: Vec<u8> = (0..SIZE).map(pattern).collect();
+        // A small write queued first must still leave first.
+        stream.write(data[..10].to_vec()).expect("write");
+        stream.write_now(&data[10..100]).expect("write_now");
+        *unsent_after_small.borrow_mut() = Some(stream.write_buffer_len());
+        // A big one: the kernel takes part, the rest waits for writable.
+        stream.write_now(&data[100..]).expect("write_now");
+        *unsent_after_big.borrow_mut() = Some(stream.write_buffer_len());
+        let s = stream.clone();
+        stream
+            .write_with_callback(Vec::new(), move || {
+                assert_eq!(s.write_buffer_len(), 0);
+                stop();
+            })
+            .expect("write");
+    });
+    // Nothing waited for the end of the iteration.
+    assert_eq!(unsent_after_small.take(), Some(0));
+    let unsent = unsent_after_big.take().expect("recorded");
+    assert!(unsent > 0 && unsent < SIZE, "{unsent} unsent");
+    let reader = reader.take().expect("reader");
+    assert_eq!(reader.join().expect("reader thread"), (SIZE, true));
+}
