@@ -14,6 +14,7 @@
 //! | [`upstream`] | async-vs-blocking "tweet rate" demo           | book ch. 5             |
 //! | [`shutdown`] | SIGINT/SIGTERM: stop accepting, drain, stop   | issue #1791            |
 //! | [`memory`]   | give freed memory back after a mass close     | —                      |
+//! | [`sparse`]   | shrink waiter/member tables that emptied      | —                      |
 pub mod accounts;
 pub mod cart;
 pub mod chat;
@@ -22,6 +23,7 @@ pub mod echo;
 pub mod memory;
 pub mod shutdown;
 pub mod site;
+pub mod sparse;
 pub mod store;
 pub mod upstream;
 pub mod ws_echo;

@@ -113,10 +113,12 @@ impl Inventory {
     pub fn cancel_wait(&self, key: WaitKey) {
         let removed = {
             let mut waiters = self.waiters.borrow_mut();
-            match waiters.get(key.slot) {
+            let removed = match waiters.get(key.slot) {
                 Some((seq, _)) if *seq == key.seq => Some(waiters.remove(key.slot)),
                 _ => None,
-            }
+            };
+            crate::apps::sparse::shrink_if_sparse(&mut *waiters);
+            removed
         };
         drop(removed);
     }
@@ -128,7 +130,12 @@ impl Inventory {
 
     /// Stop calling a subscriber.
     pub fn unsubscribe(&self, key: usize) {
-        let removed = self.subscribers.borrow_mut().try_remove(key);
+        let removed = {
+            let mut subscribers = self.subscribers.borrow_mut();
+            let removed = subscribers.try_remove(key);
+            crate::apps::sparse::shrink_if_sparse(&mut *subscribers);
+            removed
+        };
         drop(removed);
     }
 
@@ -147,7 +154,11 @@ impl Inventory {
     /// the *next* change.
     fn notify(&self) {
         let count = self.count.get();
-        let waiters: Vec<(u64, Listener)> = self.waiters.borrow_mut().drain().collect();
+        // Taken whole: a drained slab keeps its room (see `apps::sparse`).
+        let waiters: Vec<(u64, Listener)> = std::mem::take(&mut *self.waiters.borrow_mut())
+            .into_iter()
+            .map(|(_, waiter)| waiter)
+            .collect();
         for (_, waiter) in waiters {
             waiter(count);
         }

@@ -59,7 +59,9 @@ impl MessageBuffer {
     /// Take a parked waiter out (its client went away); `None` if it was
     /// already answered. The caller drops it after letting go of the buffer.
     pub fn cancel_wait(&mut self, id: WaiterId) -> Option<Waiter> {
-        self.waiters.remove(&id)
+        let waiter = self.waiters.remove(&id);
+        crate::apps::sparse::shrink_if_sparse(&mut self.waiters);
+        waiter
     }
 
     /// Cache `message` and hand back every parked waiter, for the caller to
@@ -69,7 +71,9 @@ impl MessageBuffer {
             self.cache.pop_front();
         }
         self.cache.push_back(message);
-        self.waiters.drain().map(|(_, w)| w).collect()
+        // Taken whole, not drained: a drained map keeps its room, and the
+        // next crowd of waiters may never come (see `apps::sparse`).
+        std::mem::take(&mut self.waiters).into_values().collect()
     }
 
     /// Parked waiters.

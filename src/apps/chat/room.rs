@@ -254,13 +254,7 @@ impl Drop for Subscription {
             let removed = {
                 let mut subscribers = room.subscribers.borrow_mut();
                 let removed = subscribers.remove(&self.id);
-                // Maps never shrink by themselves: after a crowd left, give
-                // back half the room whenever at most a quarter is used
-                // (amortized O(1)).
-                if subscribers.capacity() >= 64 && subscribers.len() <= subscribers.capacity() / 4 {
-                    let half = subscribers.capacity() / 2;
-                    subscribers.shrink_to(half);
-                }
+                crate::apps::sparse::shrink_if_sparse(&mut *subscribers);
                 removed
             };
             drop(removed);

@@ -44,6 +44,7 @@ use serde_json::{json, Value};
 use super::{Chat, MessageError, Room, Subscription, LOBBY};
 use crate::apps::accounts::Accounts;
 use crate::apps::site::{write_metric, Metrics};
+use crate::apps::sparse::shrink_if_sparse;
 use crate::web::{Application, Ctx, HandlerResult};
 use crate::websocket::{
     Message, PreparedMessage, WebSocket, WebSocketHandler, WebSocketOptions, WebSocketRoute,
@@ -334,38 +335,5 @@ impl WebSocketHandler for ChatSocket {
             let notice = json!({"type": "leave", "user": user, "members": members});
             self.notify_room(&name, &notice);
         }
-    }
-}
-
-/// A table at most a quarter full gives back half its room: maps never
-/// shrink by themselves, and after 15 000 sockets left, theirs would keep
-/// slots for 15 000. Halving (not fitting) keeps the cost amortized O(1)
-/// for a room whose size swings around one value.
-trait Sparse {
-    fn sparse(&self) -> bool;
-    fn halve(&mut self);
-}
-
-impl<K: Eq + std::hash::Hash, V> Sparse for HashMap<K, V> {
-    fn sparse(&self) -> bool {
-        self.capacity() >= 64 && self.len() <= self.capacity() / 4
-    }
-    fn halve(&mut self) {
-        self.shrink_to(self.capacity() / 2);
-    }
-}
-
-impl<K: Eq + std::hash::Hash> Sparse for HashSet<K> {
-    fn sparse(&self) -> bool {
-        self.capacity() >= 64 && self.len() <= self.capacity() / 4
-    }
-    fn halve(&mut self) {
-        self.shrink_to(self.capacity() / 2);
-    }
-}
-
-fn shrink_if_sparse(table: &mut impl Sparse) {
-    if table.sparse() {
-        table.halve();
     }
 }
