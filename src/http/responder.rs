@@ -237,14 +237,13 @@ impl HTTPResponder {
         let mut has_date = false;
         let mut has_length = false;
         for (name, value) in headers.iter() {
-            has_server |= name.eq_ignore_ascii_case("Server");
-            has_date |= name.eq_ignore_ascii_case("Date");
-            has_length |= name.eq_ignore_ascii_case("Content-Length");
-            if name.eq_ignore_ascii_case("Connection")
-                || name.eq_ignore_ascii_case("Transfer-Encoding")
-            {
+            match Special::of(name) {
+                Special::Server => has_server = true,
+                Special::Date => has_date = true,
+                Special::ContentLength => has_length = true,
                 // Framing and persistence are the connection's business.
-                continue;
+                Special::Framing => continue,
+                Special::Other => {}
             }
             push_header(out, name, value);
         }
@@ -434,6 +433,23 @@ impl Drop for HTTPResponder {
 
 /// Append `n` in decimal (no allocation: this runs for every response).
 fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    // Status codes and small bodies: up to three digits without the loop.
+    if n < 1000 {
+        let digits = [
+            b'0' + (n / 100) as u8,
+            b'0' + (n / 10 % 10) as u8,
+            b'0' + (n % 10) as u8,
+        ];
+        let skip = if n < 10 {
+            2
+        } else if n < 100 {
+            1
+        } else {
+            0
+        };
+        out.extend_from_slice(&digits[skip..]);
+        return;
+    }
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
@@ -445,6 +461,36 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
         }
     }
     out.extend_from_slice(&digits[i..]);
+}
+
+/// Response headers the responder itself has a say in.
+enum Special {
+    /// `Server`: ours is added unless the application set one.
+    Server,
+    /// `Date`: ours is added unless the application set one.
+    Date,
+    /// `Content-Length`: the application's wins over the computed one.
+    ContentLength,
+    /// `Connection`, `Transfer-Encoding`: dropped, the connection decides.
+    Framing,
+    /// Everything else: sent as set.
+    Other,
+}
+
+impl Special {
+    /// Classify a header name (case-insensitively), comparing at most one
+    /// candidate: the one with the same length.
+    fn of(name: &str) -> Special {
+        let is = |candidate: &str| name.eq_ignore_ascii_case(candidate);
+        match name.len() {
+            4 if is("Date") => Special::Date,
+            6 if is("Server") => Special::Server,
+            10 if is("Connection") => Special::Framing,
+            14 if is("Content-Length") => Special::ContentLength,
+            17 if is("Transfer-Encoding") => Special::Framing,
+            _ => Special::Other,
+        }
+    }
 }
 
 /// `Content-Length: n` without formatting machinery.
@@ -543,7 +589,7 @@ mod tests {
 
     #[test]
     fn decimal_digits() {
-        for n in [0u64, 7, 10, 200, 65536, u64::MAX] {
+        for n in [0u64, 7, 9, 10, 99, 100, 200, 999, 1000, 65536, u64::MAX] {
             let mut out = Vec::new();
             push_decimal(&mut out, n);
             assert_eq!(out, n.to_string().into_bytes());

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use super::context::Ctx;
 use super::handler::{HTTPError, HandlerResult, RequestHandler};
-use super::routing::PathPattern;
+use super::routing::{BuildPathHasher, PathPattern};
 use super::static_files::{StaticFileHandler, StaticFiles};
 use super::template::Templates;
 use crate::http::{HTTPResponder, HTTPServer, HTTPServerOptions, HTTPServerRequest};
@@ -120,7 +120,7 @@ pub(crate) struct AppInner {
     routes: Vec<Route>,
     /// Routes without captures, by their path: the first route added for a
     /// path (a later duplicate could never win).
-    exact: HashMap<String, usize>,
+    exact: HashMap<String, usize, BuildPathHasher>,
     /// Indexes of the routes with captures, ascending. Only those before
     /// the exact match (if any) can take precedence over it, so a lookup
     /// is one hash plus the few pattern routes in front.
@@ -185,7 +185,7 @@ impl Application {
             inner: AppInner {
                 settings,
                 routes: Vec::new(),
-                exact: HashMap::new(),
+                exact: HashMap::default(),
                 patterned: Vec::new(),
                 templates,
                 static_files: static_files.clone(),

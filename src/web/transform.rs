@@ -30,8 +30,12 @@ pub(crate) fn finish_body(
         headers.set("Etag", format!("\"{}\"", sha1_hex(&body)));
     }
     if cacheable {
-        if let (Some(etag), Some(inm)) =
-            (headers.get("Etag"), request.headers().get("If-None-Match"))
+        // The request's If-None-Match first: most requests have none, and
+        // then the response's headers need no search.
+        if let Some((inm, etag)) = request
+            .headers()
+            .get("If-None-Match")
+            .and_then(|inm| Some((inm, headers.get("Etag")?)))
         {
             if etag_matches(inm, etag) {
                 headers.remove("Content-Length");
