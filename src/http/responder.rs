@@ -139,23 +139,28 @@ impl HTTPResponder {
             log::error!("write_headers called twice for one response");
             return;
         }
-        if let Some(bad) = headers.iter().find(|(n, v)| {
-            !crate::httputil::is_token(n) || !crate::httputil::is_field_value(v.as_bytes())
-        }) {
-            log::error!(
-                "refusing response header {:?}: invalid name or value",
-                bad.0
-            );
-            let body = b"500: Internal Server Error\n";
-            self.write_headers(500, &HTTPHeaders::new(), body, true);
-            return;
+        // One pass over the application's headers: validate each, and note
+        // the Content-Length it set, if any.
+        let mut content_length = None;
+        for (name, value) in headers.iter() {
+            if !crate::httputil::is_token(name)
+                || !crate::httputil::is_field_value(value.as_bytes())
+            {
+                log::error!("refusing response header {name:?}: invalid name or value");
+                let body = b"500: Internal Server Error\n";
+                self.write_headers(500, &HTTPHeaders::new(), body, true);
+                return;
+            }
+            if content_length.is_none() && matches!(Special::of(name), Special::ContentLength) {
+                content_length = Some(value);
+            }
         }
         self.status = status;
         let body_allowed =
             !(self.head_request || (100..200).contains(&status) || status == 204 || status == 304);
         let framing = if !body_allowed {
             Framing::NoBody
-        } else if let Some(cl) = headers.get("Content-Length") {
+        } else if let Some(cl) = content_length {
             match cl.trim().parse::<u64>() {
                 Ok(n) => Framing::Length(n),
                 Err(_) => {

@@ -413,9 +413,12 @@ pub fn is_token(s: &str) -> bool {
 /// and LF, which is what stops header injection (`"x\r\nSet-Cookie: ..."`).
 /// Leading/trailing whitespace is tolerated (parsers strip it, RFC 9110 §5.5).
 pub fn is_field_value(value: &[u8]) -> bool {
-    value
-        .iter()
-        .all(|&b| b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80)
+    // SP, VCHAR and obs-text are every byte from 0x20 up except DEL. A fold
+    // without early exit: every response header goes through here, and the
+    // branch-free loop is the faster one for values this short.
+    value.iter().fold(true, |ok, &b| {
+        ok & ((b >= 0x20 && b != 0x7f) | (b == b'\t'))
+    })
 }
 
 #[cfg(test)]
@@ -520,6 +523,14 @@ mod tests {
             b'}', b'"',
         ] {
             assert!(!is_tchar(b), "{}", b as char);
+        }
+    }
+
+    #[test]
+    fn field_value_accepts_exactly_sp_htab_vchar_and_obs_text() {
+        for b in 0..=255u8 {
+            let grammar = b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80;
+            assert_eq!(is_field_value(&[b'a', b, b'z']), grammar, "byte {b:#04x}");
         }
     }
 

@@ -77,7 +77,8 @@ impl Response {
 
     /// Note a header change by the application.
     fn touched(&mut self, name: &str) {
-        if name.eq_ignore_ascii_case("Content-Type") {
+        // Exact spelling first: the usual case, and a plain compare.
+        if name == "Content-Type" || name.eq_ignore_ascii_case("Content-Type") {
             self.content_type_chosen = true;
         }
     }
