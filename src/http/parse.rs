@@ -105,8 +105,10 @@ impl ParseError {
 /// Fields of a request head whose presence changes how it is read.
 #[derive(Default)]
 struct Seen {
-    /// `Host`.
-    host: bool,
+    /// How many `Host` fields.
+    hosts: u32,
+    /// Some `Host` value holds a comma or a space (a list, not one host).
+    host_is_list: bool,
     /// `Content-Length` or `Transfer-Encoding`.
     framing: bool,
     /// `Connection`.
@@ -177,7 +179,10 @@ pub fn parse_request_head(block: Vec<u8>, max_body_size: u64) -> Result<RequestH
     for h in req.headers.iter() {
         let name = h.name;
         match name.len() {
-            4 if name.eq_ignore_ascii_case("Host") => seen.host = true,
+            4 if name.eq_ignore_ascii_case("Host") => {
+                seen.hosts += 1;
+                seen.host_is_list |= h.value.iter().any(|&b| b == b',' || b == b' ');
+            }
             6 if name.eq_ignore_ascii_case("Expect") => seen.expect = true,
             10 if name.eq_ignore_ascii_case("Connection") => seen.connection = true,
             14 if name.eq_ignore_ascii_case("Content-Length") => seen.framing = true,
@@ -221,15 +226,11 @@ pub fn parse_request_head(block: Vec<u8>, max_body_size: u64) -> Result<RequestH
     // code to any HTTP/1.1 request message that lacks a Host header field and
     // to any request message that contains more than one Host header field
     // line or a Host header field with an invalid field value."
-    let has_host = seen.host && {
-        let mut hosts = headers.get_all("Host");
-        let first_host = hosts.next();
-        if hosts.next().is_some() || first_host.is_some_and(|h| h.contains([',', ' '])) {
-            return Err(ParseError::new(400, "more than one Host header"));
-        }
-        first_host.is_some()
-    };
-    if version == Version::Http11 && !has_host {
+    // (Counted in the pass over the fields above.)
+    if seen.hosts > 1 || seen.host_is_list {
+        return Err(ParseError::new(400, "more than one Host header"));
+    }
+    if version == Version::Http11 && seen.hosts == 0 {
         return Err(ParseError::new(400, "Missing Host header"));
     }
 
