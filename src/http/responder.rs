@@ -440,19 +440,14 @@ impl Drop for HTTPResponder {
 fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     // Status codes and small bodies: up to three digits without the loop.
     if n < 1000 {
-        let digits = [
-            b'0' + (n / 100) as u8,
-            b'0' + (n / 10 % 10) as u8,
-            b'0' + (n % 10) as u8,
-        ];
-        let skip = if n < 10 {
-            2
-        } else if n < 100 {
-            1
-        } else {
-            0
-        };
-        out.extend_from_slice(&digits[skip..]);
+        let (hundreds, tens, ones) = ((n / 100) as u8, (n / 10 % 10) as u8, (n % 10) as u8);
+        if n >= 100 {
+            out.push(b'0' + hundreds);
+        }
+        if n >= 10 {
+            out.push(b'0' + tens);
+        }
+        out.push(b'0' + ones);
         return;
     }
     let mut digits = [0u8; 20];
@@ -532,20 +527,38 @@ pub(crate) fn simple_response(status: u16, detail: &str) -> Vec<u8> {
 /// more than the rest of a small response, so it is done at most once a
 /// second per thread.
 pub fn with_http_date<R>(f: impl FnOnce(&str) -> R) -> R {
+    /// The formatted date, the second it is for, and the clock reading it
+    /// was last checked against (the same for every response of one loop
+    /// iteration, which then skips the conversion to seconds).
+    struct DateCache {
+        text: String,
+        secs: u64,
+        checked: SystemTime,
+    }
     thread_local! {
-        static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+        static CACHE: RefCell<DateCache> = const {
+            RefCell::new(DateCache {
+                text: String::new(),
+                secs: u64::MAX,
+                checked: SystemTime::UNIX_EPOCH,
+            })
+        };
     }
     let now = crate::ioloop::IterationClock::system_now();
-    let secs = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
-        if cache.0 != secs {
-            *cache = (secs, httpdate::fmt_http_date(now));
+        if cache.checked != now || cache.text.is_empty() {
+            let secs = now
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            if cache.secs != secs || cache.text.is_empty() {
+                cache.text = httpdate::fmt_http_date(now);
+                cache.secs = secs;
+            }
+            cache.checked = now;
         }
-        f(&cache.1)
+        f(&cache.text)
     })
 }
 
