@@ -878,6 +878,10 @@ fn find_read(st: &mut StreamInner, target: &ReadTarget) -> Found {
             max_bytes,
         } => {
             let data = &st.read_buf[st.read_pos..];
+            if data.is_empty() && max_bytes.is_none_or(|max| max > 0) {
+                // Nothing buffered (a read being set up): nothing to scan.
+                return Found::NotYet;
+            }
             // Resume where the last scan stopped, minus a delimiter's length
             // in case the delimiter straddles the old end.
             let from = st
@@ -930,7 +934,9 @@ fn find_subslice(hay: &[u8], needle: &[u8]) -> Option<usize> {
                     None => return None,
                     Some(p) => {
                         i += p;
-                        if &hay[i..i + n] == needle {
+                        // The first byte matched; the rest of a delimiter is
+                        // a few bytes, compared in line (no memcmp call).
+                        if hay[i + 1..i + n].iter().eq(&needle[1..]) {
                             return Some(i);
                         }
                         i += 1;
@@ -1043,11 +1049,10 @@ fn read_to_buffer(
                 st.readable_pending = true;
                 return None;
             }
-            let met = match target {
-                Some(t) => matches!(find_read(st, t), Found::Ready(_)),
-                None => true,
-            };
-            if met && buffered >= READ_CHUNK_SIZE {
+            // (Size first: the search only matters with a chunk buffered.)
+            if buffered >= READ_CHUNK_SIZE
+                && target.is_none_or(|t| matches!(find_read(st, t), Found::Ready(_)))
+            {
                 st.readable_pending = true;
                 return None;
             }
