@@ -266,10 +266,7 @@ fn execute(app: &Rc<AppInner>, request: HTTPServerRequest, responder: HTTPRespon
         Ok(()) => {
             // Nobody kept a clone or a response handle: the handler is done
             // (Tornado's auto-finish).
-            if !cx.finished()
-                && Rc::strong_count(&cx.inner) == 1
-                && Rc::strong_count(&cx.inner.shared) == 1
-            {
+            if !cx.finished() && Rc::strong_count(&cx.inner) == 1 && cx.inner.response_unshared() {
                 cx.finish();
             }
         }

@@ -85,10 +85,11 @@ impl Response {
 }
 
 /// What finishing a response needs, shared by the [`Ctx`] and every
-/// [`ResponseHandle`]. Kept apart from the request so that a response
-/// waiting for an event (a parked long-poll) can hold only this: the
-/// request, its parsed arguments and cookies are freed when the handler
-/// returns.
+/// [`ResponseHandle`]. It lives inside the request's own allocation until a
+/// handle (or a close callback) needs it apart; then it moves into an `Rc`
+/// of its own, so that a response waiting for an event (a parked
+/// long-poll) holds only this: the request, its parsed arguments and
+/// cookies are freed when the handler returns.
 pub(crate) struct Shared {
     /// The response.
     response: RefCell<Response>,
@@ -107,8 +108,14 @@ pub(crate) struct CtxInner {
     path_args: Vec<(String, String)>,
     /// Route serves an API: errors are JSON, unauthenticated is 403.
     pub(crate) api: bool,
-    /// The response (shared with any [`ResponseHandle`]).
-    pub(crate) shared: Rc<Shared>,
+    /// The response, kept in this allocation while only the `Ctx` uses it
+    /// (the usual, synchronous handler): one allocation per request, not
+    /// two. See [`CtxInner::shared`].
+    local: Shared,
+    /// The response once something must hold it apart from the request (a
+    /// [`ResponseHandle`], or a close callback's weak reference): `local`'s
+    /// contents move here on first need, and `local` is left inert.
+    shared_rc: OnceCell<Rc<Shared>>,
     /// Query-string arguments.
     query_args: OnceCell<Arguments>,
     /// Body arguments and files, or why the body could not be parsed.
@@ -119,6 +126,28 @@ pub(crate) struct CtxInner {
     current_user: OnceCell<Option<String>>,
     /// The XSRF token for this request (from the cookie, or new).
     xsrf: OnceCell<super::xsrf::XsrfToken>,
+}
+
+impl CtxInner {
+    /// The response, wherever it lives now.
+    pub(crate) fn shared(&self) -> &Shared {
+        self.shared_rc.get().map_or(&self.local, |rc| rc)
+    }
+
+    /// The response in its own `Rc`, moving it there on first call. Never
+    /// called while the response is borrowed (only from `Ctx` methods that
+    /// hold no borrow of it).
+    fn shared_rc(&self) -> &Rc<Shared> {
+        self.shared_rc
+            .get_or_init(|| Rc::new(self.local.take_out()))
+    }
+
+    /// Nobody but the `Ctx` holds the response (no [`ResponseHandle`]).
+    pub(crate) fn response_unshared(&self) -> bool {
+        self.shared_rc
+            .get()
+            .is_none_or(|rc| Rc::strong_count(rc) == 1)
+    }
 }
 
 /// A request in progress. Clone it to answer later (see the module docs).
@@ -141,7 +170,7 @@ impl Ctx {
                 request,
                 path_args,
                 api,
-                shared: Rc::new(Shared {
+                local: Shared {
                     response: RefCell::new(Response {
                         responder: Some(responder),
                         status: 200,
@@ -152,7 +181,8 @@ impl Ctx {
                         content_type_chosen: false,
                     }),
                     close_callbacks: RefCell::new(Vec::new()),
-                }),
+                },
+                shared_rc: OnceCell::new(),
                 query_args: OnceCell::new(),
                 body_args: OnceCell::new(),
                 cookies: OnceCell::new(),
@@ -286,47 +316,47 @@ impl Ctx {
 
     /// Set the response status.
     pub fn set_status(&self, status: u16) {
-        self.inner.shared.response.borrow_mut().status = status;
+        self.inner.shared().response.borrow_mut().status = status;
     }
 
     /// The status set so far.
     pub fn get_status(&self) -> u16 {
-        self.inner.shared.response.borrow().status
+        self.inner.shared().response.borrow().status
     }
 
     /// Set a response header, replacing earlier values.
     pub fn set_header(&self, name: &str, value: impl AsRef<str>) {
-        self.inner.shared.set_header(name, value.as_ref());
+        self.inner.shared().set_header(name, value.as_ref());
     }
 
     /// Add a response header (keeps earlier values).
     pub fn add_header(&self, name: &str, value: impl AsRef<str>) {
-        let mut resp = self.inner.shared.response.borrow_mut();
+        let mut resp = self.inner.shared().response.borrow_mut();
         resp.touched(name);
         resp.headers_mut().add(name, value);
     }
 
     /// Remove a response header.
     pub fn clear_header(&self, name: &str) {
-        let mut resp = self.inner.shared.response.borrow_mut();
+        let mut resp = self.inner.shared().response.borrow_mut();
         resp.touched(name);
         resp.headers_mut().remove(name);
     }
 
     /// Append to the response body (sent at `finish` or `flush`).
     pub fn write(&self, chunk: impl AsRef<[u8]>) {
-        self.inner.shared.write(chunk.as_ref());
+        self.inner.shared().write(chunk.as_ref());
     }
 
     /// Write `value` as JSON and set `Content-Type: application/json`.
     pub fn write_json(&self, value: &serde_json::Value) {
-        self.inner.shared.write_json(value);
+        self.inner.shared().write_json(value);
     }
 
     /// Send headers and what was written so far now; later writes stream
     /// (chunked on HTTP/1.1).
     pub fn flush(&self) {
-        let mut resp = self.inner.shared.response.borrow_mut();
+        let mut resp = self.inner.shared().response.borrow_mut();
         let resp = &mut *resp;
         if resp.finished {
             return;
@@ -357,7 +387,7 @@ impl Ctx {
 
     /// See [`Shared::finish`].
     fn finish_inner(&self, prebuilt: Option<&[u8]>) {
-        self.inner.shared.finish(prebuilt, Some(self));
+        self.inner.shared().finish(prebuilt, Some(self));
     }
 
     /// Write `value` as JSON and finish.
@@ -372,7 +402,7 @@ impl Ctx {
     /// work would cost N encodings instead of N copies. Anything already
     /// written with [`write`](Self::write) is discarded.
     pub fn finish_json_bytes(&self, json: &[u8]) {
-        self.inner.shared.finish_json_bytes(json);
+        self.inner.shared().finish_json_bytes(json);
     }
 
     /// A handle that can finish this response later without keeping the
@@ -382,18 +412,18 @@ impl Ctx {
     /// handle exists the response stays open, as with a clone.
     pub fn response_handle(&self) -> ResponseHandle {
         ResponseHandle {
-            shared: Rc::clone(&self.inner.shared),
+            shared: Rc::clone(self.inner.shared_rc()),
         }
     }
 
     /// True once the response is finished.
     pub fn finished(&self) -> bool {
-        self.inner.shared.response.borrow().finished
+        self.inner.shared().response.borrow().finished
     }
 
     /// Redirect to `url` (302, or 301 if `permanent`) and finish.
     pub fn redirect(&self, url: &str, permanent: bool) {
-        if self.inner.shared.response.borrow().headers_flushed {
+        if self.inner.shared().response.borrow().headers_flushed {
             log::error!("cannot redirect after headers were sent");
             return;
         }
@@ -406,7 +436,7 @@ impl Ctx {
     /// HTML for pages, JSON `{"error": {"code", "message"}}` for API routes.
     pub fn send_error(&self, status: u16, message: &str) {
         {
-            let mut resp = self.inner.shared.response.borrow_mut();
+            let mut resp = self.inner.shared().response.borrow_mut();
             if resp.finished {
                 return;
             }
@@ -462,7 +492,7 @@ impl Ctx {
     /// slot. Several may be registered; they run in order.
     pub fn on_connection_close(&self, callback: impl FnOnce() + 'static) {
         let first = {
-            let mut callbacks = self.inner.shared.close_callbacks.borrow_mut();
+            let mut callbacks = self.inner.shared().close_callbacks.borrow_mut();
             callbacks.push(Box::new(callback));
             callbacks.len() == 1
         };
@@ -472,8 +502,8 @@ impl Ctx {
         // Ask the HTTP layer to tell us when the client leaves — only now,
         // so requests that never wait pay nothing. Weak: the connection must
         // not keep the response alive.
-        let weak = Rc::downgrade(&self.inner.shared);
-        if let Some(r) = self.inner.shared.response.borrow().responder.as_ref() {
+        let weak = Rc::downgrade(self.inner.shared_rc());
+        if let Some(r) = self.inner.shared().response.borrow().responder.as_ref() {
             r.set_close_callback(move || {
                 if let Some(inner) = weak.upgrade() {
                     let callbacks = std::mem::take(&mut *inner.close_callbacks.borrow_mut());
@@ -487,7 +517,7 @@ impl Ctx {
 
     /// True if the client has gone away.
     pub fn connection_closed(&self) -> bool {
-        match &self.inner.shared.response.borrow().responder {
+        match &self.inner.shared().response.borrow().responder {
             Some(r) => r.connection_closed(),
             None => false,
         }
@@ -496,7 +526,7 @@ impl Ctx {
     /// Take the raw connection out of HTTP (for WebSocket): the response is
     /// considered finished. `None` if the response already started.
     pub fn detach(&self) -> Option<(HTTPResponder, HTTPHeaders)> {
-        let mut resp = self.inner.shared.response.borrow_mut();
+        let mut resp = self.inner.shared().response.borrow_mut();
         if resp.finished || resp.headers_flushed {
             return None;
         }
@@ -772,6 +802,27 @@ impl Shared {
         let status = if body.is_none() { 304 } else { resp.status };
         responder.write_headers(status, &resp.headers, body.as_deref().unwrap_or(&[]), true);
         super::recycle::give_back(std::mem::take(&mut resp.headers), body);
+    }
+}
+
+impl Shared {
+    /// Move the response and its close callbacks out into a new `Shared`,
+    /// leaving this one inert: no responder, so dropping it sends nothing.
+    fn take_out(&self) -> Shared {
+        let mut resp = self.response.borrow_mut();
+        let moved = Response {
+            responder: resp.responder.take(),
+            status: resp.status,
+            headers: std::mem::take(&mut resp.headers),
+            buffer: std::mem::take(&mut resp.buffer),
+            headers_flushed: resp.headers_flushed,
+            finished: resp.finished,
+            content_type_chosen: resp.content_type_chosen,
+        };
+        Shared {
+            response: RefCell::new(moved),
+            close_callbacks: RefCell::new(std::mem::take(&mut *self.close_callbacks.borrow_mut())),
+        }
     }
 }
 
