@@ -59,8 +59,9 @@ enum State {
     ReadingHead,
     /// Reading the body of `head`.
     ReadingBody {
-        /// The head already parsed.
-        head: RequestHead,
+        /// The head already parsed. Boxed so that `State` stays small: it
+        /// is moved and rewritten on every request, with or without a body.
+        head: Box<RequestHead>,
         /// Body bytes so far (de-chunked).
         body: Vec<u8>,
         /// What comes next in the body.
@@ -279,7 +280,7 @@ fn on_head(conn: &Rc<Conn>, block: Vec<u8>) -> bool {
         _ => 0,
     };
     *conn.state.borrow_mut() = State::ReadingBody {
-        head,
+        head: Box::new(head),
         body: Vec::with_capacity(capacity),
         step,
     };
@@ -291,7 +292,7 @@ fn on_head(conn: &Rc<Conn>, block: Vec<u8>) -> bool {
 /// A piece of body arrived.
 fn on_body(
     conn: &Rc<Conn>,
-    head: RequestHead,
+    head: Box<RequestHead>,
     mut body: Vec<u8>,
     step: BodyStep,
     data: Vec<u8>,
@@ -303,7 +304,7 @@ fn on_body(
             } else {
                 body.extend_from_slice(&data);
             }
-            return dispatch(conn, head, body);
+            return dispatch(conn, *head, body);
         }
         BodyStep::ChunkSize => match parse_chunk_size(&data) {
             Err(e) => {
@@ -330,7 +331,7 @@ fn on_body(
         }
         BodyStep::Trailers(seen) => {
             if data == b"\r\n" {
-                return dispatch(conn, head, body);
+                return dispatch(conn, *head, body);
             }
             // Trailer fields are read and dropped (RFC 9110 §6.5.1 lets a
             // recipient discard them); they count against the body limit.
