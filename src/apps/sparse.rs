@@ -8,6 +8,9 @@
 //! a table at most a quarter full gives back half its room. Halving (not
 //! fitting) keeps the cost amortized O(1) for a table whose size swings
 //! around one value.
+//!
+//! No Tornado counterpart: its chat demo keeps waiters in a Python `set`,
+//! which does not shrink when entries are removed either.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
