@@ -19,7 +19,7 @@
 //!        │                                         │ read until WouldBlock
 //!        ▼                                         ▼ (bounded, see below)
 //!   read_buffer ◀──────────────────────────────────┘
-//!        │ take_met_read(): is the pending ReadTarget met?
+//!        │ try_satisfy_read(): is the pending ReadTarget met?
 //!        ▼ yes
 //!   borrow released ──▶ callback(Ok(bytes)), from the event handler
 //!
@@ -1149,13 +1149,10 @@ fn handle_read(
     let read = st.read.take();
     let eof = read_to_buffer(st, read.as_ref().map(|(t, _)| t), peer_closed);
     st.read = read;
-    let met = match delivery {
-        Delivery::ToCaller => take_met_read(st),
-        Delivery::Queued => None,
+    let met = match try_satisfy_read(st, delivery) {
+        ReadOutcome::Met(completion, data) => Some((completion, data)),
+        ReadOutcome::Pending | ReadOutcome::Queued => None,
     };
-    if met.is_none() {
-        try_satisfy_read(st);
-    }
     if let Some(err) = eof {
         // A pending read_until_close gets what there is (close_pending_read).
         if !matches!(err, StreamError::Closed) {
@@ -1166,21 +1163,10 @@ fn handle_read(
     met
 }
 
-/// If the buffer meets the pending read, take the read out with its bytes.
-/// A read not met yet, or failed, stays pending.
-fn take_met_read(st: &mut StreamInner) -> Option<(ReadCompletion, Vec<u8>)> {
-    let (target, completion) = st.read.take()?;
-    if let Found::Ready(n) = find_read(st, &target) {
-        return Some((completion, consume(st, n)));
-    }
-    st.read = Some((target, completion));
-    None
-}
-
 /// A read was just asked for: serve it from the buffer, or read the socket
 /// now if the kernel may be holding bytes we have not picked up.
 fn try_inline_read(st: &mut StreamInner) {
-    if try_satisfy_read(st) {
+    if !matches!(try_satisfy_read(st, Delivery::Queued), ReadOutcome::Pending) {
         return;
     }
     if st.closed.is_some() {
@@ -1192,21 +1178,35 @@ fn try_inline_read(st: &mut StreamInner) {
     }
 }
 
-/// If the pending read is met (or can never be), take it and queue its
-/// callback. Returns true if the read is done.
-fn try_satisfy_read(st: &mut StreamInner) -> bool {
+/// What [`try_satisfy_read`] did with the pending read.
+enum ReadOutcome {
+    /// Not met yet (or no read pending): it stays.
+    Pending,
+    /// Done, its completion queued.
+    Queued,
+    /// Met, handed back for the caller to complete ([`Delivery::ToCaller`]).
+    Met(ReadCompletion, Vec<u8>),
+}
+
+/// If the pending read is met (or can never be), take it. A met read is
+/// queued, or handed back with [`Delivery::ToCaller`]; a failed one is
+/// always queued.
+fn try_satisfy_read(st: &mut StreamInner, delivery: Delivery) -> ReadOutcome {
     let Some((target, cb)) = st.read.take() else {
-        return false;
+        return ReadOutcome::Pending;
     };
     match find_read(st, &target) {
         Found::NotYet => {
             st.read = Some((target, cb));
-            false
+            ReadOutcome::Pending
         }
         Found::Ready(n) => {
             let data = consume(st, n);
+            if delivery == Delivery::ToCaller {
+                return ReadOutcome::Met(cb, data);
+            }
             st.ioloop.add_callback(move || cb.complete(Ok(data)));
-            true
+            ReadOutcome::Queued
         }
         Found::Failed(err) => {
             {
@@ -1222,7 +1222,7 @@ fn try_satisfy_read(st: &mut StreamInner) -> bool {
                     }
                 });
             }
-            true
+            ReadOutcome::Queued
         }
     }
 }
@@ -1270,28 +1270,51 @@ fn send_direct(st: &mut StreamInner, data: &[u8]) -> usize {
         let Some(socket) = st.socket.as_mut() else {
             break;
         };
-        match socket.write(&data[sent..]) {
-            Ok(0) => {
-                close_inner(
-                    st,
-                    StreamError::Io(io::ErrorKind::WriteZero, "write returned 0".into()),
-                );
-                break;
-            }
-            Ok(n) => sent += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                st.write_blocked = true;
-                break;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                log::debug!("{:?}: write error: {e}", st.peer);
-                close_inner(st, e.into());
-                break;
-            }
+        let result = socket.write(&data[sent..]);
+        match after_write(st, result) {
+            Wrote::Sent(n) => sent += n,
+            Wrote::Again => {}
+            Wrote::Stop => break,
         }
     }
     sent
+}
+
+/// What a socket write's result means for the stream.
+enum Wrote {
+    /// This many bytes went out.
+    Sent(usize),
+    /// Interrupted by a signal: try again.
+    Again,
+    /// Stop writing: the socket would block (`write_blocked` is now set) or
+    /// failed (the stream is now closed).
+    Stop,
+}
+
+/// Read a write's result: the one place that decides what `WouldBlock`, a
+/// zero-byte write and an error do to the stream (for `flush` and
+/// `send_direct` alike).
+fn after_write(st: &mut StreamInner, result: io::Result<usize>) -> Wrote {
+    match result {
+        Ok(0) => {
+            close_inner(
+                st,
+                StreamError::Io(io::ErrorKind::WriteZero, "write returned 0".into()),
+            );
+            Wrote::Stop
+        }
+        Ok(n) => Wrote::Sent(n),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            st.write_blocked = true;
+            Wrote::Stop
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Wrote::Again,
+        Err(e) => {
+            log::debug!("{:?}: write error: {e}", st.peer);
+            close_inner(st, e.into());
+            Wrote::Stop
+        }
+    }
 }
 
 /// Write until the buffer is empty or the socket would block.
@@ -1310,28 +1333,14 @@ fn flush(st: &mut StreamInner) {
             }
             socket.write_vectored(&slices[..count])
         };
-        match result {
-            Ok(0) => {
-                close_inner(
-                    st,
-                    StreamError::Io(io::ErrorKind::WriteZero, "write returned 0".into()),
-                );
-                return;
-            }
-            Ok(n) => {
+        match after_write(st, result) {
+            Wrote::Sent(n) => {
                 st.write_buf.advance(n);
                 st.total_sent += n as u64;
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                st.write_blocked = true;
-                break;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                log::debug!("{:?}: write error: {e}", st.peer);
-                close_inner(st, e.into());
-                return;
-            }
+            Wrote::Again => {}
+            Wrote::Stop if st.closed.is_some() => return,
+            Wrote::Stop => break,
         }
     }
     while let Some((index, _)) = st.write_callbacks.front() {
@@ -1414,7 +1423,7 @@ fn close_inner(st: &mut StreamInner, why: StreamError) {
         return;
     }
     // A read the buffer already satisfies gets its data first (Tornado).
-    try_satisfy_read(st);
+    try_satisfy_read(st, Delivery::Queued);
     st.closed = Some(why);
     // Break the close_when_flushed self-reference. Never the last strong
     // reference here: whoever borrowed `st` holds one.
