@@ -48,6 +48,20 @@ struct Response {
 }
 
 impl Response {
+    /// A fresh 200 response with nothing set; `None` makes an inert one
+    /// (nothing to answer through).
+    fn new(responder: Option<HTTPResponder>) -> Response {
+        Response {
+            responder,
+            status: 200,
+            headers: HTTPHeaders::new(),
+            buffer: Vec::new(),
+            headers_flushed: false,
+            finished: false,
+            content_type_chosen: false,
+        }
+    }
+
     /// Headers as they go out: with the default `Content-Type` unless the
     /// application chose its own.
     fn apply_default_content_type(&mut self) {
@@ -171,15 +185,7 @@ impl Ctx {
                 path_args,
                 api,
                 local: Shared {
-                    response: RefCell::new(Response {
-                        responder: Some(responder),
-                        status: 200,
-                        headers: HTTPHeaders::new(),
-                        buffer: Vec::new(),
-                        headers_flushed: false,
-                        finished: false,
-                        content_type_chosen: false,
-                    }),
+                    response: RefCell::new(Response::new(Some(responder))),
                     close_callbacks: RefCell::new(Vec::new()),
                 },
                 shared_rc: OnceCell::new(),
@@ -809,16 +815,7 @@ impl Shared {
     /// Move the response and its close callbacks out into a new `Shared`,
     /// leaving this one inert: no responder, so dropping it sends nothing.
     fn take_out(&self) -> Shared {
-        let mut resp = self.response.borrow_mut();
-        let moved = Response {
-            responder: resp.responder.take(),
-            status: resp.status,
-            headers: std::mem::take(&mut resp.headers),
-            buffer: std::mem::take(&mut resp.buffer),
-            headers_flushed: resp.headers_flushed,
-            finished: resp.finished,
-            content_type_chosen: resp.content_type_chosen,
-        };
+        let moved = std::mem::replace(&mut *self.response.borrow_mut(), Response::new(None));
         Shared {
             response: RefCell::new(moved),
             close_callbacks: RefCell::new(std::mem::take(&mut *self.close_callbacks.borrow_mut())),
