@@ -40,9 +40,11 @@ pub struct Conn {
 }
 
 impl Conn {
-    fn new(stream: TcpStream) -> Conn {
+    /// A connection over `stream`, or a dead one (`None`: the connect
+    /// failed before there was a socket).
+    fn new(stream: Option<TcpStream>) -> Conn {
         Conn {
-            stream: Some(stream),
+            stream,
             rbuf: Vec::new(),
             rpos: 0,
             rlen: 0,
@@ -212,14 +214,14 @@ impl Pool {
                     Token(idx),
                     Interest::READABLE | Interest::WRITABLE,
                 );
-                let mut c = Conn::new(s);
+                let mut c = Conn::new(Some(s));
                 if let Err(e) = reg {
                     c.fail(format!("register: {e}"));
                 }
                 c
             }
             Err(e) => {
-                let mut c = Conn::new_dead();
+                let mut c = Conn::new(None);
                 c.error = Some(format!("connect: {e}"));
                 c
             }
@@ -351,24 +353,6 @@ impl Pool {
                 let _ = self.poll.registry().deregister(s);
             }
             c.close();
-        }
-    }
-}
-
-impl Conn {
-    fn new_dead() -> Conn {
-        Conn {
-            stream: None,
-            rbuf: Vec::new(),
-            rpos: 0,
-            rlen: 0,
-            wbuf: Vec::new(),
-            wpos: 0,
-            connected: false,
-            just_connected: false,
-            eof: false,
-            error: None,
-            started: Instant::now(),
         }
     }
 }

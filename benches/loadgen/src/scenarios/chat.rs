@@ -109,6 +109,17 @@ pub enum Parked {
 }
 
 impl ParkCheck {
+    /// A check that has not looked at `/metrics` yet.
+    pub fn new(target: Target, metric: String, pid: Option<u32>, settle: Duration) -> ParkCheck {
+        ParkCheck {
+            target,
+            metric,
+            pid,
+            settle,
+            has_metric: None,
+        }
+    }
+
     /// One look: `expected` waiters parked? `since` is when the last request
     /// was written, `cpu_prev` carries the previous CPU sample between calls.
     ///

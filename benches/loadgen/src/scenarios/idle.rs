@@ -127,13 +127,7 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
                 }
             }
             let live = pool.live(range.clone());
-            let mut park = ParkCheck {
-                target: target.clone(),
-                metric: metric.clone(),
-                pid: Some(pid),
-                settle,
-                has_metric: None,
-            };
+            let mut park = ParkCheck::new(target.clone(), metric.clone(), Some(pid), settle);
             let since = Instant::now();
             let mut prev = None;
             let mut early = 0usize;
@@ -193,13 +187,7 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
     pool.close_all();
     // Wait for the server to notice: the waiter gauge back to where it was,
     // or its CPU quiet, then the settle time.
-    let mut park = ParkCheck {
-        target: target.clone(),
-        metric: metric.clone(),
-        pid: Some(pid),
-        settle,
-        has_metric: None,
-    };
+    let mut park = ParkCheck::new(target.clone(), metric.clone(), Some(pid), settle);
     let since = Instant::now();
     let mut prev = None;
     let until = Instant::now() + Duration::from_secs(30);

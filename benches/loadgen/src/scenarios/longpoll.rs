@@ -64,13 +64,12 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
     };
     let setup_timeout = Duration::from_secs_f64(a.num("setup-timeout", 120.0)?);
     let batch: usize = a.num("connect-batch", 100)?;
-    let mut park = ParkCheck {
-        target: target.clone(),
-        metric: a.str("waiters-metric", chat::DEFAULT_WAITERS_METRIC),
+    let mut park = ParkCheck::new(
+        target.clone(),
+        a.str("waiters-metric", chat::DEFAULT_WAITERS_METRIC),
         pid,
-        settle: Duration::from_millis(a.num("settle-ms", 2000)?),
-        has_metric: None,
-    };
+        Duration::from_millis(a.num("settle-ms", 2000)?),
+    );
     let mut rng = Rng::new();
     let client = ClientCpu::start();
     let setup_deadline = Instant::now() + setup_timeout;
