@@ -308,6 +308,29 @@ fn date_and_server_headers() {
 }
 
 #[test]
+fn application_server_and_date_win_framing_headers_are_dropped() {
+    let (events, _kept) = std::sync::mpsc::channel();
+    let server = common::webapp::start(events);
+    let mut c = server.raw();
+    for _ in 0..2 {
+        let r = c.request("GET /own-headers HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.headers_named("Server"), vec!["custom/1"]);
+        assert_eq!(
+            r.headers_named("Date"),
+            vec!["Thu, 01 Jan 1970 00:00:00 GMT"]
+        );
+        assert!(
+            r.headers_named("Connection").is_empty(),
+            "the connection decides persistence"
+        );
+        assert!(r.headers_named("Transfer-Encoding").is_empty());
+        assert_eq!(r.header("Content-Length"), Some("3"));
+        assert_eq!(r.text(), "own");
+    }
+}
+
+#[test]
 fn streamed_response_is_chunked_on_http11() {
     let server = plain::start_default();
     let mut client = server.raw();

@@ -139,9 +139,11 @@ impl HTTPResponder {
             log::error!("write_headers called twice for one response");
             return;
         }
-        // One pass over the application's headers: validate each, and note
-        // the Content-Length it set, if any.
+        // One pass over the application's headers: validate each, note the
+        // Content-Length it set, if any, and which headers the responder
+        // would otherwise add or drop (so `build_head` need not look again).
         let mut content_length = None;
+        let mut seen = HeadFlags::default();
         for (name, value) in headers.iter() {
             if !crate::httputil::is_token(name)
                 || !crate::httputil::is_field_value(value.as_bytes())
@@ -151,8 +153,17 @@ impl HTTPResponder {
                 self.write_headers(500, &HTTPHeaders::new(), body, true);
                 return;
             }
-            if content_length.is_none() && matches!(Special::of(name), Special::ContentLength) {
-                content_length = Some(value);
+            match Special::of(name) {
+                Special::Server => seen.server = true,
+                Special::Date => seen.date = true,
+                Special::ContentLength => {
+                    seen.length = true;
+                    if content_length.is_none() {
+                        content_length = Some(value);
+                    }
+                }
+                Special::Framing => seen.framing = true,
+                Special::Other => {}
             }
         }
         self.status = status;
@@ -197,7 +208,7 @@ impl HTTPResponder {
         SCRATCH.with(|scratch| {
             let mut out = scratch.borrow_mut();
             out.clear();
-            self.build_head(&mut out, status, headers, framing, chunk, finishing);
+            self.build_head(&mut out, status, headers, seen, framing, chunk, finishing);
             if small_body {
                 self.append_body(&mut out, chunk);
             }
@@ -222,42 +233,46 @@ impl HTTPResponder {
         }
     }
 
-    /// The status line and header block of a response.
+    /// The status line and header block of a response. `seen` says which
+    /// headers the application set among those the responder adds or drops.
+    #[allow(clippy::too_many_arguments)] // one call site, all plain values
     fn build_head(
         &self,
         out: &mut Vec<u8>,
         status: u16,
         headers: &HTTPHeaders,
+        seen: HeadFlags,
         framing: Framing,
         chunk: &[u8],
         finishing: bool,
     ) {
-        out.extend_from_slice(self.version.as_str().as_bytes());
-        out.push(b' ');
-        push_decimal(out, u64::from(status));
-        out.push(b' ');
-        out.extend_from_slice(reason_phrase(status).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        let mut has_server = false;
-        let mut has_date = false;
-        let mut has_length = false;
+        // The common case, `HTTP/1.1 200 OK` with our Server and Date, is
+        // two copies of prepared bytes; anything else is built piece by
+        // piece.
+        if status == 200 && self.version == Version::Http11 {
+            out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        } else {
+            out.extend_from_slice(self.version.as_str().as_bytes());
+            out.push(b' ');
+            push_decimal(out, u64::from(status));
+            out.push(b' ');
+            out.extend_from_slice(reason_phrase(status).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        match (seen.server, seen.date) {
+            (false, false) => with_server_and_date(|block| out.extend_from_slice(block)),
+            (false, true) => push_header(out, "Server", SERVER_HEADER),
+            (true, false) => with_http_date(|date| push_header(out, "Date", date)),
+            (true, true) => {}
+        }
         for (name, value) in headers.iter() {
-            match Special::of(name) {
-                Special::Server => has_server = true,
-                Special::Date => has_date = true,
-                Special::ContentLength => has_length = true,
-                // Framing and persistence are the connection's business.
-                Special::Framing => continue,
-                Special::Other => {}
+            // Framing and persistence are the connection's business.
+            if seen.framing && matches!(Special::of(name), Special::Framing) {
+                continue;
             }
             push_header(out, name, value);
         }
-        if !has_server {
-            push_header(out, "Server", SERVER_HEADER);
-        }
-        if !has_date {
-            with_http_date(|date| push_header(out, "Date", date));
-        }
+        let has_length = seen.length;
         match framing {
             Framing::Length(n) if !has_length => push_length(out, n),
             Framing::NoBody if self.head_request && !has_length && finishing => {
@@ -463,6 +478,20 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&digits[i..]);
 }
 
+/// Which of the headers the responder has a say in the application set
+/// (see [`Special`]), gathered while the headers are validated.
+#[derive(Clone, Copy, Default)]
+struct HeadFlags {
+    /// `Server` set: ours is not added.
+    server: bool,
+    /// `Date` set: ours is not added.
+    date: bool,
+    /// `Content-Length` set: the computed one is not added.
+    length: bool,
+    /// `Connection` or `Transfer-Encoding` set: they must be filtered out.
+    framing: bool,
+}
+
 /// Response headers the responder itself has a say in.
 enum Special {
     /// `Server`: ours is added unless the application set one.
@@ -527,18 +556,36 @@ pub(crate) fn simple_response(status: u16, detail: &str) -> Vec<u8> {
 /// more than the rest of a small response, so it is done at most once a
 /// second per thread.
 pub fn with_http_date<R>(f: impl FnOnce(&str) -> R) -> R {
-    /// The formatted date, the second it is for, and the clock reading it
-    /// was last checked against (the same for every response of one loop
-    /// iteration, which then skips the conversion to seconds).
-    struct DateCache {
-        text: String,
-        secs: u64,
-        checked: SystemTime,
-    }
+    with_date_cache(|cache| f(&cache.text))
+}
+
+/// Call `f` with the lines `Server: squall/…` and `Date: …`, CRLF after
+/// each, as most responses send them: one copy instead of six.
+fn with_server_and_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
+    with_date_cache(|cache| f(&cache.server_and_date))
+}
+
+/// The formatted date of the current second, per thread.
+struct DateCache {
+    /// The `Date` value (RFC 9110 §5.6.7 IMF-fixdate).
+    text: String,
+    /// `Server: …\r\nDate: <text>\r\n`, rebuilt with `text`.
+    server_and_date: Vec<u8>,
+    /// The second `text` is for.
+    secs: u64,
+    /// The clock reading it was last checked against: the same for every
+    /// response of one loop iteration, which then skips the conversion to
+    /// seconds.
+    checked: SystemTime,
+}
+
+/// Run `f` on this thread's [`DateCache`], brought up to date first.
+fn with_date_cache<R>(f: impl FnOnce(&DateCache) -> R) -> R {
     thread_local! {
         static CACHE: RefCell<DateCache> = const {
             RefCell::new(DateCache {
                 text: String::new(),
+                server_and_date: Vec::new(),
                 secs: u64::MAX,
                 checked: SystemTime::UNIX_EPOCH,
             })
@@ -553,12 +600,16 @@ pub fn with_http_date<R>(f: impl FnOnce(&str) -> R) -> R {
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
             if cache.secs != secs || cache.text.is_empty() {
+                let cache = &mut *cache;
                 cache.text = httpdate::fmt_http_date(now);
+                cache.server_and_date.clear();
+                push_header(&mut cache.server_and_date, "Server", SERVER_HEADER);
+                push_header(&mut cache.server_and_date, "Date", &cache.text);
                 cache.secs = secs;
             }
             cache.checked = now;
         }
-        f(&cache.text)
+        f(&cache)
     })
 }
 

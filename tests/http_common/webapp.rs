@@ -17,6 +17,7 @@
 //! | `/render`        |                  | renders `<script>` through a template         |
 //! | `/big`           |                  | 4000 bytes of text (ETag, gzip)               |
 //! | `/a/fast`        | api              | POST only: `{"ok": true}`                     |
+//! | `/own-headers`   |                  | sets Server, Date, Connection, Transfer-Encoding itself |
 
 use std::cell::RefCell;
 use std::path::Path;
@@ -60,6 +61,7 @@ pub fn start(events: Sender<&'static str>) -> TestServer {
         app.route("/a/arg", Arg).api();
         app.route("/upload", Upload).no_xsrf();
         app.route("/fast", Fast);
+        app.route("/own-headers", OwnHeaders);
         app.route("/a/fast", Fast).api();
         app.route(
             "/slow",
@@ -167,6 +169,19 @@ impl RequestHandler for Upload {
             "content_type": file.content_type,
             "body": String::from_utf8_lossy(&file.body),
         }));
+        Ok(())
+    }
+}
+
+/// Sets the headers the responder otherwise writes or owns.
+struct OwnHeaders;
+impl RequestHandler for OwnHeaders {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        cx.set_header("Server", "custom/1");
+        cx.set_header("Date", "Thu, 01 Jan 1970 00:00:00 GMT");
+        cx.set_header("Connection", "close");
+        cx.set_header("Transfer-Encoding", "chunked");
+        cx.write("own");
         Ok(())
     }
 }
