@@ -77,6 +77,8 @@ use mio::{Interest, Token};
 
 use crate::ioloop::{IOLoop, Ready};
 
+pub(crate) mod spare;
+
 /// Default cap on the read buffer: 100 MiB (Tornado's `max_buffer_size`).
 pub const DEFAULT_MAX_BUFFER_SIZE: usize = 100 * 1024 * 1024;
 
@@ -987,7 +989,8 @@ fn consume(st: &mut StreamInner, n: usize) -> Vec<u8> {
         // The whole buffer is the answer: hand the allocation over.
         return std::mem::take(&mut st.read_buf);
     }
-    let out = st.read_buf[start..start + n].to_vec();
+    let mut out = spare::take();
+    out.extend_from_slice(&st.read_buf[start..start + n]);
     st.read_pos += n;
     if st.read_pos == st.read_buf.len() {
         st.read_pos = 0;
@@ -1066,6 +1069,10 @@ fn read_to_buffer(
                     return Some(StreamError::Closed);
                 }
                 Ok(n) => {
+                    if st.read_buf.capacity() == 0 {
+                        // Handed over whole by the last `consume`.
+                        st.read_buf = spare::take();
+                    }
                     st.read_buf.extend_from_slice(&scratch[..n]);
                     if n < want && !peer_closed {
                         st.readable_pending = false;

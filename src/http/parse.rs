@@ -182,7 +182,8 @@ pub fn parse_request_head(block: Vec<u8>, max_body_size: u64) -> Result<RequestH
     let span = |part: &[u8]| (at(part), at(part) + part.len() as u32);
     let method = span(method.as_bytes());
     let uri = span(path.as_bytes());
-    let mut fields = Vec::with_capacity(req.headers.len());
+    let mut fields = crate::httputil::headers::take_fields();
+    fields.reserve(req.headers.len());
     // Which of the fields this function must interpret are present, noted
     // in the one pass over them so the rules below only look up what is
     // there (most requests have no framing, Connection or Expect field).

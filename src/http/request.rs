@@ -33,6 +33,16 @@ pub struct HTTPServerRequest {
     pub start_time: Instant,
 }
 
+/// The head's buffers go back to the per-thread spares for the next
+/// request on this thread (see `iostream/spare.rs`).
+impl Drop for HTTPServerRequest {
+    fn drop(&mut self) {
+        let (text, fields) = std::mem::take(&mut self.headers).into_buffers();
+        crate::iostream::spare::give(text.into_bytes());
+        crate::httputil::headers::give_fields(fields);
+    }
+}
+
 impl HTTPServerRequest {
     /// A request from a parsed head and its body.
     pub(crate) fn from_head(

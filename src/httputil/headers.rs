@@ -21,6 +21,7 @@
 //! which [`HTTPServerRequest`](crate::http::HTTPServerRequest) reads its
 //! method and target from).
 
+use std::cell::RefCell;
 use std::fmt;
 
 /// Where one field's name and value are in [`HTTPHeaders::text`].
@@ -34,6 +35,43 @@ pub(crate) struct FieldSpan {
     pub(crate) name: (u32, u32),
     /// Value: `text[value.0..value.1]`.
     pub(crate) value: (u32, u32),
+}
+
+/// Most spare field tables kept per thread (see [`take_fields`]).
+const MAX_SPARE_FIELDS: usize = 16;
+
+/// Largest field table kept as a spare (in fields).
+const MAX_SPARE_FIELD_CAPACITY: usize = 64;
+
+thread_local! {
+    /// Field tables of finished requests, for the next request's parse:
+    /// the same few fields every time, so no `malloc` per request. The
+    /// head text has its twin in `iostream/spare.rs`.
+    static SPARE_FIELDS: RefCell<Vec<Vec<FieldSpan>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty field table, with capacity from an earlier request if spare.
+pub(crate) fn take_fields() -> Vec<FieldSpan> {
+    SPARE_FIELDS
+        .try_with(|s| s.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// A field table its map is done with (kept if small and the pool is not
+/// full). `try_with`: at thread exit the pool may already be gone.
+pub(crate) fn give_fields(mut fields: Vec<FieldSpan>) {
+    if fields.capacity() == 0 || fields.capacity() > MAX_SPARE_FIELD_CAPACITY {
+        return;
+    }
+    fields.clear();
+    let _ = SPARE_FIELDS.try_with(|s| {
+        let mut spares = s.borrow_mut();
+        if spares.len() < MAX_SPARE_FIELDS {
+            spares.push(fields);
+        }
+    });
 }
 
 /// Most bytes of names and values one map holds (a field that would pass it
@@ -93,6 +131,11 @@ impl HTTPHeaders {
             pinned,
             dead: 0,
         }
+    }
+
+    /// The map's text and field table, for reuse by another map.
+    pub(crate) fn into_buffers(self) -> (String, Vec<FieldSpan>) {
+        (self.text, self.fields)
     }
 
     /// `text[start..end]` of the underlying string (for the pinned prefix).
