@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# squall beside Tornado (and the bare mio responder), in one run, as ratios.
+# squall beside Tornado and the bare mio responder (the hello ceiling and the
+# chat fan-out floor), in one run, as ratios.
 #
 #   benches/compare.sh [--smoke] [--repeat N] [--only CASES] [--servers LIST]
 #                      [--duration S] [--wrk] [--max-minutes M] [--out DIR]
@@ -45,7 +46,7 @@ while [ $# -gt 0 ]; do
         --max-minutes) MAX_MIN="$2"; shift ;;
         --out) OUT="$2"; shift ;;
         --squall-bin) SQUALL_BIN="$2"; shift ;;
-        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -172,17 +173,20 @@ stop_server() {
 }
 
 # --- cases --------------------------------------------------------------------
-# name | servers (a=all, c=chat servers: squall+tornado) | time limit s | loadgen args
+# name | servers | time limit s | loadgen args
+#   a = all three (bare is the ceiling), f = all three (bare is the fan-out
+#   floor: it speaks just enough of the chat contract), c = squall+tornado
+#   (bare does not serve the route, e.g. the cart).
 # {U} = base URL, {PID} = server pid.
 if [ "$SMOKE" = 1 ]; then
     CASES=(
         "hello-c50|a|30|hello --url {U}/hello --conns 10 --duration $DURATION --server-pid {PID}"
         "hello-pipe16|a|30|hello --url {U}/hello --conns 10 --pipeline 16 --duration $DURATION --server-pid {PID}"
-        "longpoll-50|c|60|longpoll-fanout --url {U} --n 50 --rounds 2 --server-pid {PID}"
-        "ws-50|c|60|ws-fanout --url {U} --n 50 --messages 3 --interval-ms 50 --server-pid {PID}"
+        "longpoll-50|f|60|longpoll-fanout --url {U} --n 50 --rounds 2 --server-pid {PID}"
+        "ws-50|f|60|ws-fanout --url {U} --n 50 --messages 3 --interval-ms 50 --server-pid {PID}"
         "idle-keepalive-200|a|60|idle --url {U} --n 200 --kind keepalive --server-pid {PID} --settle-ms 300"
-        "idle-longpoll-200|c|60|idle --url {U} --n 200 --kind longpoll --server-pid {PID} --settle-ms 300"
-        "idle-ws-200|c|60|idle --url {U} --n 200 --kind ws --server-pid {PID} --settle-ms 300"
+        "idle-longpoll-200|f|60|idle --url {U} --n 200 --kind longpoll --server-pid {PID} --settle-ms 300"
+        "idle-ws-200|f|60|idle --url {U} --n 200 --kind ws --server-pid {PID} --settle-ms 300"
         "cart-50|c|60|cart-race --url {U} --n 50 --server-pid {PID}"
         "storm-200|a|30|connect-storm --url {U}/hello --n 200 --timeout 10 --server-pid {PID}"
     )
@@ -191,13 +195,13 @@ else
         "hello-c50|a|$((DURATION + 60))|hello --url {U}/hello --conns 50 --duration $DURATION --server-pid {PID}"
         "hello-c1000|a|$((DURATION + 90))|hello --url {U}/hello --conns 1000 --duration $DURATION --server-pid {PID}"
         "hello-pipe16|a|$((DURATION + 60))|hello --url {U}/hello --conns 50 --pipeline 16 --duration $DURATION --server-pid {PID}"
-        "longpoll-1000|c|180|longpoll-fanout --url {U} --n 1000 --rounds 3 --server-pid {PID}"
-        "longpoll-10000|c|400|longpoll-fanout --url {U} --n 10000 --rounds 3 --server-pid {PID}"
-        "ws-1000|c|180|ws-fanout --url {U} --n 1000 --messages 10 --interval-ms 100 --server-pid {PID}"
-        "ws-10000|c|400|ws-fanout --url {U} --n 10000 --messages 10 --interval-ms 100 --server-pid {PID}"
+        "longpoll-1000|f|180|longpoll-fanout --url {U} --n 1000 --rounds 3 --server-pid {PID}"
+        "longpoll-10000|f|400|longpoll-fanout --url {U} --n 10000 --rounds 3 --server-pid {PID}"
+        "ws-1000|f|180|ws-fanout --url {U} --n 1000 --messages 10 --interval-ms 100 --server-pid {PID}"
+        "ws-10000|f|400|ws-fanout --url {U} --n 10000 --messages 10 --interval-ms 100 --server-pid {PID}"
         "idle-keepalive-15000|a|300|idle --url {U} --n 15000 --kind keepalive --server-pid {PID}"
-        "idle-longpoll-15000|c|300|idle --url {U} --n 15000 --kind longpoll --server-pid {PID}"
-        "idle-ws-15000|c|300|idle --url {U} --n 15000 --kind ws --server-pid {PID}"
+        "idle-longpoll-15000|f|300|idle --url {U} --n 15000 --kind longpoll --server-pid {PID}"
+        "idle-ws-15000|f|300|idle --url {U} --n 15000 --kind ws --server-pid {PID}"
         "cart-200|c|60|cart-race --url {U} --n 200 --server-pid {PID}"
         "storm-15000|a|90|connect-storm --url {U}/hello --n 15000 --timeout 30 --server-pid {PID}"
     )

@@ -7,6 +7,12 @@ Each row is one figure of one case: the median over the repetitions for
 squall, Tornado and (where it applies) the bare mio responder, and the ratio
 "how many times better squall is than Tornado" (> 1 means squall wins,
 whichever direction the figure improves in). Standard library only.
+
+The bare responder is the *ceiling* in the hello, keep-alive and storm cases
+(canned answers) and the *floor* in the chat fan-out cases (one
+serialization per broadcast, one write per waiter): there "squall ÷ bare"
+below 1 is how far squall sits above the least any server must pay, and
+close to 1 means the figure is bound by the kernel, not by squall.
 """
 
 import json
@@ -55,6 +61,20 @@ METRICS = {
     ],
 }
 SERVERS = ("squall", "tornado", "bare")
+# Names in the plot: in the fan-out cases it shows, bare is the floor.
+LEGEND = {"squall": "squall", "tornado": "Tornado", "bare": "bare floor"}
+# Scenarios in which the bare responder is the fan-out floor, not the ceiling.
+FLOOR_SCENARIOS = ("longpoll-fanout", "ws-fanout")
+FLOOR_IDLE_KINDS = ("longpoll", "ws")
+
+
+def bare_role(scen, results):
+    """ "floor" for the chat cases the bare responder serves, else "ceiling"."""
+    if scen in FLOOR_SCENARIOS:
+        return "floor"
+    if scen == "idle" and any(r.get("kind") in FLOOR_IDLE_KINDS for r in results):
+        return "floor"
+    return "ceiling"
 # Server + loadgen keep the 1-min load average near 2 on this 2-core machine;
 # above this, something else was competing for the cores.
 BUSY_LOAD = 3.0
@@ -152,6 +172,7 @@ def main():
         if scen is None:
             rows.append({"case": case, "metric": "(no successful run)", "notes": sorted(set(notes))})
             continue
+        role = bare_role(scen, runs.get((case, "bare"), []))
         for key, label, better in METRICS.get(scen, []):
             med = {}
             n = {}
@@ -169,6 +190,7 @@ def main():
                     "squall": med["squall"],
                     "tornado": med["tornado"],
                     "bare": med["bare"],
+                    "bare_role": role,
                     "runs": n,
                     "ratio_vs_tornado": ratio(med["squall"], med["tornado"], better),
                     "squall_vs_bare": ratio(med["squall"], med["bare"], better),
@@ -177,7 +199,7 @@ def main():
             )
 
     lines = [
-        "| case | figure | squall | Tornado | squall ÷ Tornado (×, >1 = squall better) | bare mio | squall ÷ bare |",
+        "| case | figure | squall | Tornado | squall ÷ Tornado (×, >1 = squall better) | bare mio (ceiling / *floor*) | squall ÷ bare |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     all_notes = []
@@ -192,8 +214,8 @@ def main():
                     fmt(r["squall"]),
                     fmt(r["tornado"]),
                     fmt(r["ratio_vs_tornado"]),
-                    fmt(r["bare"]),
-                    fmt(r["squall_vs_bare"]),
+                    floor_mark(r, fmt(r["bare"])),
+                    floor_mark(r, fmt(r["squall_vs_bare"])),
                 )
             )
         for note in r["notes"]:
@@ -204,6 +226,12 @@ def main():
     if all_notes:
         md += "\nNotes (errors and client-bound runs):\n\n" + "\n".join("- " + n for n in all_notes) + "\n"
     md += "\nMedians over the repetitions; compare only within one run (the machine drifts ±20% between minutes).\n"
+    if any(r.get("bare_role") == "floor" and r.get("bare") is not None for r in rows):
+        md += (
+            "\n*Italic* bare figures are the fan-out **floor** (the bare responder serving the chat contract with one "
+            "serialization per broadcast and one write per waiter), not a ceiling: squall ÷ bare near 1 means the "
+            "figure is what the kernel costs.\n"
+        )
     with open(out + "/table.md", "w") as f:
         f.write(md)
     with open(out + "/table.json", "w") as f:
@@ -216,14 +244,23 @@ def main():
     print("written: {0}/table.md {0}/table.json{1}".format(out, " {}/latency.svg".format(out) if svg else ""))
 
 
+def floor_mark(row, text):
+    """Italicize a bare figure that is a floor (and not n/a)."""
+    if row.get("bare_role") == "floor" and text != "n/a":
+        return "*{}*".format(text)
+    return text
+
+
 def plot(rows):
-    """Grouped bars (log scale) of fan-out p99 latency by case: squall vs Tornado."""
+    """Grouped bars (log scale) of fan-out p99 latency by case: squall, Tornado and the bare floor."""
     data = [r for r in rows if r.get("key") == "p99_ms" and r["case"].startswith(("longpoll", "ws"))]
-    data = [r for r in data if r["squall"] or r["tornado"]]
+    data = [r for r in data if r["squall"] or r["tornado"] or r["bare"]]
     if not data:
         return None
-    w, h, left, bottom, top = max(120 * len(data) + 120, 600), 360, 70, 60, 40
-    vals = [v for r in data for v in (r["squall"], r["tornado"]) if v]
+    series = [s for s in SERVERS if any(r[s] for r in data)]
+    group = 40 * len(series) + 40
+    w, h, left, bottom, top = max(group * len(data) + 120, 600), 360, 70, 60, 40
+    vals = [r[s] for r in data for s in series if r[s]]
     lo = 10 ** math.floor(math.log10(max(min(vals) * 0.5, 1e-3)))
     hi = 10 ** math.ceil(math.log10(max(vals) * 1.01))
 
@@ -231,20 +268,21 @@ def plot(rows):
         v = max(v, lo)
         return top + (h - top - bottom) * (1 - (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)))
 
+    title = " vs ".join(LEGEND[s] for s in series)
     out = [
         '<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif" font-size="12">'.format(w, h),
         '<rect width="100%" height="100%" fill="white"/>',
-        '<text x="{}" y="22" font-size="15">Fan-out p99 latency (ms, log scale): squall vs Tornado</text>'.format(left),
+        '<text x="{}" y="22" font-size="15">Fan-out p99 latency (ms, log scale): {}</text>'.format(left, title),
     ]
     d = lo
     while d <= hi * 1.0001:
         out.append('<line x1="{0}" x2="{1}" y1="{2:.1f}" y2="{2:.1f}" stroke="#ddd"/>'.format(left, w - 20, y(d)))
         out.append('<text x="{}" y="{:.1f}" text-anchor="end">{:g}</text>'.format(left - 6, y(d) + 4, d))
         d *= 10
-    colors = {"squall": "#2a7ab0", "tornado": "#e08a1e"}
+    colors = {"squall": "#2a7ab0", "tornado": "#e08a1e", "bare": "#8a8a8a"}
     for i, r in enumerate(data):
-        x0 = left + 20 + i * 120
-        for j, s in enumerate(("squall", "tornado")):
+        x0 = left + 20 + i * group
+        for j, s in enumerate(series):
             v = r[s]
             x = x0 + j * 40
             if not v:
@@ -252,15 +290,15 @@ def plot(rows):
                 continue
             out.append(
                 '<rect x="{}" y="{:.1f}" width="36" height="{:.1f}" fill="{}"><title>{} {}: {} ms</title></rect>'.format(
-                    x, y(v), h - bottom - y(v), colors[s], r["case"], s, v
+                    x, y(v), h - bottom - y(v), colors[s], r["case"], LEGEND[s], v
                 )
             )
             out.append('<text x="{}" y="{:.1f}" text-anchor="middle" font-size="10">{}</text>'.format(x + 18, y(v) - 3, fmt(v)))
-        out.append('<text x="{}" y="{}" text-anchor="middle">{}</text>'.format(x0 + 38, h - bottom + 18, r["case"]))
+        out.append('<text x="{}" y="{}" text-anchor="middle">{}</text>'.format(x0 + 20 * len(series) - 2, h - bottom + 18, r["case"]))
     ly = h - 18
-    for j, s in enumerate(("squall", "tornado")):
+    for j, s in enumerate(series):
         out.append('<rect x="{}" y="{}" width="12" height="12" fill="{}"/>'.format(left + j * 110, ly - 10, colors[s]))
-        out.append('<text x="{}" y="{}">{}</text>'.format(left + 16 + j * 110, ly, s))
+        out.append('<text x="{}" y="{}">{}</text>'.format(left + 16 + j * 110, ly, LEGEND[s]))
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
