@@ -21,8 +21,9 @@
 //! which [`HTTPServerRequest`](crate::http::HTTPServerRequest) reads its
 //! method and target from).
 
-use std::cell::RefCell;
 use std::fmt;
+
+use crate::iostream::spare::SparePool;
 
 /// Where one field's name and value are in [`HTTPHeaders::text`].
 ///
@@ -37,41 +38,23 @@ pub(crate) struct FieldSpan {
     pub(crate) value: (u32, u32),
 }
 
-/// Most spare field tables kept per thread (see [`take_fields`]).
-const MAX_SPARE_FIELDS: usize = 16;
-
-/// Largest field table kept as a spare (in fields).
-const MAX_SPARE_FIELD_CAPACITY: usize = 64;
-
 thread_local! {
     /// Field tables of finished requests, for the next request's parse:
-    /// the same few fields every time, so no `malloc` per request. The
-    /// head text has its twin in `iostream/spare.rs`.
-    static SPARE_FIELDS: RefCell<Vec<Vec<FieldSpan>>> = const { RefCell::new(Vec::new()) };
+    /// the same few fields every time, so no `malloc` per request. At most
+    /// 16, of at most 64 fields. The head text has its twin in
+    /// `iostream/spare.rs`.
+    static SPARE_FIELDS: SparePool<FieldSpan> = const { SparePool::new(16, 64) };
 }
 
 /// An empty field table, with capacity from an earlier request if spare.
+/// (`try_with`: at thread exit the pool may already be gone.)
 pub(crate) fn take_fields() -> Vec<FieldSpan> {
-    SPARE_FIELDS
-        .try_with(|s| s.borrow_mut().pop())
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+    SPARE_FIELDS.try_with(SparePool::take).unwrap_or_default()
 }
 
-/// A field table its map is done with (kept if small and the pool is not
-/// full). `try_with`: at thread exit the pool may already be gone.
-pub(crate) fn give_fields(mut fields: Vec<FieldSpan>) {
-    if fields.capacity() == 0 || fields.capacity() > MAX_SPARE_FIELD_CAPACITY {
-        return;
-    }
-    fields.clear();
-    let _ = SPARE_FIELDS.try_with(|s| {
-        let mut spares = s.borrow_mut();
-        if spares.len() < MAX_SPARE_FIELDS {
-            spares.push(fields);
-        }
-    });
+/// A field table its map is done with (see `SparePool::give`).
+pub(crate) fn give_fields(fields: Vec<FieldSpan>) {
+    let _ = SPARE_FIELDS.try_with(|pool| pool.give(fields));
 }
 
 /// Most bytes of names and values one map holds (a field that would pass it

@@ -1,56 +1,80 @@
-//! Spare byte buffers for what reads hand out, per thread.
+//! Spare buffers, per thread: [`SparePool`], and the pool of byte buffers
+//! that reads hand out.
 //!
 //! A completed `read_until` / `read_bytes` gives its caller a fresh
 //! `Vec<u8>`. On a keep-alive connection that is one `malloc` per request
 //! for a request head of the same hundred-odd bytes each time, freed again
 //! when the request is done. The HTTP layer gives a finished request's
 //! head back here ([`give`]), and the next read that needs a buffer takes
-//! it ([`take`]): cleared, with its capacity.
+//! it ([`take`]): cleared, with its capacity. (The head's field table has
+//! its own pool in `httputil/headers.rs`; the response side has its
+//! spares in `web/recycle.rs`.)
 //!
-//! Bounded twice, so the pool never holds memory worth speaking of: at
-//! most [`MAX_SPARES`] buffers, each at most [`MAX_CAPACITY`] bytes (a
-//! larger one is freed). Per thread because each loop runs on one thread;
-//! no locking. (Tornado has no equivalent: CPython's allocator recycles
-//! small objects.) The response side has its own spares in
-//! `web/recycle.rs`.
+//! Bounded twice, so a pool never holds memory worth speaking of: at most
+//! `max_spares` buffers, each of at most `max_capacity` elements (a larger
+//! one is freed). Per thread because each loop runs on one thread; no
+//! locking. (Tornado has no equivalent: CPython's allocator recycles small
+//! objects.)
 
 use std::cell::RefCell;
 
-/// Most buffers kept. One is the steady state of a synchronous handler;
-/// the rest cover requests finished in a burst.
-const MAX_SPARES: usize = 16;
-
-/// Largest capacity kept: a typical request head fits many times over.
-const MAX_CAPACITY: usize = 4 * 1024;
-
-thread_local! {
-    static SPARES: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+/// A bounded stack of empty `Vec<T>`s kept for their capacity. Meant to
+/// live in a `thread_local!`.
+pub(crate) struct SparePool<T> {
+    /// The spares, each cleared.
+    items: RefCell<Vec<Vec<T>>>,
+    /// Most spares kept: one is the steady state of a synchronous
+    /// handler; the rest cover requests finished in a burst.
+    max_spares: usize,
+    /// Largest capacity kept.
+    max_capacity: usize,
 }
 
-/// An empty buffer, with capacity from an earlier request if one is spare.
+impl<T> SparePool<T> {
+    /// An empty pool with these bounds.
+    pub(crate) const fn new(max_spares: usize, max_capacity: usize) -> SparePool<T> {
+        SparePool {
+            items: RefCell::new(Vec::new()),
+            max_spares,
+            max_capacity,
+        }
+    }
+
+    /// An empty `Vec`, with capacity from an earlier owner if one is spare.
+    pub(crate) fn take(&self) -> Vec<T> {
+        self.items.borrow_mut().pop().unwrap_or_default()
+    }
+
+    /// A `Vec` its owner is done with: kept if small and the pool is not
+    /// full, else freed.
+    pub(crate) fn give(&self, mut spare: Vec<T>) {
+        if spare.capacity() == 0 || spare.capacity() > self.max_capacity {
+            return;
+        }
+        spare.clear();
+        let mut items = self.items.borrow_mut();
+        if items.len() < self.max_spares {
+            items.push(spare);
+        }
+    }
+}
+
+thread_local! {
+    /// Byte buffers: at most 16, of at most 4 KiB (a typical request head
+    /// fits many times over).
+    static BYTES: SparePool<u8> = const { SparePool::new(16, 4 * 1024) };
+}
+
+/// An empty byte buffer, with capacity from an earlier request if spare.
 pub(crate) fn take() -> Vec<u8> {
     // `try_with`: a read can still run while the thread's locals are torn
     // down (a stream dropped at thread exit); then there is no pool.
-    SPARES
-        .try_with(|s| s.borrow_mut().pop())
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+    BYTES.try_with(SparePool::take).unwrap_or_default()
 }
 
-/// A buffer its owner is done with (kept if it is small and the pool is
-/// not full, else freed).
-pub(crate) fn give(mut buf: Vec<u8>) {
-    if buf.capacity() == 0 || buf.capacity() > MAX_CAPACITY {
-        return;
-    }
-    buf.clear();
-    let _ = SPARES.try_with(|s| {
-        let mut spares = s.borrow_mut();
-        if spares.len() < MAX_SPARES {
-            spares.push(buf);
-        }
-    });
+/// A byte buffer its owner is done with (see [`SparePool::give`]).
+pub(crate) fn give(buf: Vec<u8>) {
+    let _ = BYTES.try_with(|pool| pool.give(buf));
 }
 
 #[cfg(test)]
@@ -59,19 +83,32 @@ mod tests {
 
     #[test]
     fn bounded_in_count_and_size() {
-        for _ in 0..(MAX_SPARES + 5) {
-            give(Vec::with_capacity(100));
+        let pool = SparePool::<u8>::new(3, 100);
+        for _ in 0..5 {
+            pool.give(Vec::with_capacity(50));
         }
-        give(Vec::with_capacity(MAX_CAPACITY + 1));
+        pool.give(Vec::with_capacity(101));
+        pool.give(Vec::new());
         let mut kept = 0;
         loop {
-            let buf = take();
+            let buf = pool.take();
             if buf.capacity() == 0 {
                 break;
             }
-            assert!(buf.is_empty() && buf.capacity() <= MAX_CAPACITY);
+            assert!(buf.is_empty() && buf.capacity() <= 100);
             kept += 1;
         }
-        assert_eq!(kept, MAX_SPARES);
+        assert_eq!(kept, 3);
+    }
+
+    #[test]
+    fn a_given_buffer_comes_back_cleared() {
+        let pool = SparePool::<u8>::new(1, 100);
+        let mut buf = Vec::with_capacity(64);
+        buf.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+        pool.give(buf);
+        let again = pool.take();
+        assert!(again.is_empty());
+        assert!(again.capacity() >= 64);
     }
 }
