@@ -20,6 +20,12 @@ mkdirSync(outDir, { recursive: true });
 
 const SEEN_WITHIN = 5000; // "the other sees it within a few seconds"
 const problems = [];
+/** Each page's last console lines, printed if the run fails (a flaky
+ * failure is then diagnosable from the CI log: chat.js logs every poll
+ * error with the backoff it chose). */
+const recentConsole = [];
+const RECENT_CONSOLE_LINES = 80;
+const startedAt = Date.now();
 
 function check(ok, what) {
   if (!ok) throw new Error("check failed: " + what);
@@ -31,6 +37,8 @@ async function newPage(context, who) {
   const page = await context.newPage();
   page.on("pageerror", (e) => problems.push(`${who}: page error: ${e.message}`));
   page.on("console", (m) => {
+    recentConsole.push(`+${Date.now() - startedAt} ms ${who} ${m.type()}: ${m.text()}`);
+    if (recentConsole.length > RECENT_CONSOLE_LINES) recentConsole.shift();
     if (m.type() === "error" && !/Failed to load resource|ERR_FAILED/.test(m.text())) {
       problems.push(`${who}: console error: ${m.text()}`);
     }
@@ -240,6 +248,8 @@ try {
 } catch (e) {
   console.error("e2e FAILED: " + (e && e.stack ? e.stack : e));
   if (problems.length) console.error(problems.join("\n"));
+  console.error(`# last console lines of the pages (now +${Date.now() - startedAt} ms):`);
+  for (const line of recentConsole) console.error("#   " + line);
   process.exitCode = 1;
 } finally {
   await browser.close();
