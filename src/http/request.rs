@@ -37,9 +37,7 @@ pub struct HTTPServerRequest {
 /// request on this thread (see `iostream/spare.rs`).
 impl Drop for HTTPServerRequest {
     fn drop(&mut self) {
-        let (text, fields) = std::mem::take(&mut self.headers).into_buffers();
-        crate::iostream::spare::give(text.into_bytes());
-        crate::httputil::headers::give_fields(fields);
+        std::mem::take(&mut self.headers).recycle();
     }
 }
 

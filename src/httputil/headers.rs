@@ -57,6 +57,11 @@ pub(crate) fn give_fields(fields: Vec<FieldSpan>) {
     let _ = SPARE_FIELDS.try_with(|pool| pool.give(fields));
 }
 
+/// Drop every spare field table of this thread.
+pub(crate) fn release_spare_fields() {
+    let _ = SPARE_FIELDS.try_with(SparePool::clear);
+}
+
 /// Most bytes of names and values one map holds (a field that would pass it
 /// is dropped with an error log): far beyond any real header block.
 const MAX_TEXT: usize = 1 << 30;
@@ -116,9 +121,21 @@ impl HTTPHeaders {
         }
     }
 
-    /// The map's text and field table, for reuse by another map.
-    pub(crate) fn into_buffers(self) -> (String, Vec<FieldSpan>) {
-        (self.text, self.fields)
+    /// An empty map built from this thread's spare buffers (text and
+    /// field table), so filling it costs no `malloc` on a busy thread.
+    pub(crate) fn from_spares() -> Self {
+        // A cleared buffer is empty, and empty is valid UTF-8.
+        let text = String::from_utf8(crate::iostream::spare::take()).unwrap_or_default();
+        HTTPHeaders::from_block(text, take_fields(), 0)
+    }
+
+    /// Give the map's buffers to this thread's spares. They are kept as a
+    /// pair: a map whose text is too big to keep (or finds its pool full)
+    /// is freed whole.
+    pub(crate) fn recycle(self) {
+        if crate::iostream::spare::give(self.text.into_bytes()) {
+            give_fields(self.fields);
+        }
     }
 
     /// `text[start..end]` of the underlying string (for the pinned prefix).
@@ -253,20 +270,6 @@ impl HTTPHeaders {
     /// True if the map owns no heap memory (never written to).
     pub(crate) fn is_unallocated(&self) -> bool {
         self.text.capacity() == 0 && self.fields.capacity() == 0
-    }
-
-    /// Empty the map for another owner, keeping its capacity: false (and
-    /// the map left as it was) if it holds more than `max_text` bytes or
-    /// `max_fields` fields of capacity, too big to be worth keeping.
-    pub(crate) fn clear_for_reuse(&mut self, max_text: usize, max_fields: usize) -> bool {
-        if self.text.capacity() > max_text || self.fields.capacity() > max_fields {
-            return false;
-        }
-        self.fields.clear();
-        self.text.clear();
-        self.pinned = 0;
-        self.dead = 0;
-        true
     }
 
     /// Give back spare capacity (for maps kept a long time, such as the

@@ -4,11 +4,12 @@
 //! A completed `read_until` / `read_bytes` gives its caller a fresh
 //! `Vec<u8>`. On a keep-alive connection that is one `malloc` per request
 //! for a request head of the same hundred-odd bytes each time, freed again
-//! when the request is done. The HTTP layer gives a finished request's
-//! head back here ([`give`]), and the next read that needs a buffer takes
-//! it ([`take`]): cleared, with its capacity. (The head's field table has
-//! its own pool in `httputil/headers.rs`; the response side has its
-//! spares in `web/recycle.rs`.)
+//! when the request is done; a response's header map and body are the
+//! same story. Finished requests and responses give their byte buffers
+//! back here ([`give`]), and the next read, header map or body that needs
+//! one takes it ([`take`]): cleared, with its capacity. (Header maps'
+//! field tables have the twin pool in `httputil/headers.rs`;
+//! `web/recycle.rs` is the response side's use of both.)
 //!
 //! Bounded twice, so a pool never holds memory worth speaking of: at most
 //! `max_spares` buffers, each of at most `max_capacity` elements (a larger
@@ -45,24 +46,38 @@ impl<T> SparePool<T> {
         self.items.borrow_mut().pop().unwrap_or_default()
     }
 
+    /// Drop every spare (the memory trimmer, after a wave of closes).
+    pub(crate) fn clear(&self) {
+        *self.items.borrow_mut() = Vec::new();
+    }
+
+    /// How many spares are kept now.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.items.borrow().len()
+    }
+
     /// A `Vec` its owner is done with: kept if small and the pool is not
-    /// full, else freed.
-    pub(crate) fn give(&self, mut spare: Vec<T>) {
+    /// full (true), else freed (false).
+    pub(crate) fn give(&self, mut spare: Vec<T>) -> bool {
         if spare.capacity() == 0 || spare.capacity() > self.max_capacity {
-            return;
+            return false;
         }
         spare.clear();
         let mut items = self.items.borrow_mut();
-        if items.len() < self.max_spares {
-            items.push(spare);
+        if items.len() >= self.max_spares {
+            return false;
         }
+        items.push(spare);
+        true
     }
 }
 
 thread_local! {
-    /// Byte buffers: at most 16, of at most 4 KiB (a typical request head
-    /// fits many times over).
-    static BYTES: SparePool<u8> = const { SparePool::new(16, 4 * 1024) };
+    /// Byte buffers: at most 32 (request heads, response header texts and
+    /// bodies share them), of at most 4 KiB (a typical request head fits
+    /// many times over).
+    static BYTES: SparePool<u8> = const { SparePool::new(32, 4 * 1024) };
 }
 
 /// An empty byte buffer, with capacity from an earlier request if spare.
@@ -72,9 +87,21 @@ pub(crate) fn take() -> Vec<u8> {
     BYTES.try_with(SparePool::take).unwrap_or_default()
 }
 
-/// A byte buffer its owner is done with (see [`SparePool::give`]).
-pub(crate) fn give(buf: Vec<u8>) {
-    let _ = BYTES.try_with(|pool| pool.give(buf));
+/// A byte buffer its owner is done with (see [`SparePool::give`]): true
+/// if it was kept.
+pub(crate) fn give(buf: Vec<u8>) -> bool {
+    BYTES.try_with(|pool| pool.give(buf)).unwrap_or(false)
+}
+
+/// Drop every spare byte buffer of this thread.
+pub(crate) fn release_all() {
+    let _ = BYTES.try_with(SparePool::clear);
+}
+
+/// How many byte buffers this thread keeps (for tests).
+#[cfg(test)]
+pub(crate) fn spare_count() -> usize {
+    BYTES.try_with(SparePool::len).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -3,90 +3,54 @@
 //! Every response builds a header map (two allocations: its text and its
 //! field table) and a body buffer. On a busy keep-alive connection those
 //! are three `malloc`/`free` pairs per request, for buffers of the same few
-//! hundred bytes each time. A finished response gives them back here, and
-//! the next response takes them: cleared, with their capacity.
+//! hundred bytes each time. A finished response gives them back, and the
+//! next response takes them: cleared, with their capacity.
 //!
-//! The spares are per thread (one loop per thread) and bounded twice: at
-//! most [`MAX_SPARES`] of each kind, and only buffers under a size cap are
-//! kept, so one huge response does not pin its memory. A response takes a
-//! spare only when it first writes a header or a byte of body, so a
-//! response that waits (a parked long-poll) holds nothing it did not use.
-//! (Tornado has no equivalent: CPython's allocator recycles small objects.)
-
-use std::cell::RefCell;
+//! The spares are the thread's shared pools, the same ones request heads
+//! use (`iostream/spare.rs` for bytes, `httputil/headers.rs` for field
+//! tables): bounded in count and in the size of what they keep, so one
+//! huge response does not pin its memory. A response takes a spare only
+//! when it first writes a header or a byte of body, so a response that
+//! waits (a parked long-poll) holds nothing it did not use. (Tornado has
+//! no equivalent: CPython's allocator recycles small objects.)
 
 use crate::httputil::HTTPHeaders;
-
-/// Most spares of each kind kept per thread. Synchronous handlers finish
-/// before the next request starts, so one is the steady state; the rest
-/// cover responses finished in a burst (a long-poll wake-up).
-const MAX_SPARES: usize = 16;
-
-/// A body buffer is kept only up to this capacity.
-const MAX_BODY_CAPACITY: usize = 8 * 1024;
-
-/// A header map is kept only up to this much text...
-const MAX_HEADER_TEXT: usize = 1024;
-
-/// ...and this many fields.
-const MAX_HEADER_FIELDS: usize = 32;
-
-#[derive(Default)]
-struct Spares {
-    headers: Vec<HTTPHeaders>,
-    bodies: Vec<Vec<u8>>,
-}
-
-thread_local! {
-    static SPARES: RefCell<Spares> = RefCell::new(Spares::default());
-}
+use crate::iostream::spare;
 
 /// An empty header map, with room from an earlier response if one is spare.
 pub(crate) fn take_headers() -> HTTPHeaders {
-    SPARES
-        .with(|s| s.borrow_mut().headers.pop())
-        .unwrap_or_default()
+    HTTPHeaders::from_spares()
 }
 
 /// An empty body buffer, with room from an earlier response if one is spare.
 pub(crate) fn take_body() -> Vec<u8> {
-    SPARES
-        .with(|s| s.borrow_mut().bodies.pop())
-        .unwrap_or_default()
+    spare::take()
 }
 
 /// A finished response's buffers, for the next one (dropped if too big or
 /// if enough are spare already).
-pub(crate) fn give_back(mut headers: HTTPHeaders, body: Option<Vec<u8>>) {
-    SPARES.with(|s| {
-        let mut spares = s.borrow_mut();
-        if spares.headers.len() < MAX_SPARES
-            && !headers.is_unallocated()
-            && headers.clear_for_reuse(MAX_HEADER_TEXT, MAX_HEADER_FIELDS)
-        {
-            spares.headers.push(headers);
-        }
-        if let Some(mut body) = body {
-            if spares.bodies.len() < MAX_SPARES
-                && body.capacity() > 0
-                && body.capacity() <= MAX_BODY_CAPACITY
-            {
-                body.clear();
-                spares.bodies.push(body);
-            }
-        }
-    });
+pub(crate) fn give_back(headers: HTTPHeaders, body: Option<Vec<u8>>) {
+    headers.recycle();
+    if let Some(body) = body {
+        let _ = spare::give(body);
+    }
 }
 
 /// Drop every spare: the memory trimmer calls this after a wave of closes,
 /// with the loop's own `shrink_to_fit`.
 pub(crate) fn release_all() {
-    SPARES.with(|s| *s.borrow_mut() = Spares::default());
+    spare::release_all();
+    crate::httputil::headers::release_spare_fields();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shared byte pool's bounds (see `iostream/spare.rs`).
+    const MAX_SPARES: usize = 32;
+    const MAX_BODY_CAPACITY: usize = 4 * 1024;
+    const MAX_HEADER_TEXT: usize = 4 * 1024;
 
     #[test]
     fn a_given_back_map_comes_back_empty_with_its_room() {
@@ -114,11 +78,12 @@ mod tests {
         big.add("X-Big", "v".repeat(MAX_HEADER_TEXT));
         give_back(big, None);
         assert!(take_headers().is_unallocated());
+        release_all();
         for _ in 0..MAX_SPARES + 5 {
             give_back(HTTPHeaders::new(), Some(Vec::with_capacity(16)));
         }
-        let count = SPARES.with(|s| s.borrow().bodies.len());
-        assert_eq!(count, MAX_SPARES);
+        assert_eq!(spare::spare_count(), MAX_SPARES);
         release_all();
+        assert_eq!(spare::spare_count(), 0);
     }
 }
