@@ -19,10 +19,18 @@ fn pattern(i: usize) -> u8 {
 
 /// A reader thread: reads `size` bytes in 1 KiB steps (slowly, checking
 /// each byte), or until EOF if `size` is `None`. Returns (bytes, intact).
+///
+/// The client's receive buffer is made small (64 KiB) first, so the kernel
+/// cannot take a big write at once (loopback autotuning could otherwise
+/// take 4 MiB): bytes stay queued on the stream's side and it must wait
+/// for writable edges and resume.
 fn slow_reader(
     mut client: std::net::TcpStream,
     size: Option<usize>,
 ) -> std::thread::JoinHandle<(usize, bool)> {
+    socket2::SockRef::from(&client)
+        .set_recv_buffer_size(64 * 1024)
+        .expect("SO_RCVBUF");
     std::thread::spawn(move || {
         let mut buf = [0u8; 1024];
         let (mut total, mut intact) = (0usize, true);
@@ -54,12 +62,6 @@ fn a_16_mib_write_to_a_slow_reader_completes_and_its_callback_fires_once() {
     run_loop(|_| {
         let (stream, client) = stream_pair();
         *keep.borrow_mut() = Some(stream.clone());
-        // A small receive buffer keeps the reader slow: the kernel cannot
-        // take the 16 MiB at once, so the stream must wait for writable
-        // edges and resume.
-        socket2::SockRef::from(&client)
-            .set_recv_buffer_size(64 * 1024)
-            .expect("SO_RCVBUF");
         *reader.borrow_mut() = Some(slow_reader(client, Some(SIZE)));
         let data: Vec<u8> = (0..SIZE).map(pattern).collect();
         let (f, u, s) = (
@@ -238,9 +240,6 @@ fn close_when_flushed_sends_everything_then_closes() {
     run_loop(|ioloop| {
         let baseline = ioloop.handler_count();
         let (stream, client) = stream_pair();
-        socket2::SockRef::from(&client)
-            .set_recv_buffer_size(64 * 1024)
-            .expect("SO_RCVBUF");
         // Reads until EOF, so it only returns once the stream closed.
         *reader.borrow_mut() = Some(slow_reader(client, None));
         let (c, h) = (close_count.clone(), handlers.clone());
@@ -301,9 +300,6 @@ fn shutdown_write_sends_fin_only_after_the_queued_bytes() {
         *keep.borrow_mut() = Some(stream.clone());
         // A small receive buffer keeps bytes queued on our side after the
         // first flush (loopback autotuning could otherwise take 4 MiB).
-        socket2::SockRef::from(&client)
-            .set_recv_buffer_size(64 * 1024)
-            .expect("SO_RCVBUF");
         // Reads until EOF: it must see every byte first, then the FIN.
         *reader.borrow_mut() = Some(slow_reader(client, None));
         let data: Vec<u8> = (0..SIZE).map(pattern).collect();
@@ -333,9 +329,6 @@ fn write_now_sends_at_once_and_queues_only_what_the_kernel_refuses() {
     run_loop(|_| {
         let (stream, client) = stream_pair();
         *keep.borrow_mut() = Some(stream.clone());
-        socket2::SockRef::from(&client)
-            .set_recv_buffer_size(64 * 1024)
-            .expect("SO_RCVBUF");
         *reader.borrow_mut() = Some(slow_reader(client, Some(SIZE)));
         let data: Vec<u8> = (0..SIZE).map(pattern).collect();
         // A small write queued first must still leave first.
