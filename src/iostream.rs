@@ -186,6 +186,15 @@ pub enum ReadTarget {
         /// Return as soon as at least one byte is there.
         partial: bool,
     },
+    /// Up to and including the first empty line: the end of an HTTP head.
+    /// Lines may end in CRLF or a bare LF, as Tornado's
+    /// `read_until_regex(b"\r?\n\r?\n")` in `http1connection.py` allows
+    /// (RFC 9112 §2.2: "a recipient MAY recognize a single LF as a line
+    /// terminator"). Fails like `Until` beyond `max_bytes`.
+    UntilEmptyLine {
+        /// Most bytes (the empty line included) the result may have.
+        max_bytes: Option<usize>,
+    },
     /// Everything until the peer closes.
     UntilClose,
 }
@@ -548,6 +557,17 @@ impl IOStream {
         );
     }
 
+    /// Read up to and including the first empty line (an HTTP head's end),
+    /// lines ending in CRLF or a bare LF: see [`ReadTarget::UntilEmptyLine`].
+    /// Fails beyond `max_bytes` like [`IOStream::read_until`].
+    pub fn read_until_empty_line(
+        &self,
+        max_bytes: Option<usize>,
+        callback: impl FnOnce(Result<Vec<u8>, StreamError>) + 'static,
+    ) {
+        self.start_read(ReadTarget::UntilEmptyLine { max_bytes }, Box::new(callback));
+    }
+
     /// Read exactly `n` bytes; with `partial`, as soon as 1..=n are there.
     pub fn read_bytes(
         &self,
@@ -878,39 +898,11 @@ fn find_read(st: &mut StreamInner, target: &ReadTarget) -> Found {
         ReadTarget::Until {
             delimiter,
             max_bytes,
-        } => {
-            let data = &st.read_buf[st.read_pos..];
-            if data.is_empty() && max_bytes.is_none_or(|max| max > 0) {
-                // Nothing buffered (a read being set up): nothing to scan.
-                return Found::NotYet;
-            }
-            // Resume where the last scan stopped, minus a delimiter's length
-            // in case the delimiter straddles the old end.
-            let from = st
-                .scan_from
-                .saturating_sub(delimiter.len().saturating_sub(1));
-            if let Some(i) = find_subslice(&data[from.min(data.len())..], delimiter) {
-                let end = from + i + delimiter.len();
-                if let Some(max) = max_bytes {
-                    if end > *max {
-                        return Found::Failed(StreamError::Unsatisfiable { max_bytes: *max });
-                    }
-                }
-                return Found::Ready(end);
-            }
-            st.scan_from = data.len();
-            if let Some(max) = max_bytes {
-                if data.len() >= *max {
-                    return Found::Failed(StreamError::Unsatisfiable { max_bytes: *max });
-                }
-            }
-            if data.len() >= st.max_buffer_size {
-                return Found::Failed(StreamError::BufferFull {
-                    max_buffer_size: st.max_buffer_size,
-                });
-            }
-            Found::NotYet
-        }
+        } => scan_until(st, *max_bytes, delimiter.len(), |data| {
+            find_subslice(data, delimiter).map(|i| i + delimiter.len())
+        }),
+        // The match ends at most 3 bytes after the LF it starts from.
+        ReadTarget::UntilEmptyLine { max_bytes } => scan_until(st, *max_bytes, 3, find_empty_line),
         ReadTarget::UntilClose => {
             if avail >= st.max_buffer_size {
                 Found::Failed(StreamError::BufferFull {
@@ -924,6 +916,63 @@ fn find_read(st: &mut StreamInner, target: &ReadTarget) -> Found {
 }
 
 /// First index of `needle` in `hay`.
+/// The `Until`-style scan shared by [`ReadTarget::Until`] and
+/// [`ReadTarget::UntilEmptyLine`]: `find` returns where the first match in
+/// its slice *ends*; `span` is the longest a match can be, so a rescan
+/// starts early enough to catch a match straddling the old end.
+fn scan_until(
+    st: &mut StreamInner,
+    max_bytes: Option<usize>,
+    span: usize,
+    find: impl Fn(&[u8]) -> Option<usize>,
+) -> Found {
+    let data = &st.read_buf[st.read_pos..];
+    if data.is_empty() && max_bytes.is_none_or(|max| max > 0) {
+        // Nothing buffered (a read being set up): nothing to scan.
+        return Found::NotYet;
+    }
+    // Resume where the last scan stopped.
+    let from = st.scan_from.saturating_sub(span.saturating_sub(1));
+    if let Some(end) = find(&data[from.min(data.len())..]) {
+        let end = from + end;
+        if let Some(max) = max_bytes {
+            if end > max {
+                return Found::Failed(StreamError::Unsatisfiable { max_bytes: max });
+            }
+        }
+        return Found::Ready(end);
+    }
+    st.scan_from = data.len();
+    if let Some(max) = max_bytes {
+        if data.len() >= max {
+            return Found::Failed(StreamError::Unsatisfiable { max_bytes: max });
+        }
+    }
+    if data.len() >= st.max_buffer_size {
+        return Found::Failed(StreamError::BufferFull {
+            max_buffer_size: st.max_buffer_size,
+        });
+    }
+    Found::NotYet
+}
+
+/// Where the first `\r?\n\r?\n` in `hay` ends (one past its last LF).
+/// Each LF is a candidate: the line after it is empty if it is `\n` or
+/// `\r\n`. (The optional CR before the first LF needs no check: the match
+/// ends at the second LF either way.)
+fn find_empty_line(hay: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(p) = find_byte(&hay[i..], b'\n') {
+        let lf = i + p;
+        match hay.get(lf + 1..) {
+            Some([b'\n', ..]) => return Some(lf + 2),
+            Some([b'\r', b'\n', ..]) => return Some(lf + 3),
+            _ => i = lf + 1,
+        }
+    }
+    None
+}
+
 fn find_subslice(hay: &[u8], needle: &[u8]) -> Option<usize> {
     match needle.len() {
         0 => Some(0),
@@ -1491,6 +1540,20 @@ mod tests {
             find_byte(b"\x01\x01\x01\x01\x01\x01\x01\x01\x00", 0),
             Some(8)
         );
+    }
+
+    #[test]
+    fn find_empty_line_accepts_crlf_and_bare_lf() {
+        assert_eq!(find_empty_line(b"a\r\n\r\n"), Some(5));
+        assert_eq!(find_empty_line(b"a\n\n"), Some(3));
+        assert_eq!(find_empty_line(b"a\n\r\nb"), Some(4));
+        assert_eq!(find_empty_line(b"a\r\n\nb"), Some(4));
+        // An LF at the very end might still be followed by the rest.
+        assert_eq!(find_empty_line(b"a\r\nb\r\n"), None);
+        assert_eq!(find_empty_line(b"a\r\n\r"), None);
+        // A lone CR is not a line end.
+        assert_eq!(find_empty_line(b"a\r\r\n"), None);
+        assert_eq!(find_empty_line(b""), None);
     }
 
     #[test]

@@ -360,4 +360,25 @@ fn leading_empty_lines_before_a_request_are_ignored() {
     let mut client = server.raw();
     let r = client.request(format!("\r\n\r\n{}", get("/hello")));
     assert_eq!(r.text(), HELLO);
+    let r = client.request(format!("\n{}", get("/hello")));
+    assert_eq!(r.text(), HELLO);
+}
+
+/// RFC 9112 §2.2 lets a recipient take a bare LF as a line end, and Tornado
+/// does (`read_until_regex(b"\r?\n\r?\n")`): hand-typed requests from `nc`
+/// or `printf` are answered at once rather than timing out.
+#[test]
+fn bare_lf_heads_are_answered_and_keep_the_connection() {
+    let server = plain::start_default();
+    let mut client = server.raw();
+    let r = client.request("GET /hello HTTP/1.1\nHost: t\n\n");
+    assert_eq!((r.status, r.text().as_str()), (200, HELLO));
+    // Mixed line ends, a body, then two pipelined bare-LF heads.
+    let r = client.request("POST /echo HTTP/1.1\r\nHost: t\nContent-Length: 3\r\n\nabc");
+    assert_eq!((r.status, r.text().as_str()), (200, "abc"));
+    client.send("GET /hello HTTP/1.1\nHost: t\n\nGET /hello HTTP/1.1\nHost: t\n\n");
+    for _ in 0..2 {
+        assert_eq!(client.read_response().text(), HELLO);
+    }
+    assert_eq!(server.open_connections(), 1);
 }

@@ -150,6 +150,16 @@ fn chunked_response_with_extensions_and_trailers() {
     assert_eq!(r.text(), "hello world");
 }
 
+/// Like Tornado's client (the same `\r?\n\r?\n` head reader as its
+/// server), a head whose lines end in a bare LF is read, not waited on.
+#[test]
+fn bare_lf_response_head_is_accepted() {
+    let base = canned(b"HTTP/1.1 200 OK\nContent-Length: 5\nX-A: b\n\nhello");
+    let r = fetch_one(&AsyncHTTPClient::new(), HTTPRequest::new(base)).expect("200");
+    assert_eq!(r.headers.get("X-A"), Some("b"));
+    assert_eq!(r.text(), "hello");
+}
+
 #[test]
 fn read_until_close_response() {
     let base = canned(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nall of this until EOF");

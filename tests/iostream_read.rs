@@ -77,11 +77,12 @@ fn feed_one_byte_at_a_time(
     );
 }
 
-#[test]
-fn read_until_multibyte_delimiter_across_many_one_byte_writes() {
-    // "\r\n" pieces of the delimiter appear early, so the resumable search
-    // must not skip or double-count a straddling prefix.
-    let message = b"GET / HTTP/1.0\r\nHost: x\r\n\r\nBODY".to_vec();
+/// How a test asks for a head, given the stream and the callback.
+type HeadRead = fn(&IOStream, Box<dyn FnOnce(ReadResult)>);
+
+/// Feed `message` one byte per write; read its head with `read_head`, then
+/// 4 more bytes. Returns both results.
+fn head_then_body_one_byte_at_a_time(message: &[u8], read_head: HeadRead) -> Vec<ReadResult> {
     let results: Log<ReadResult> = log();
     let keep = slot();
     run_loop(|_| {
@@ -90,19 +91,32 @@ fn read_until_multibyte_delimiter_across_many_one_byte_writes() {
         *keep.borrow_mut() = Some(Rc::clone(&client));
         let delivered = Rc::new(Cell::new(0));
         let (r, d, s) = (results.clone(), delivered.clone(), stream.clone());
-        stream.read_until(b"\r\n\r\n", Some(1000), move |res| {
-            d.set(d.get() + res.as_ref().map(Vec::len).unwrap_or(0));
-            r.borrow_mut().push(res);
-            let (r, d) = (r.clone(), d.clone());
-            s.read_bytes(4, false, move |res| {
+        read_head(
+            &stream,
+            Box::new(move |res| {
                 d.set(d.get() + res.as_ref().map(Vec::len).unwrap_or(0));
                 r.borrow_mut().push(res);
-                stop();
-            });
-        });
-        feed_one_byte_at_a_time(client, stream, Rc::new(message.clone()), 0, delivered);
+                let (r, d) = (r.clone(), d.clone());
+                s.read_bytes(4, false, move |res| {
+                    d.set(d.get() + res.as_ref().map(Vec::len).unwrap_or(0));
+                    r.borrow_mut().push(res);
+                    stop();
+                });
+            }),
+        );
+        feed_one_byte_at_a_time(client, stream, Rc::new(message.to_vec()), 0, delivered);
     });
-    let results = results.take();
+    results.take()
+}
+
+#[test]
+fn read_until_multibyte_delimiter_across_many_one_byte_writes() {
+    // "\r\n" pieces of the delimiter appear early, so the resumable search
+    // must not skip or double-count a straddling prefix.
+    let results =
+        head_then_body_one_byte_at_a_time(b"GET / HTTP/1.0\r\nHost: x\r\n\r\nBODY", |s, cb| {
+            s.read_until(b"\r\n\r\n", Some(1000), cb)
+        });
     assert_eq!(
         results,
         vec![
@@ -110,6 +124,27 @@ fn read_until_multibyte_delimiter_across_many_one_byte_writes() {
             Ok(b"BODY".to_vec())
         ]
     );
+}
+
+#[test]
+fn read_until_empty_line_takes_crlf_or_bare_lf_one_byte_at_a_time() {
+    // Line ends of both kinds, and an empty line that is "\r\n" after a
+    // bare LF: every candidate LF straddles a read boundary.
+    for (message, head) in [
+        (&b"GET / HTTP/1.0\r\nHost: x\r\n\r\nBODY"[..], 27),
+        (b"GET / HTTP/1.0\nHost: x\n\nBODY", 24),
+        (b"GET / HTTP/1.0\r\nHost: x\n\r\nBODY", 26),
+    ] {
+        let results = head_then_body_one_byte_at_a_time(message, |s, cb| {
+            s.read_until_empty_line(Some(1000), cb)
+        });
+        assert_eq!(
+            results,
+            vec![Ok(message[..head].to_vec()), Ok(b"BODY".to_vec())],
+            "{:?}",
+            String::from_utf8_lossy(message)
+        );
+    }
 }
 
 #[test]

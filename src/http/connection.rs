@@ -17,7 +17,7 @@
 //!
 //! | state         | waiting for                  | timer                            |
 //! |---------------|------------------------------|----------------------------------|
-//! | `ReadingHead` | `read_until("\r\n\r\n")`     | header timeout; idle timeout while nothing arrived |
+//! | `ReadingHead` | `read_until_empty_line`      | header timeout; idle timeout while nothing arrived |
 //! | `ReadingBody` | `read_bytes` / chunk lines   | body timeout                     |
 //! | `Responding`  | the application's `finish`   | none (long-polls may wait long)  |
 //! | `Closed`      | nothing                      | none                             |
@@ -163,8 +163,7 @@ pub(crate) fn start(
 fn pump(conn: &Rc<Conn>) {
     loop {
         let target = match &*conn.state.borrow() {
-            State::ReadingHead => ReadTarget::Until {
-                delimiter: Cow::Borrowed(b"\r\n\r\n"),
+            State::ReadingHead => ReadTarget::UntilEmptyLine {
                 max_bytes: Some(conn.options.max_header_size),
             },
             State::ReadingBody { step, .. } => body_target(*step),
@@ -247,9 +246,9 @@ fn on_head(conn: &Rc<Conn>, block: Vec<u8>) -> bool {
     conn.head_seen_at.set(None);
     // RFC 9112 §2.2: empty lines before a request-line are ignored. The
     // parser strips them from the front of a head, but a block that is
-    // nothing but empty lines ("\r\n\r\n": read_until stopped at them) has
-    // no head yet: keep reading.
-    if block.chunks(2).all(|pair| pair == b"\r\n") {
+    // nothing but empty lines ("\r\n\r\n" or "\n\n": the read stopped at
+    // them) has no head yet: keep reading.
+    if block.iter().all(|&b| b == b'\r' || b == b'\n') {
         *conn.state.borrow_mut() = State::ReadingHead;
         return true;
     }

@@ -128,7 +128,8 @@ fn head_text(block: Vec<u8>) -> Result<String, std::string::FromUtf8Error> {
     String::from_utf8(block)
 }
 
-/// Parse `block` (a complete header block ending in CRLF CRLF), keeping it
+/// Parse `block` (a complete header block ending in an empty line, CRLF or
+/// bare LF), keeping it
 /// as the request's header text (see [`RequestHead`]).
 ///
 /// `max_body_size` lets a too-large `Content-Length` be refused (413) before
@@ -140,9 +141,14 @@ pub fn parse_request_head(block: Vec<u8>, max_body_size: u64) -> Result<RequestH
     // RFC 9112 §2.2: "a server that is expecting to receive and parse a
     // request-line SHOULD ignore at least one empty line (CRLF) received
     // prior to the request-line."
+    // A bare LF counts as a line end too (§2.2 "MAY", as Tornado does).
     let mut skip = 0;
-    while block[skip..].starts_with(b"\r\n") {
-        skip += 2;
+    loop {
+        match block.get(skip..) {
+            Some([b'\n', ..]) => skip += 1,
+            Some([b'\r', b'\n', ..]) => skip += 2,
+            _ => break,
+        }
     }
     // Uninitialised slots: zeroing 100 headers (3.2 KB) for every request
     // cost more than parsing a small one. httparse initialises what it uses.
@@ -467,6 +473,17 @@ mod tests {
     #[test]
     fn leading_empty_lines_are_ignored() {
         assert_eq!(status("\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
+        assert_eq!(status("\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
+    }
+
+    #[test]
+    fn bare_lf_line_ends_are_accepted() {
+        let h = parse("GET /a HTTP/1.1\nHost: x\nX-Y: z\n\n").expect("valid");
+        assert_eq!(h.uri(), "/a");
+        assert_eq!(h.headers.get("Host"), Some("x"));
+        assert_eq!(h.headers.get("X-Y"), Some("z"));
+        let mixed = parse("POST / HTTP/1.1\r\nHost: x\nContent-Length: 3\r\n\n").expect("valid");
+        assert_eq!(mixed.body, BodyFraming::Length(3));
     }
 
     #[test]

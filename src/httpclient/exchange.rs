@@ -119,9 +119,7 @@ pub(crate) fn start(stream: IOStream, request: Vec<u8>, method: &str, limits: Li
 fn read_head(ex: &Rc<Exchange>) {
     let again = Rc::clone(ex);
     ex.stream
-        .read_until(b"\r\n\r\n", Some(ex.limits.max_header_size), move |r| {
-            on_head(&again, r)
-        });
+        .read_until_empty_line(Some(ex.limits.max_header_size), move |r| on_head(&again, r));
 }
 
 fn on_head(ex: &Rc<Exchange>, result: Result<Vec<u8>, StreamError>) {

@@ -10,7 +10,7 @@
 //!  parse URL ─▶ resolve (IP literal: at once; a name: on the worker pool,
 //!     │          getaddrinfo blocks) ─▶ IOStream::connect ─▶ write GET + Upgrade
 //!     │                                                          │
-//!     └─ connect_timeout covers all of it ◀── read_until("\r\n\r\n") ◀┘
+//!     └─ connect_timeout covers it all ◀─ read_until_empty_line ◀┘
 //!                                              │ validate_response (§4.1)
 //!                                              ▼
 //!                           WebSocket::start(Role::Client): open(), frame loop
@@ -329,14 +329,10 @@ impl Attempt {
             let _ = stream.write(request);
         }
         let on_head = Rc::clone(&self);
-        stream.read_until(
-            b"\r\n\r\n",
-            Some(MAX_RESPONSE_HEAD),
-            move |result| match result {
-                Ok(head) => on_head.on_response_head(&head),
-                Err(e) => on_head.fail(ConnectError::Stream(e)),
-            },
-        );
+        stream.read_until_empty_line(Some(MAX_RESPONSE_HEAD), move |result| match result {
+            Ok(head) => on_head.on_response_head(&head),
+            Err(e) => on_head.fail(ConnectError::Stream(e)),
+        });
         *self.stream.borrow_mut() = Some(stream);
     }
 
