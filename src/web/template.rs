@@ -18,6 +18,21 @@ use super::context::Ctx;
 use super::handler::HTTPError;
 use super::static_files::StaticFiles;
 
+/// A minijinja environment that loads templates by name from `dir` and
+/// keeps each one compiled until it is told otherwise.
+///
+/// minijinja's own default re-checks every cached template with a `stat` of
+/// its file on each lookup (`auto_reload`): one system call per page, and
+/// one per chat message for `message.html`. Tornado caches compiled
+/// templates for good unless `debug` is on, and so do we: the debug path
+/// clears the cache explicitly before each render instead.
+pub fn file_environment(dir: PathBuf) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_loader(minijinja::path_loader(dir));
+    env.set_auto_reload(false);
+    env
+}
+
 /// The template environment of one application.
 pub(crate) struct Templates {
     /// minijinja's environment (holds the compiled-template cache).
@@ -34,10 +49,9 @@ impl Templates {
         static_files: Option<Arc<StaticFiles>>,
         static_prefix: String,
     ) -> Templates {
-        let mut env = Environment::new();
         // Autoescape by extension (.html/.htm/.xml → HTML) is minijinja's
         // default, as autoescape is Tornado's.
-        env.set_loader(minijinja::path_loader(dir));
+        let mut env = file_environment(dir);
         env.add_function("static_url", move |path: String| -> Value {
             let url = match &static_files {
                 Some(files) => files.static_url(&static_prefix, &path),

@@ -97,8 +97,7 @@ pub struct MessageTemplate {
 impl MessageTemplate {
     /// The template `message.html` from `template_path`.
     pub fn new(template_path: PathBuf, debug: bool) -> MessageTemplate {
-        let mut env = Environment::new();
-        env.set_loader(minijinja::path_loader(template_path));
+        let mut env = crate::web::template::file_environment(template_path);
         env.add_filter("linkify", |text: String| {
             Value::from_safe_string(linkify(&text))
         });
@@ -178,6 +177,28 @@ mod tests {
         );
         assert_eq!(utc_strings(951_782_400.0).0, "2000-02-29T00:00:00Z");
         assert_eq!(utc_strings(f64::NAN).0, "1970-01-01T00:00:00Z");
+    }
+
+    /// Outside debug mode a template is read once, as in Tornado: an edit
+    /// to the file shows only in debug mode (and costs no `stat` per render).
+    #[test]
+    fn template_is_cached_unless_debug() {
+        let dir = std::env::temp_dir().join(format!("squall-msg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("message.html");
+        std::fs::write(&file, "one {{ message.body }}").expect("write");
+        let cached = MessageTemplate::new(dir.clone(), false);
+        let debug = MessageTemplate::new(dir.clone(), true);
+        assert_eq!(cached.render("i", "f", "x", 0.0), "one x");
+        assert_eq!(debug.render("i", "f", "x", 0.0), "one x");
+        std::fs::write(&file, "second {{ message.body }}").expect("rewrite");
+        let (stale, fresh) = (
+            cached.render("i", "f", "x", 0.0),
+            debug.render("i", "f", "x", 0.0),
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(stale, "one x");
+        assert_eq!(fresh, "second x");
     }
 
     #[test]
