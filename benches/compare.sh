@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# squall beside Tornado and the bare mio responder (the hello ceiling and the
-# chat fan-out floor), in one run, as ratios.
+# squall beside Tornado, the bare mio responder (the hello ceiling and the
+# chat fan-out floor) and hyper (the hello cases), in one run, as ratios.
 #
 #   benches/compare.sh [--smoke] [--repeat N] [--only CASES] [--servers LIST]
 #                      [--duration S] [--wrk] [--max-minutes M] [--out DIR]
@@ -8,7 +8,7 @@
 #   --smoke         tiny N, 1 s runs, 1 repetition: a check that everything runs (CI)
 #   --repeat N      repetitions of every figure (default 3; the table shows medians)
 #   --only CASES    comma-separated case names or prefixes (e.g. hello,idle-ws)
-#   --servers LIST  comma-separated subset of squall,tornado,bare (default all)
+#   --servers LIST  comma-separated subset of squall,tornado,bare,hyper (default all)
 #   --duration S    seconds per hello run (default 10; 1 with --smoke)
 #   --wrk           also cross-check hello with wrk (apt-get installs it if missing)
 #   --max-minutes M stop starting new runs after M minutes (default 45)
@@ -29,7 +29,7 @@ OUT="$ROOT/bench-results"
 SMOKE=0
 REPEAT=""
 ONLY=""
-SERVERS="squall,tornado,bare"
+SERVERS="squall,tornado,bare,hyper"
 DURATION=""
 WRK=0
 MAX_MIN=45
@@ -130,17 +130,31 @@ elif want_server squall; then
     fi
 fi
 
+# hyper 1.x on one thread (benches/hyper_peer): the issue states the hello
+# targets against it. Its own crate, so its tokio and hyper never enter
+# squall's or the loadgen's builds.
+HYPER=""
+if want_server hyper; then
+    say "building the hyper peer"
+    if (cd "$ROOT/benches/hyper_peer" && cargo build --release -q) >"$OUT/logs/build-hyper.log" 2>&1; then
+        HYPER="${TARGET_DIR:-$ROOT/benches/hyper_peer/target}/release/hyper_peer"
+    else
+        say "SKIP hyper: the hyper peer does not build (see $OUT/logs/build-hyper.log)"
+    fi
+fi
+
 ACTIVE=()
-for s in squall tornado bare; do
+for s in squall tornado bare hyper; do
     want_server "$s" || continue
     if [ "$s" = squall ] && [ -z "$SQUALL" ]; then continue; fi
+    if [ "$s" = hyper ] && [ -z "$HYPER" ]; then continue; fi
     ACTIVE+=("$s")
 done
 say "servers: ${ACTIVE[*]:-none}"
 [ ${#ACTIVE[@]} -gt 0 ] || { say "nothing to run"; exit 1; }
 
 # --- servers ------------------------------------------------------------------
-declare -A PORT=([squall]=18881 [tornado]=18882 [bare]=18883)
+declare -A PORT=([squall]=18881 [tornado]=18882 [bare]=18883 [hyper]=18884)
 SERVER_PID=""
 start_server() {   # $1 = name; sets SERVER_PID or returns 1
     local name=$1 port=${PORT[$1]} cmd
@@ -150,6 +164,7 @@ start_server() {   # $1 = name; sets SERVER_PID or returns 1
         squall) cmd=(env RUST_LOG="${SQUALL_RUST_LOG:-warn}" "$SQUALL" --port "$port") ;;
         tornado) cmd=("$VENV/bin/python" "$ROOT/benches/tornado_peer/app.py" --port "$port") ;;
         bare) cmd=("$BARE" --port "$port") ;;
+        hyper) cmd=("$HYPER" --port "$port") ;;
     esac
     "${PIN_SERVER[@]}" "${cmd[@]}" >>"$OUT/logs/$name.log" 2>&1 &
     SERVER_PID=$!
@@ -174,9 +189,10 @@ stop_server() {
 
 # --- cases --------------------------------------------------------------------
 # name | servers | time limit s | loadgen args
-#   a = all three (bare is the ceiling), f = all three (bare is the fan-out
-#   floor: it speaks just enough of the chat contract), c = squall+tornado
-#   (bare does not serve the route, e.g. the cart).
+#   a = all four (bare is the ceiling; hyper serves just /hello and
+#   /healthz), f = squall, tornado and bare (bare is the fan-out floor: it
+#   speaks just enough of the chat contract), c = squall+tornado (bare does
+#   not serve the route, e.g. the cart).
 # {U} = base URL, {PID} = server pid.
 if [ "$SMOKE" = 1 ]; then
     CASES=(
@@ -252,6 +268,7 @@ for spec in "${CASES[@]}"; do
     servers=()
     for s in "${ACTIVE[@]}"; do
         if [ "$who" = c ] && [ "$s" = bare ]; then continue; fi
+        if [ "$who" != a ] && [ "$s" = hyper ]; then continue; fi
         servers+=("$s")
     done
     for rep in $(seq 1 "$REPEAT"); do

@@ -4,9 +4,12 @@
     python3 benches/summarize.py bench-results/results.jsonl bench-results/
 
 Each row is one figure of one case: the median over the repetitions for
-squall, Tornado and (where it applies) the bare mio responder, and the ratio
-"how many times better squall is than Tornado" (> 1 means squall wins,
+squall, Tornado, (where it applies) the bare mio responder and hyper, and the
+ratio "how many times better squall is than Tornado" (> 1 means squall wins,
 whichever direction the figure improves in). Standard library only.
+
+hyper (1.x, one thread, benches/hyper_peer) runs in the cases that need only
+/hello: the hello, keep-alive idle and storm cases.
 
 The bare responder is the *ceiling* in the hello, keep-alive and storm cases
 (canned answers) and the *floor* in the chat fan-out cases (one
@@ -60,9 +63,9 @@ METRICS = {
         ("listen_overflows", "ListenOverflows", None),
     ],
 }
-SERVERS = ("squall", "tornado", "bare")
+SERVERS = ("squall", "tornado", "bare", "hyper")
 # Names in the plot: in the fan-out cases it shows, bare is the floor.
-LEGEND = {"squall": "squall", "tornado": "Tornado", "bare": "bare floor"}
+LEGEND = {"squall": "squall", "tornado": "Tornado", "bare": "bare floor", "hyper": "hyper"}
 # Scenarios in which the bare responder is the fan-out floor, not the ceiling.
 FLOOR_SCENARIOS = ("longpoll-fanout", "ws-fanout")
 FLOOR_IDLE_KINDS = ("longpoll", "ws")
@@ -190,25 +193,27 @@ def main():
                     "squall": med["squall"],
                     "tornado": med["tornado"],
                     "bare": med["bare"],
+                    "hyper": med["hyper"],
                     "bare_role": role,
                     "runs": n,
                     "ratio_vs_tornado": ratio(med["squall"], med["tornado"], better),
                     "squall_vs_bare": ratio(med["squall"], med["bare"], better),
+                    "squall_vs_hyper": ratio(med["squall"], med["hyper"], better),
                     "notes": sorted(set(notes)),
                 }
             )
 
     lines = [
-        "| case | figure | squall | Tornado | squall ÷ Tornado (×, >1 = squall better) | bare mio (ceiling / *floor*) | squall ÷ bare |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| case | figure | squall | Tornado | squall ÷ Tornado (×, >1 = squall better) | bare mio (ceiling / *floor*) | squall ÷ bare | hyper | squall ÷ hyper |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     all_notes = []
     for r in rows:
         if "key" not in r:
-            lines.append("| {} | {} | | | | | |".format(r["case"], r["metric"]))
+            lines.append("| {} | {} | | | | | | | |".format(r["case"], r["metric"]))
         else:
             lines.append(
-                "| {} | {} | {} | {} | {} | {} | {} |".format(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
                     r["case"],
                     r["metric"],
                     fmt(r["squall"]),
@@ -216,6 +221,8 @@ def main():
                     fmt(r["ratio_vs_tornado"]),
                     floor_mark(r, fmt(r["bare"])),
                     floor_mark(r, fmt(r["squall_vs_bare"])),
+                    fmt(r["hyper"]),
+                    fmt(r["squall_vs_hyper"]),
                 )
             )
         for note in r["notes"]:
@@ -279,7 +286,7 @@ def plot(rows):
         out.append('<line x1="{0}" x2="{1}" y1="{2:.1f}" y2="{2:.1f}" stroke="#ddd"/>'.format(left, w - 20, y(d)))
         out.append('<text x="{}" y="{:.1f}" text-anchor="end">{:g}</text>'.format(left - 6, y(d) + 4, d))
         d *= 10
-    colors = {"squall": "#2a7ab0", "tornado": "#e08a1e", "bare": "#8a8a8a"}
+    colors = {"squall": "#2a7ab0", "tornado": "#e08a1e", "bare": "#8a8a8a", "hyper": "#5a9a4a"}
     for i, r in enumerate(data):
         x0 = left + 20 + i * group
         for j, s in enumerate(series):
