@@ -357,6 +357,33 @@ impl WriteBuffer {
         self.chunks.push_back(chunk);
     }
 
+    /// Let `fill` append to the last chunk (or to a new one when the last
+    /// is full or there is none), as a small borrowed write would have been
+    /// copied there. Returns how many bytes `fill` appended.
+    ///
+    /// Relies on `fill` only appending: bytes already queued are never
+    /// touched (the first chunk may be partly sent).
+    fn append_with(&mut self, fill: impl FnOnce(&mut Vec<u8>)) -> usize {
+        if self
+            .chunks
+            .back()
+            .is_none_or(|last| last.len() >= EAGER_FLUSH_BYTES)
+        {
+            self.chunks.push_back(Vec::with_capacity(NEW_CHUNK_BYTES));
+        }
+        let Some(last) = self.chunks.back_mut() else {
+            return 0;
+        };
+        let before = last.len();
+        fill(last);
+        let added = last.len().saturating_sub(before);
+        if last.is_empty() {
+            self.chunks.pop_back();
+        }
+        self.len += added;
+        added
+    }
+
     /// Mark `n` bytes sent.
     fn advance(&mut self, mut n: usize) {
         self.len -= n;
@@ -675,6 +702,36 @@ impl IOStream {
     /// protocol code that builds each message in a reused scratch buffer.
     pub fn write_bytes(&self, data: &[u8]) -> Result<(), StreamError> {
         self.write_inner(Payload::Borrowed(data), None)
+    }
+
+    /// Queue bytes built in place: `fill` appends them to the tail of the
+    /// write buffer, where [`write_bytes`](Self::write_bytes) would have
+    /// copied them, so a response head needs no scratch buffer and no copy.
+    /// `fill` must only append, and runs while the stream is borrowed: it
+    /// must not call this stream. For small writes (heads, small bodies);
+    /// errors as for [`write`](Self::write), except that the write-buffer
+    /// cap is checked after `fill` ran.
+    pub fn write_with(&self, fill: impl FnOnce(&mut Vec<u8>)) -> Result<(), StreamError> {
+        let mut st = self.inner.borrow_mut();
+        if let Some(err) = &st.closed {
+            return Err(err.clone());
+        }
+        let added = st.write_buf.append_with(fill);
+        st.total_queued += added as u64;
+        if st.write_buf.len > st.max_write_buffer_size {
+            let err = StreamError::WriteBufferFull {
+                max_write_buffer_size: st.max_write_buffer_size,
+            };
+            log::warn!("closing {:?}: {err}", st.peer);
+            close_inner(&mut st, err.clone());
+            return Err(err);
+        }
+        if st.write_buf.len >= EAGER_FLUSH_BYTES {
+            flush(&mut st);
+        } else {
+            schedule_flush(&mut st);
+        }
+        Ok(())
     }
 
     /// Send `data` now instead of at the end of the iteration. When nothing
@@ -1568,6 +1625,24 @@ mod tests {
         assert_eq!(find_subslice(b"abab", b"abab"), Some(0));
         assert_eq!(find_subslice(b"aab", b"ab"), Some(1));
         assert_eq!(find_subslice(b"ab", b"abc"), None);
+    }
+
+    #[test]
+    fn write_buffer_append_with_builds_in_the_tail_chunk() {
+        let mut wb = WriteBuffer::default();
+        // Nothing appended: no empty chunk is left behind.
+        assert_eq!(wb.append_with(|_| {}), 0);
+        assert_eq!((wb.len, wb.chunks.len()), (0, 0));
+        assert_eq!(wb.append_with(|out| out.extend_from_slice(b"head")), 4);
+        wb.push_slice(b"+");
+        assert_eq!(wb.append_with(|out| out.extend_from_slice(b"next")), 4);
+        assert_eq!(wb.chunks.len(), 1);
+        assert_eq!(wb.chunks[0], b"head+next");
+        // A full tail chunk is not appended to.
+        wb.push(vec![b'x'; EAGER_FLUSH_BYTES]);
+        wb.append_with(|out| out.push(b'y'));
+        assert_eq!(wb.chunks.len(), 3);
+        assert_eq!(wb.len, 9 + EAGER_FLUSH_BYTES + 1);
     }
 
     #[test]

@@ -354,6 +354,30 @@ fn curl_decodes_the_streamed_response() {
     assert_eq!(out, STREAMED);
 }
 
+/// A body longer than the Content-Length the application set is cut to it
+/// and the connection closed (the client cannot know where the extra bytes
+/// would end); the head and the promised bytes still go out first, and the
+/// head says `Connection: close`.
+#[test]
+fn a_body_longer_than_its_content_length_is_cut_and_the_connection_closed() {
+    let server = plain::start_default();
+    let mut client = server.raw();
+    // Pipelined behind a good request, and alone: both write paths.
+    client.send(format!(
+        "{}GET /overlong HTTP/1.1\r\nHost: t\r\n\r\n",
+        get("/hello")
+    ));
+    assert_eq!(client.read_response().text(), HELLO);
+    let r = client.read_response();
+    assert_eq!((r.status, r.text().as_str()), (200, "hel"));
+    assert_eq!(r.header("Connection"), Some("close"));
+    assert!(client.closed_cleanly());
+    let mut alone = server.raw();
+    let r = alone.request("GET /overlong HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((r.status, r.text().as_str()), (200, "hel"));
+    assert!(alone.closed_cleanly());
+}
+
 #[test]
 fn leading_empty_lines_before_a_request_are_ignored() {
     let server = plain::start_default();

@@ -12,6 +12,7 @@
 //! | `HEAD`, 1xx, 204, 304                            | headers only, never a body       |
 
 use std::cell::RefCell;
+use std::io::Write as _;
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
@@ -25,9 +26,10 @@ use crate::iostream::IOStream;
 /// The `Server` header squall sends unless the application sets one.
 pub const SERVER_HEADER: &str = concat!("squall/", env!("CARGO_PKG_VERSION"));
 
-/// Bodies up to this size are copied into the response's scratch buffer
-/// behind the head, so head and body reach the stream in one copy; larger
-/// ones are queued on their own.
+/// Bodies up to this size are built behind the head (in the stream's write
+/// buffer, or in the scratch buffer for a response sent at once), so head
+/// and body reach the stream in one copy; larger ones are queued on their
+/// own.
 const SMALL_BODY_BYTES: usize = 2048;
 
 /// A scratch buffer grown past this (a huge header block) is freed after
@@ -36,6 +38,32 @@ const MAX_SCRATCH_BYTES: usize = 64 * 1024;
 
 /// Log target of the access log (filter with `RUST_LOG=squall::access=warn`).
 pub const ACCESS_LOG_TARGET: &str = "squall::access";
+
+/// One piece of response body, framed (see [`HTTPResponder::frame_body`]).
+enum BodyPiece<'c> {
+    /// Nothing goes on the wire (no body allowed, or empty).
+    Nothing,
+    /// The bytes as they are (Content-Length or until-close framing).
+    Raw(&'c [u8]),
+    /// One chunk of `Transfer-Encoding: chunked`: size line, data, CRLF.
+    Chunk(&'c [u8]),
+}
+
+impl BodyPiece<'_> {
+    /// Append the piece's wire bytes to `out`.
+    fn encode(&self, out: &mut Vec<u8>) {
+        match *self {
+            BodyPiece::Nothing => {}
+            BodyPiece::Raw(bytes) => out.extend_from_slice(bytes),
+            BodyPiece::Chunk(bytes) => {
+                // RFC 9112 §7.1: chunk-size is hex, then CRLF, data, CRLF.
+                let _ = write!(out, "{:x}\r\n", bytes.len());
+                out.extend_from_slice(bytes);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+}
 
 /// Where a response is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -198,32 +226,45 @@ impl HTTPResponder {
             self.keep_alive = false;
         }
         self.progress = Progress::Streaming(framing);
-        // The head (and a small body) is built in a per-thread scratch
-        // buffer and copied into the stream's write buffer, where it joins
-        // the responses queued before it: no allocation per response.
-        thread_local! {
-            static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-        }
         let small_body = chunk.len() <= SMALL_BODY_BYTES;
-        SCRATCH.with(|scratch| {
-            let mut out = scratch.borrow_mut();
-            out.clear();
-            self.build_head(&mut out, status, headers, seen, framing, chunk, finishing);
-            if small_body {
-                self.append_body(&mut out, chunk);
+        let (piece, cut_short) = if small_body {
+            self.frame_body(chunk)
+        } else {
+            (BodyPiece::Nothing, false)
+        };
+        let this = &*self;
+        let fill = |out: &mut Vec<u8>| {
+            this.build_head(out, status, headers, seen, framing, chunk, finishing);
+            piece.encode(out);
+        };
+        if finishing && small_body && connection::sends_at_once(&self.conn) {
+            // A whole response that leaves at once (see
+            // `connection::sends_at_once`) is built in a per-thread scratch
+            // buffer and goes from there straight to the socket: no copy
+            // into the write buffer, no allocation.
+            thread_local! {
+                static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
             }
-            // A whole response that leaves at once goes from the scratch
-            // straight to the socket (see `connection::sends_at_once`).
-            let _ = if finishing && small_body && connection::sends_at_once(&self.conn) {
-                self.conn.stream.write_now(&out)
-            } else {
-                self.conn.stream.write_bytes(&out)
-            };
-            out.clear();
-            if out.capacity() > MAX_SCRATCH_BYTES {
-                *out = Vec::new();
-            }
-        });
+            SCRATCH.with(|scratch| {
+                let mut out = scratch.borrow_mut();
+                out.clear();
+                fill(&mut out);
+                let _ = self.conn.stream.write_now(&out);
+                out.clear();
+                if out.capacity() > MAX_SCRATCH_BYTES {
+                    *out = Vec::new();
+                }
+            });
+        } else {
+            // Otherwise (pipelined responses, streaming) it is built in
+            // place at the tail of the stream's write buffer, behind the
+            // responses queued before it.
+            let _ = self.conn.stream.write_with(fill);
+        }
+        if cut_short {
+            // After the bytes are queued, so that they still go out.
+            self.conn.stream.close_when_flushed();
+        }
         if !small_body {
             // Queued as its own chunk, not copied through the scratch.
             self.write(chunk);
@@ -300,29 +341,35 @@ impl HTTPResponder {
             log::error!("HTTPResponder::write before write_headers or after finish");
             return;
         }
-        let mut out = Vec::with_capacity(chunk.len() + 16);
-        self.append_body(&mut out, chunk);
-        if !out.is_empty() {
+        let (piece, cut_short) = self.frame_body(chunk);
+        if !matches!(piece, BodyPiece::Nothing) {
+            // Its own chunk of the write buffer: a big body is not copied
+            // into the tail of what is queued.
+            let mut out = Vec::with_capacity(chunk.len() + 16);
+            piece.encode(&mut out);
             let _ = self.conn.stream.write(out);
+        }
+        if cut_short {
+            self.conn.stream.close_when_flushed();
         }
     }
 
-    /// Encode `chunk` per the framing into `out`, tracking what is owed.
-    fn append_body(&mut self, out: &mut Vec<u8>, chunk: &[u8]) {
-        if chunk.is_empty() {
-            return;
-        }
+    /// How `chunk` goes on the wire under the response's framing, with what
+    /// is owed updated. A chunk longer than the Content-Length still owed is
+    /// cut to it and the connection stops being kept alive; the `true` then
+    /// returned tells the caller to close the stream once the cut piece is
+    /// queued (closing first would lose it).
+    fn frame_body<'c>(&mut self, chunk: &'c [u8]) -> (BodyPiece<'c>, bool) {
         let Progress::Streaming(framing) = self.progress else {
-            return;
+            return (BodyPiece::Nothing, false);
         };
+        if chunk.is_empty() {
+            return (BodyPiece::Nothing, false);
+        }
         match framing {
-            Framing::NoBody => {}
-            Framing::UntilClose => out.extend_from_slice(chunk),
-            Framing::Chunked => {
-                out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-                out.extend_from_slice(chunk);
-                out.extend_from_slice(b"\r\n");
-            }
+            Framing::NoBody => (BodyPiece::Nothing, false),
+            Framing::UntilClose => (BodyPiece::Raw(chunk), false),
+            Framing::Chunked => (BodyPiece::Chunk(chunk), false),
             Framing::Length(owed) => {
                 let n = chunk.len() as u64;
                 if n > owed {
@@ -330,13 +377,12 @@ impl HTTPResponder {
                         "response body longer than its Content-Length; closing the connection"
                     );
                     self.keep_alive = false;
-                    self.conn.stream.close_when_flushed();
-                    out.extend_from_slice(&chunk[..usize::try_from(owed).unwrap_or(0)]);
                     self.progress = Progress::Streaming(Framing::Length(0));
-                    return;
+                    let kept = &chunk[..usize::try_from(owed).unwrap_or(0)];
+                    return (BodyPiece::Raw(kept), true);
                 }
-                out.extend_from_slice(chunk);
                 self.progress = Progress::Streaming(Framing::Length(owed - n));
+                (BodyPiece::Raw(chunk), false)
             }
         }
     }

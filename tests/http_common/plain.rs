@@ -6,6 +6,7 @@
 //! | `/echo`   | the request body; `X-Method`, `X-Query`, `X-Version` headers |
 //! | `/stream` | `one,` + `two,` now, `three` from a timer: length unknown   |
 //! | `/later?ms=N` | `later` after N milliseconds (a long-poll's shape)     |
+//! | `/overlong` | an application bug: `Content-Length: 3`, body `hello`   |
 //! | other     | 404                                                         |
 
 use std::time::Duration;
@@ -62,6 +63,10 @@ fn answer(request: HTTPServerRequest, mut responder: HTTPResponder) {
             IOLoop::current().call_later(Duration::from_millis(ms), move || {
                 responder.write_headers(200, &headers, b"later", true);
             });
+        }
+        "/overlong" => {
+            headers.add("Content-Length", "3");
+            responder.write_headers(200, &headers, b"hello", true);
         }
         _ => responder.write_headers(404, &headers, b"not found", true),
     }
