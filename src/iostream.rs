@@ -719,18 +719,9 @@ impl IOStream {
         let added = st.write_buf.append_with(fill);
         st.total_queued += added as u64;
         if st.write_buf.len > st.max_write_buffer_size {
-            let err = StreamError::WriteBufferFull {
-                max_write_buffer_size: st.max_write_buffer_size,
-            };
-            log::warn!("closing {:?}: {err}", st.peer);
-            close_inner(&mut st, err.clone());
-            return Err(err);
+            return Err(close_write_buffer_full(&mut st));
         }
-        if st.write_buf.len >= EAGER_FLUSH_BYTES {
-            flush(&mut st);
-        } else {
-            schedule_flush(&mut st);
-        }
+        flush_when_due(&mut st);
         Ok(())
     }
 
@@ -784,12 +775,7 @@ impl IOStream {
             return Err(err.clone());
         }
         if st.write_buf.len + data.len() > st.max_write_buffer_size {
-            let err = StreamError::WriteBufferFull {
-                max_write_buffer_size: st.max_write_buffer_size,
-            };
-            log::warn!("closing {:?}: {err}", st.peer);
-            close_inner(&mut st, err.clone());
-            return Err(err);
+            return Err(close_write_buffer_full(&mut st));
         }
         st.total_queued += data.len() as u64;
         match data {
@@ -800,11 +786,7 @@ impl IOStream {
             let index = st.total_queued;
             st.write_callbacks.push_back((index, cb));
         }
-        if st.write_buf.len >= EAGER_FLUSH_BYTES {
-            flush(&mut st);
-        } else {
-            schedule_flush(&mut st);
-        }
+        flush_when_due(&mut st);
         Ok(())
     }
 
@@ -1357,6 +1339,27 @@ fn close_pending_read(st: &mut StreamInner) {
 }
 
 /// Queue a flush for the end of this iteration (once).
+/// The write buffer is over its cap: close the stream (a peer that does not
+/// read must not grow it without bound) and say why.
+fn close_write_buffer_full(st: &mut StreamInner) -> StreamError {
+    let err = StreamError::WriteBufferFull {
+        max_write_buffer_size: st.max_write_buffer_size,
+    };
+    log::warn!("closing {:?}: {err}", st.peer);
+    close_inner(st, err.clone());
+    err
+}
+
+/// After queuing: write now if a lot is queued, else at the end of the
+/// iteration (where the writes of one pass leave together).
+fn flush_when_due(st: &mut StreamInner) {
+    if st.write_buf.len >= EAGER_FLUSH_BYTES {
+        flush(st);
+    } else {
+        schedule_flush(st);
+    }
+}
+
 fn schedule_flush(st: &mut StreamInner) {
     if st.flush_scheduled || st.write_blocked {
         return;
