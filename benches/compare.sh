@@ -14,6 +14,9 @@
 #   --max-minutes M stop starting new runs after M minutes (default 45)
 #   --out DIR       results directory (default bench-results/ at the repo root)
 #   --squall-bin P  use this squall binary instead of building the repo's
+#   --check         exit 1 if a run failed or squall broke a correctness claim
+#                   (answers, deliveries, the cart, answering after idle);
+#                   never on timings. CI runs --smoke --check.
 #
 # The Tornado venv lives in bench-results/venv (or $BENCH_VENV) whatever --out is.
 #
@@ -34,6 +37,7 @@ DURATION=""
 WRK=0
 MAX_MIN=45
 SQUALL_BIN=""
+CHECK=0
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -46,7 +50,8 @@ while [ $# -gt 0 ]; do
         --max-minutes) MAX_MIN="$2"; shift ;;
         --out) OUT="$2"; shift ;;
         --squall-bin) SQUALL_BIN="$2"; shift ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        --check) CHECK=1 ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -152,6 +157,9 @@ for s in squall tornado bare hyper; do
 done
 say "servers: ${ACTIVE[*]:-none}"
 [ ${#ACTIVE[@]} -gt 0 ] || { say "nothing to run"; exit 1; }
+if [ "$CHECK" = 1 ] && [ "${#ACTIVE[@]}" -lt "$(tr ',' '\n' <<<"$SERVERS" | grep -c .)" ]; then
+    say "CHECK FAILED: a server asked for in --servers $SERVERS was skipped (see above)"; exit 1
+fi
 
 # --- servers ------------------------------------------------------------------
 declare -A PORT=([squall]=18881 [tornado]=18882 [bare]=18883 [hyper]=18884)
@@ -312,4 +320,8 @@ if [ "$WRK" = 1 ] && [ "$STOPPED" = 0 ]; then
 fi
 
 cleanup
-python3 "$ROOT/benches/summarize.py" "$RESULTS" "$OUT"
+if [ "$CHECK" = 1 ]; then
+    python3 "$ROOT/benches/summarize.py" "$RESULTS" "$OUT" --check
+else
+    python3 "$ROOT/benches/summarize.py" "$RESULTS" "$OUT"
+fi

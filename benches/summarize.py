@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Turn compare.sh's results.jsonl into one table (markdown + JSON) and a plot.
 
-    python3 benches/summarize.py bench-results/results.jsonl bench-results/
+    python3 benches/summarize.py bench-results/results.jsonl bench-results/ [--check]
+
+With --check it exits 1 if a run failed or squall broke a correctness
+claim (see `problems`); timings are never checked, so a slow or noisy
+machine cannot fail it. CI runs `compare.sh --smoke --check`.
 
 Each row is one figure of one case: the median over the repetitions for
 squall, Tornado, (where it applies) the bare mio responder and hyper, and the
@@ -116,8 +120,35 @@ def ratio(sq, tor, better):
     return tor / sq if sq else None
 
 
+def problems(results):
+    """What a --check run fails on: every run must have produced a summary,
+    and squall's must keep the claims that do not depend on timing (every
+    answer a 2xx, every fan-out message delivered, the cart never oversold
+    nor below 0, the server still answering after its idle crowd left).
+    `results` is [(case, server, result)] as read from results.jsonl."""
+    found = []
+    for case, server, r in results:
+        if "error" in r:
+            found.append("{} {}: {}".format(case, server, r["error"]))
+            continue
+        if server != "squall":
+            continue
+        scen = r.get("scenario")
+        if scen == "hello" and (r.get("errors") or r.get("non_2xx")):
+            found.append("{} squall: {} errors, {} non-2xx".format(case, r.get("errors"), r.get("non_2xx")))
+        if scen in FLOOR_SCENARIOS and r.get("delivered") != r.get("expected"):
+            found.append("{} squall: delivered {} of {}".format(case, r.get("delivered"), r.get("expected")))
+        if scen == "cart-race" and (r.get("oversold") or r.get("negative")):
+            found.append("{} squall: oversold or below 0 (accepted {}, inventory {})".format(case, r.get("accepted"), r.get("inventory_after")))
+        if scen == "idle" and r.get("still_answers") is not True:
+            found.append("{} squall: no answer after the idle connections closed".format(case))
+    return found
+
+
 def main():
     path, out = sys.argv[1], sys.argv[2]
+    check = "--check" in sys.argv[3:]
+    raw = []
     os.makedirs(out, exist_ok=True)
     runs = defaultdict(list)  # (case, server) -> [result]
     scenario_of = {}
@@ -133,6 +164,7 @@ def main():
             except ValueError:
                 continue
             case, server, result = row["case"], row["server"], row.get("result") or {}
+            raw.append((case, server, result))
             if case not in order:
                 order.append(case)
             runs[(case, server)].append(result)
@@ -249,6 +281,13 @@ def main():
             f.write(svg)
     print(md)
     print("written: {0}/table.md {0}/table.json{1}".format(out, " {}/latency.svg".format(out) if svg else ""))
+    if check:
+        found = problems(raw)
+        for p in found:
+            print("CHECK FAILED: " + p)
+        if found or not raw:
+            sys.exit(1)
+        print("check: every run produced a summary and squall kept every correctness claim")
 
 
 def floor_mark(row, text):
