@@ -233,7 +233,7 @@ fn next_of(location: Option<&str>) -> String {
     let next = location
         .and_then(|l| l.strip_prefix("/auth/login?next="))
         .unwrap_or_else(|| panic!("not a login redirect: {location:?}"));
-    squall::httputil::url_unescape(next, false).into_owned()
+    squall::httputil::url_unescape(next, true).into_owned()
 }
 
 /// The private page answers as for nobody: login redirect, API 403.

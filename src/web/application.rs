@@ -290,7 +290,9 @@ fn run_handler(app: &AppInner, route: &Route, cx: &Ctx) -> HandlerResult {
     }
     if route.authenticated && cx.current_user().is_none() {
         if matches!(method, "GET" | "HEAD") && !route.api {
-            let next = url_escape(cx.request().uri(), false);
+            // Form-encoded like Tornado's `urlencode(dict(next=uri))`:
+            // `/` and `?` become `%2F` and `%3F`.
+            let next = url_escape(cx.request().uri(), true);
             let sep = if app.settings.login_url.contains('?') {
                 '&'
             } else {
