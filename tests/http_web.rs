@@ -284,6 +284,38 @@ fn gzip_when_accepted() {
     assert_eq!(plain.text(), webapp::big_text());
 }
 
+/// The implied types (Tornado's default `text/html`, and JSON from
+/// `write_json`) count as compressible, are sent once, and `set_header`
+/// after `write_json` still wins.
+#[test]
+fn implied_content_types_are_sent_once_and_gzipped() {
+    let (server, _events) = start();
+    let mut client = server.raw();
+    for (path, content_type) in [
+        ("/big-json", "application/json; charset=UTF-8"),
+        ("/big-html", "text/html; charset=UTF-8"),
+    ] {
+        let r = client.request(format!(
+            "GET {path} HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n"
+        ));
+        assert_eq!(
+            r.headers_named("Content-Type"),
+            vec![content_type],
+            "{path}"
+        );
+        assert_eq!(r.header("Content-Encoding"), Some("gzip"), "{path}");
+        let plain = client.request(get(path));
+        assert_eq!(
+            plain.headers_named("Content-Type"),
+            vec![content_type],
+            "{path}"
+        );
+        assert!(plain
+            .text()
+            .contains("line 099 of a compressible text body"));
+    }
+}
+
 #[test]
 fn multipart_upload_with_curl() {
     if !have_curl() {

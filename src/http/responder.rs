@@ -163,6 +163,35 @@ impl HTTPResponder {
         chunk: &[u8],
         finishing: bool,
     ) {
+        self.write_head_inner(status, headers, None, chunk, finishing);
+    }
+
+    /// [`write_headers`](Self::write_headers) plus `Content-Type:
+    /// content_type`, which is not in `headers`: the web layer's implied
+    /// type (Tornado's default `text/html`, or JSON), sent without building
+    /// a header map for it. The caller guarantees `headers` has no
+    /// `Content-Type` of its own.
+    pub(crate) fn write_headers_with_type(
+        &mut self,
+        status: u16,
+        headers: &HTTPHeaders,
+        content_type: &'static str,
+        chunk: &[u8],
+        finishing: bool,
+    ) {
+        debug_assert!(!headers.contains("Content-Type"));
+        self.write_head_inner(status, headers, Some(content_type), chunk, finishing);
+    }
+
+    /// See [`write_headers_with_type`](Self::write_headers_with_type).
+    fn write_head_inner(
+        &mut self,
+        status: u16,
+        headers: &HTTPHeaders,
+        implied_type: Option<&'static str>,
+        chunk: &[u8],
+        finishing: bool,
+    ) {
         if self.progress != Progress::NotStarted {
             log::error!("write_headers called twice for one response");
             return;
@@ -171,7 +200,10 @@ impl HTTPResponder {
         // Content-Length it set, if any, and which headers the responder
         // would otherwise add or drop (so `build_head` need not look again).
         let mut content_length = None;
-        let mut seen = HeadFlags::default();
+        let mut seen = HeadFlags {
+            implied_type,
+            ..HeadFlags::default()
+        };
         for (name, value) in headers.iter() {
             if !crate::httputil::is_token(name)
                 || !crate::httputil::is_field_value(value.as_bytes())
@@ -312,6 +344,9 @@ impl HTTPResponder {
                 continue;
             }
             push_header(out, name, value);
+        }
+        if let Some(content_type) = seen.implied_type {
+            push_header(out, "Content-Type", content_type);
         }
         let has_length = seen.length;
         match framing {
@@ -536,6 +571,9 @@ struct HeadFlags {
     length: bool,
     /// `Connection` or `Transfer-Encoding` set: they must be filtered out.
     framing: bool,
+    /// A `Content-Type` to send that is not among the headers (see
+    /// [`HTTPResponder::write_headers_with_type`]).
+    implied_type: Option<&'static str>,
 }
 
 /// Response headers the responder itself has a say in.

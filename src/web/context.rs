@@ -40,12 +40,22 @@ struct Response {
     headers_flushed: bool,
     /// `finish` ran (or the response was otherwise completed).
     finished: bool,
-    /// The application set, added or cleared `Content-Type` itself, so the
-    /// default (`text/html; charset=UTF-8`, Tornado's) is not added when
-    /// the headers go out. Added then, not up front: a response that sets
-    /// its own type (or waits, parked) holds no header memory for it.
-    content_type_chosen: bool,
+    /// The `Content-Type` sent beside `headers` when they go out: Tornado's
+    /// default (`text/html; charset=UTF-8`) until the application sets,
+    /// adds or clears one itself (then `None`: `headers` decides), or JSON
+    /// after `write_json` / `finish_json_bytes`. Kept out of the map so a
+    /// response that sets no other header never builds one (a long-poll
+    /// fan-out answers thousands of waiters with no map at all).
+    ///
+    /// Invariant: `Some` only while `headers` has no `Content-Type`.
+    implied_type: Option<&'static str>,
 }
+
+/// Tornado's default `Content-Type` (`RequestHandler.clear`).
+const DEFAULT_CONTENT_TYPE: &str = "text/html; charset=UTF-8";
+
+/// The `Content-Type` of `write_json` and `finish_json_bytes`.
+const JSON_CONTENT_TYPE: &str = "application/json; charset=UTF-8";
 
 impl Response {
     /// A fresh 200 response with nothing set; `None` makes an inert one
@@ -58,18 +68,32 @@ impl Response {
             buffer: Vec::new(),
             headers_flushed: false,
             finished: false,
-            content_type_chosen: false,
+            implied_type: Some(DEFAULT_CONTENT_TYPE),
         }
     }
 
-    /// Headers as they go out: with the default `Content-Type` unless the
-    /// application chose its own.
-    fn apply_default_content_type(&mut self) {
-        if !self.content_type_chosen && !self.headers.contains("Content-Type") {
-            self.headers_mut()
-                .add("Content-Type", "text/html; charset=UTF-8");
+    /// Make `content_type` the response's type, replacing any the
+    /// application set (as `set_header` would), without building a map.
+    fn imply_type(&mut self, content_type: &'static str) {
+        if !self.headers.is_unallocated() {
+            self.headers.remove("Content-Type");
         }
-        self.content_type_chosen = true;
+        self.implied_type = Some(content_type);
+    }
+
+    /// Send the head through `responder` (status, `headers`, and the
+    /// implied `Content-Type`, if any).
+    fn send_head(&self, responder: &mut HTTPResponder, status: u16, chunk: &[u8], finishing: bool) {
+        match self.implied_type {
+            Some(content_type) => responder.write_headers_with_type(
+                status,
+                &self.headers,
+                content_type,
+                chunk,
+                finishing,
+            ),
+            None => responder.write_headers(status, &self.headers, chunk, finishing),
+        }
     }
 
     /// The headers, to change: a spare map from an earlier response on the
@@ -93,7 +117,7 @@ impl Response {
     fn touched(&mut self, name: &str) {
         // Exact spelling first: the usual case, and a plain compare.
         if name == "Content-Type" || name.eq_ignore_ascii_case("Content-Type") {
-            self.content_type_chosen = true;
+            self.implied_type = None;
         }
     }
 }
@@ -370,10 +394,7 @@ impl Ctx {
         if resp.responder.is_none() {
             return;
         }
-        if !resp.headers_flushed {
-            resp.apply_default_content_type();
-        }
-        let Some(responder) = resp.responder.as_mut() else {
+        let Some(mut responder) = resp.responder.take() else {
             return;
         };
         let chunk = std::mem::take(&mut resp.buffer);
@@ -381,8 +402,9 @@ impl Ctx {
             responder.write(&chunk);
         } else {
             resp.headers_flushed = true;
-            responder.write_headers(resp.status, &resp.headers, &chunk, false);
+            resp.send_head(&mut responder, resp.status, &chunk, false);
         }
+        resp.responder = Some(responder);
     }
 
     /// Finish the response: send status, headers and body. Calling it twice
@@ -470,7 +492,11 @@ impl Ctx {
         if self.inner.api {
             self.write_json(&serde_json::json!({"error": {"code": status, "message": message}}));
         } else {
-            self.set_header("Content-Type", "text/html; charset=UTF-8");
+            self.inner
+                .shared()
+                .response
+                .borrow_mut()
+                .imply_type(DEFAULT_CONTENT_TYPE);
             let msg = xhtml_escape(message);
             self.write(format!(
                 "<!DOCTYPE html>\n<html><head><title>{status}: {reason}</title></head>\
@@ -748,7 +774,7 @@ impl Shared {
     }
 
     fn write_json(&self, value: &serde_json::Value) {
-        self.set_header("Content-Type", "application/json; charset=UTF-8");
+        self.response.borrow_mut().imply_type(JSON_CONTENT_TYPE);
         match serde_json::to_vec(value) {
             Ok(bytes) => self.write(&bytes),
             Err(e) => log::error!("cannot serialize JSON response: {e}"),
@@ -763,7 +789,7 @@ impl Shared {
                 return;
             }
         }
-        self.set_header("Content-Type", "application/json; charset=UTF-8");
+        self.response.borrow_mut().imply_type(JSON_CONTENT_TYPE);
         self.finish(Some(json), None);
     }
 
@@ -793,20 +819,23 @@ impl Shared {
             responder.finish();
             return;
         }
-        resp.apply_default_content_type();
         let body = match (prebuilt, cx) {
             (Some(bytes), _) => {
-                responder.write_headers(resp.status, &resp.headers, bytes, true);
+                resp.send_head(&mut responder, resp.status, bytes, true);
                 super::recycle::give_back(std::mem::take(&mut resp.headers), Some(body));
                 return;
             }
-            (None, Some(cx)) => {
-                super::transform::finish_body(cx, resp.status, &mut resp.headers, body)
-            }
+            (None, Some(cx)) => super::transform::finish_body(
+                cx,
+                resp.status,
+                &mut resp.headers,
+                resp.implied_type,
+                body,
+            ),
             (None, None) => Some(body),
         };
         let status = if body.is_none() { 304 } else { resp.status };
-        responder.write_headers(status, &resp.headers, body.as_deref().unwrap_or(&[]), true);
+        resp.send_head(&mut responder, status, body.as_deref().unwrap_or(&[]), true);
         super::recycle::give_back(std::mem::take(&mut resp.headers), body);
     }
 }

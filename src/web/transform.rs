@@ -17,11 +17,13 @@ const ETAG_MIN_BYTES: usize = 256;
 pub(crate) const GZIP_MIN_BYTES: usize = 1024;
 
 /// Turn the finished body into what is sent. `None` means "304 Not
-/// Modified" (the client's copy is current).
+/// Modified" (the client's copy is current). `implied_type` is the
+/// `Content-Type` sent beside `headers` when they hold none.
 pub(crate) fn finish_body(
     cx: &Ctx,
     status: u16,
     headers: &mut HTTPHeaders,
+    implied_type: Option<&str>,
     body: Vec<u8>,
 ) -> Option<Vec<u8>> {
     let request = cx.request();
@@ -48,7 +50,10 @@ pub(crate) fn finish_body(
         && body.len() >= GZIP_MIN_BYTES
         && !headers.contains("Content-Encoding")
         && !headers.contains("Content-Range")
-        && headers.get("Content-Type").is_some_and(compressible)
+        && headers
+            .get("Content-Type")
+            .or(implied_type)
+            .is_some_and(compressible)
     {
         headers.add("Vary", "Accept-Encoding");
         if accepts_gzip(request.headers()) {

@@ -16,6 +16,8 @@
 //! | `/stream`        |                  | `a`, flush, `b` + flush + `c` from a timer    |
 //! | `/render`        |                  | renders `<script>` through a template         |
 //! | `/big`           |                  | 4000 bytes of text (ETag, gzip)               |
+//! | `/big-json`      |                  | `/big`'s text as a JSON string (implied type) |
+//! | `/big-html`      |                  | `/big`'s text, default `Content-Type`         |
 //! | `/a/fast`        | api              | POST only: `{"ok": true}`                     |
 //! | `/own-headers`   |                  | sets Server, Date, Connection, Transfer-Encoding itself |
 
@@ -95,6 +97,8 @@ pub fn start(events: Sender<&'static str>) -> TestServer {
         app.route("/stream", Stream);
         app.route("/render", Render);
         app.route("/big", Big);
+        app.route("/big-json", BigJson);
+        app.route("/big-html", BigHtml);
         HTTPServer::new(HTTPServerOptions::default(), app.into_callback())
     })
     .remove_on_drop(dir)
@@ -327,6 +331,24 @@ struct Big;
 impl RequestHandler for Big {
     fn get(&self, cx: &Ctx) -> HandlerResult {
         cx.set_header("Content-Type", "text/plain; charset=UTF-8");
+        cx.write(big_text());
+        Ok(())
+    }
+}
+
+/// `/big-json`: the type comes from `write_json`, not from a header.
+struct BigJson;
+impl RequestHandler for BigJson {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        cx.write_json(&serde_json::json!({ "text": big_text() }));
+        Ok(())
+    }
+}
+
+/// `/big-html`: no type set at all (Tornado's default applies).
+struct BigHtml;
+impl RequestHandler for BigHtml {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
         cx.write(big_text());
         Ok(())
     }
