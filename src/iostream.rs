@@ -293,6 +293,7 @@ impl Socket {
 enum Payload<'a> {
     Owned(Vec<u8>),
     Borrowed(&'a [u8]),
+    Shared(Rc<[u8]>),
 }
 
 impl Payload<'_> {
@@ -300,6 +301,26 @@ impl Payload<'_> {
         match self {
             Payload::Owned(v) => v.len(),
             Payload::Borrowed(s) => s.len(),
+            Payload::Shared(s) => s.len(),
+        }
+    }
+}
+
+/// One queued piece of output.
+enum Chunk {
+    /// This stream's own bytes; small writes are appended to the last one.
+    Owned(Vec<u8>),
+    /// Bytes shared with other streams (one broadcast frame queued on
+    /// thousands of them): held by reference, never copied or appended to.
+    Shared(Rc<[u8]>),
+}
+
+impl Chunk {
+    /// The bytes to send.
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(v) => v,
+            Chunk::Shared(s) => s,
         }
     }
 }
@@ -308,7 +329,7 @@ impl Payload<'_> {
 #[derive(Default)]
 struct WriteBuffer {
     /// Chunks in order. Small writes are coalesced into the last chunk.
-    chunks: std::collections::VecDeque<Vec<u8>>,
+    chunks: std::collections::VecDeque<Chunk>,
     /// Bytes of `chunks[0]` already sent.
     front_sent: usize,
     /// Unsent bytes in total.
@@ -316,22 +337,39 @@ struct WriteBuffer {
 }
 
 impl WriteBuffer {
+    /// The last chunk, if small writes may still be appended to it: owned
+    /// and under [`EAGER_FLUSH_BYTES`]. (Appending never disturbs
+    /// `front_sent`, which counts from the chunk's start.)
+    fn open_tail(&mut self) -> Option<&mut Vec<u8>> {
+        match self.chunks.back_mut() {
+            Some(Chunk::Owned(last)) if last.len() < EAGER_FLUSH_BYTES => Some(last),
+            _ => None,
+        }
+    }
+
     fn push(&mut self, data: Vec<u8>) {
         if data.is_empty() {
             return;
         }
         self.len += data.len();
-        // Small writes join the last chunk (appending never disturbs
-        // `front_sent`, which counts from the chunk's start).
+        // Small writes join the last chunk.
         if data.len() < COALESCE_BYTES {
-            if let Some(last) = self.chunks.back_mut() {
-                if last.len() < EAGER_FLUSH_BYTES {
-                    last.extend_from_slice(&data);
-                    return;
-                }
+            if let Some(last) = self.open_tail() {
+                last.extend_from_slice(&data);
+                return;
             }
         }
-        self.chunks.push_back(data);
+        self.chunks.push_back(Chunk::Owned(data));
+    }
+
+    /// Queue bytes shared with other streams as a chunk of their own:
+    /// no copy, whatever their size.
+    fn push_shared(&mut self, data: Rc<[u8]>) {
+        if data.is_empty() {
+            return;
+        }
+        self.len += data.len();
+        self.chunks.push_back(Chunk::Shared(data));
     }
 
     /// Like [`push`](Self::push) for borrowed bytes: small ones are copied
@@ -343,18 +381,16 @@ impl WriteBuffer {
         }
         self.len += data.len();
         if data.len() < COALESCE_BYTES {
-            if let Some(last) = self.chunks.back_mut() {
-                if last.len() < EAGER_FLUSH_BYTES {
-                    last.extend_from_slice(data);
-                    return;
-                }
+            if let Some(last) = self.open_tail() {
+                last.extend_from_slice(data);
+                return;
             }
         }
         // Room for the next few small writes of this pass (pipelined
         // responses) without growing.
         let mut chunk = Vec::with_capacity(data.len().max(NEW_CHUNK_BYTES));
         chunk.extend_from_slice(data);
-        self.chunks.push_back(chunk);
+        self.chunks.push_back(Chunk::Owned(chunk));
     }
 
     /// Let `fill` append to the last chunk (or to a new one when the last
@@ -364,14 +400,11 @@ impl WriteBuffer {
     /// Relies on `fill` only appending: bytes already queued are never
     /// touched (the first chunk may be partly sent).
     fn append_with(&mut self, fill: impl FnOnce(&mut Vec<u8>)) -> usize {
-        if self
-            .chunks
-            .back()
-            .is_none_or(|last| last.len() >= EAGER_FLUSH_BYTES)
-        {
-            self.chunks.push_back(Vec::with_capacity(NEW_CHUNK_BYTES));
+        if self.open_tail().is_none() {
+            self.chunks
+                .push_back(Chunk::Owned(Vec::with_capacity(NEW_CHUNK_BYTES)));
         }
-        let Some(last) = self.chunks.back_mut() else {
+        let Some(last) = self.open_tail() else {
             return 0;
         };
         let before = last.len();
@@ -391,7 +424,7 @@ impl WriteBuffer {
             let Some(front) = self.chunks.front() else {
                 return;
             };
-            let left = front.len() - self.front_sent;
+            let left = front.bytes().len() - self.front_sent;
             if n >= left {
                 n -= left;
                 self.chunks.pop_front();
@@ -704,6 +737,13 @@ impl IOStream {
         self.write_inner(Payload::Borrowed(data), None)
     }
 
+    /// Queue bytes shared with other streams (a broadcast frame) by
+    /// reference: no copy and no buffer of this stream's own, however many
+    /// streams queue the same bytes. Errors as for [`write`](Self::write).
+    pub fn write_shared(&self, data: Rc<[u8]>) -> Result<(), StreamError> {
+        self.write_inner(Payload::Shared(data), None)
+    }
+
     /// Queue bytes built in place: `fill` appends them to the tail of the
     /// write buffer, where [`write_bytes`](Self::write_bytes) would have
     /// copied them, so a response head needs no scratch buffer and no copy.
@@ -781,6 +821,7 @@ impl IOStream {
         match data {
             Payload::Owned(data) => st.write_buf.push(data),
             Payload::Borrowed(data) => st.write_buf.push_slice(data),
+            Payload::Shared(data) => st.write_buf.push_shared(data),
         }
         if let Some(cb) = callback {
             let index = st.total_queued;
@@ -1444,7 +1485,7 @@ fn flush(st: &mut StreamInner) {
             let mut count = 0;
             for (i, chunk) in st.write_buf.chunks.iter().take(MAX_IOVECS).enumerate() {
                 let from = if i == 0 { st.write_buf.front_sent } else { 0 };
-                slices[i] = IoSlice::new(&chunk[from..]);
+                slices[i] = IoSlice::new(&chunk.bytes()[from..]);
                 count += 1;
             }
             socket.write_vectored(&slices[..count])
@@ -1631,6 +1672,28 @@ mod tests {
     }
 
     #[test]
+    fn write_buffer_shares_broadcast_bytes_and_never_appends_to_them() {
+        let mut wb = WriteBuffer::default();
+        wb.push_slice(b"head");
+        let frame: Rc<[u8]> = Rc::from(&b"frame"[..]);
+        wb.push_shared(Rc::clone(&frame));
+        // Queued by reference: the stream holds the same bytes.
+        assert_eq!(Rc::strong_count(&frame), 2);
+        // A small write after it gets a chunk of its own.
+        wb.push_slice(b"tail");
+        wb.append_with(|out| out.extend_from_slice(b"+"));
+        let chunks: Vec<&[u8]> = wb.chunks.iter().map(Chunk::bytes).collect();
+        assert_eq!(chunks, vec![&b"head"[..], b"frame", b"tail+"]);
+        assert_eq!(wb.len, 14);
+        // Sending walks across the shared chunk and lets it go.
+        wb.advance(6);
+        assert_eq!((wb.front_sent, wb.chunks.len()), (2, 2));
+        wb.advance(3);
+        assert_eq!(Rc::strong_count(&frame), 1);
+        assert_eq!(wb.chunks[0].bytes(), b"tail+");
+    }
+
+    #[test]
     fn write_buffer_append_with_builds_in_the_tail_chunk() {
         let mut wb = WriteBuffer::default();
         // Nothing appended: no empty chunk is left behind.
@@ -1640,7 +1703,7 @@ mod tests {
         wb.push_slice(b"+");
         assert_eq!(wb.append_with(|out| out.extend_from_slice(b"next")), 4);
         assert_eq!(wb.chunks.len(), 1);
-        assert_eq!(wb.chunks[0], b"head+next");
+        assert_eq!(wb.chunks[0].bytes(), b"head+next");
         // A full tail chunk is not appended to.
         wb.push(vec![b'x'; EAGER_FLUSH_BYTES]);
         wb.append_with(|out| out.push(b'y'));
@@ -1657,7 +1720,7 @@ mod tests {
         wb.push(b"cd".to_vec());
         // Two small writes share a chunk.
         assert_eq!(wb.chunks.len(), 1);
-        assert_eq!(wb.chunks[0], b"abcd");
+        assert_eq!(wb.chunks[0].bytes(), b"abcd");
         // A big write gets its own chunk (no copy).
         wb.push(vec![b'x'; COALESCE_BYTES]);
         assert_eq!(wb.chunks.len(), 2);

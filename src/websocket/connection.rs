@@ -71,6 +71,14 @@ use super::prepared::PreparedMessage;
 use crate::ioloop::{IOLoop, TimeoutHandle};
 use crate::iostream::{IOStream, ReadTarget};
 
+/// An encoded frame on its way to the stream.
+enum Frame {
+    /// Encoded for this connection alone.
+    Owned(Vec<u8>),
+    /// A prepared broadcast frame, shared with every member it goes to.
+    Shared(Rc<[u8]>),
+}
+
 /// Default bound on unsent output per connection: 4 MiB, four times the
 /// default largest message, so a client may fall a few messages behind but
 /// no further. (Redis closes pub/sub clients past 32 MB at once, or past
@@ -381,7 +389,9 @@ impl WebSocket {
             return Err(WebSocketClosedError);
         }
         match self.inner.role {
-            Role::Server => self.queue_frame(message.frame()),
+            // By reference: one broadcast frame is queued on every member
+            // without a copy or a buffer of its own per member.
+            Role::Server => self.queue_frame(Frame::Shared(message.shared_frame())),
             Role::Client => self.send_frame(message.opcode(), message.payload()),
         }
     }
@@ -499,17 +509,18 @@ impl WebSocket {
         };
         let mut frame = Vec::new();
         encode_frame(&mut frame, true, opcode, payload, mask);
-        self.queue_frame(frame)
+        self.queue_frame(Frame::Owned(frame))
     }
 
     /// Queue an encoded frame, enforcing the write bound (the caller
     /// checked that the connection is `Open`).
-    fn queue_frame(
-        &self,
-        frame: impl Into<Vec<u8>> + AsRef<[u8]>,
-    ) -> Result<(), WebSocketClosedError> {
+    fn queue_frame(&self, frame: Frame) -> Result<(), WebSocketClosedError> {
+        let len = match &frame {
+            Frame::Owned(bytes) => bytes.len(),
+            Frame::Shared(bytes) => bytes.len(),
+        };
         let pending = self.inner.stream.write_buffer_len();
-        if pending + frame.as_ref().len() > self.inner.options.max_write_buffer {
+        if pending + len > self.inner.options.max_write_buffer {
             log::warn!(
                 "websocket #{}: peer is not reading ({pending} bytes unsent); closing it",
                 self.inner.id
@@ -520,10 +531,11 @@ impl WebSocket {
             });
             return Err(WebSocketClosedError);
         }
-        self.inner
-            .stream
-            .write(frame)
-            .map_err(|_| WebSocketClosedError)
+        let queued = match frame {
+            Frame::Owned(bytes) => self.inner.stream.write(bytes),
+            Frame::Shared(bytes) => self.inner.stream.write_shared(bytes),
+        };
+        queued.map_err(|_| WebSocketClosedError)
     }
 
     /// The masking key for the next frame we send: none for a server, a

@@ -87,6 +87,12 @@ impl PreparedMessage {
         &self.frame
     }
 
+    /// The same frame as a shared handle, for queuing it on many streams
+    /// without copying it (`IOStream::write_shared`).
+    pub(crate) fn shared_frame(&self) -> Rc<[u8]> {
+        Rc::clone(&self.frame)
+    }
+
     /// The message's payload (the text's UTF-8 bytes, or the binary data).
     pub fn payload(&self) -> &[u8] {
         &self.frame[usize::from(self.header_len)..]
