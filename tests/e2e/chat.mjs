@@ -152,11 +152,16 @@ try {
   check((await countMessages(bob, "secret in side-room")) === 0, "a message in another room is not seen");
 
   // The client recovers by itself after errors (backoff, then resume).
-  await bob.route("**/a/message/updates", (route) => route.abort());
+  // The outage is a flag read by one route handler that stays installed.
+  // With `unroute` instead, bob's first retry got neither an answer nor an
+  // error in two CI runs (one in 10-20); the suspect, not proven, is
+  // `unroute` racing the interception of that very request.
+  let outage = true;
+  await bob.route("**/a/message/updates", (route) => (outage ? route.abort() : route.continue()));
   await say(alice, "trigger an error");
   await bob.waitForSelector("#status.warn:not([hidden])", { timeout: SEEN_WITHIN });
   check(true, "bob's page shows that the connection is lost");
-  await bob.unroute("**/a/message/updates");
+  outage = false;
   await say(alice, "after the outage");
   await waitForMessage(bob, "after the outage", 15000);
   await waitForMessage(bob, "trigger an error", 1000);
