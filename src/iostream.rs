@@ -995,7 +995,6 @@ fn find_read(st: &mut StreamInner, target: &ReadTarget) -> Found {
     }
 }
 
-/// First index of `needle` in `hay`.
 /// The `Until`-style scan shared by [`ReadTarget::Until`] and
 /// [`ReadTarget::UntilEmptyLine`]: `find` returns where the first match in
 /// its slice *ends*; `span` is the longest a match can be, so a rescan
@@ -1053,6 +1052,7 @@ fn find_empty_line(hay: &[u8]) -> Option<usize> {
     None
 }
 
+/// First index of `needle` in `hay`.
 fn find_subslice(hay: &[u8], needle: &[u8]) -> Option<usize> {
     match needle.len() {
         0 => Some(0),
@@ -1379,7 +1379,6 @@ fn close_pending_read(st: &mut StreamInner) {
     }
 }
 
-/// Queue a flush for the end of this iteration (once).
 /// The write buffer is over its cap: close the stream (a peer that does not
 /// read must not grow it without bound) and say why.
 fn close_write_buffer_full(st: &mut StreamInner) -> StreamError {
@@ -1401,6 +1400,7 @@ fn flush_when_due(st: &mut StreamInner) {
     }
 }
 
+/// Queue a flush for the end of this iteration (once).
 fn schedule_flush(st: &mut StreamInner) {
     if st.flush_scheduled || st.write_blocked {
         return;
