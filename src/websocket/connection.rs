@@ -71,14 +71,6 @@ use super::prepared::PreparedMessage;
 use crate::ioloop::{IOLoop, TimeoutHandle};
 use crate::iostream::{IOStream, ReadTarget};
 
-/// An encoded frame on its way to the stream.
-enum Frame {
-    /// Encoded for this connection alone.
-    Owned(Vec<u8>),
-    /// A prepared broadcast frame, shared with every member it goes to.
-    Shared(Rc<[u8]>),
-}
-
 /// Default bound on unsent output per connection: 4 MiB, four times the
 /// default largest message, so a client may fall a few messages behind but
 /// no further. (Redis closes pub/sub clients past 32 MB at once, or past
@@ -391,7 +383,14 @@ impl WebSocket {
         match self.inner.role {
             // By reference: one broadcast frame is queued on every member
             // without a copy or a buffer of its own per member.
-            Role::Server => self.queue_frame(Frame::Shared(message.shared_frame())),
+            Role::Server => {
+                let frame = message.shared_frame();
+                self.make_room(frame.len())?;
+                self.inner
+                    .stream
+                    .write_shared(frame)
+                    .map_err(|_| WebSocketClosedError)
+            }
             Role::Client => self.send_frame(message.opcode(), message.payload()),
         }
     }
@@ -509,16 +508,17 @@ impl WebSocket {
         };
         let mut frame = Vec::new();
         encode_frame(&mut frame, true, opcode, payload, mask);
-        self.queue_frame(Frame::Owned(frame))
+        self.make_room(frame.len())?;
+        self.inner
+            .stream
+            .write(frame)
+            .map_err(|_| WebSocketClosedError)
     }
 
-    /// Queue an encoded frame, enforcing the write bound (the caller
-    /// checked that the connection is `Open`).
-    fn queue_frame(&self, frame: Frame) -> Result<(), WebSocketClosedError> {
-        let len = match &frame {
-            Frame::Owned(bytes) => bytes.len(),
-            Frame::Shared(bytes) => bytes.len(),
-        };
+    /// The write bound, checked before queuing a frame of `len` bytes (the
+    /// caller checked that the connection is `Open`): past it the peer is
+    /// not reading, and the connection is aborted with 1008.
+    fn make_room(&self, len: usize) -> Result<(), WebSocketClosedError> {
         let pending = self.inner.stream.write_buffer_len();
         if pending + len > self.inner.options.max_write_buffer {
             log::warn!(
@@ -531,11 +531,7 @@ impl WebSocket {
             });
             return Err(WebSocketClosedError);
         }
-        let queued = match frame {
-            Frame::Owned(bytes) => self.inner.stream.write(bytes),
-            Frame::Shared(bytes) => self.inner.stream.write_shared(bytes),
-        };
-        queued.map_err(|_| WebSocketClosedError)
+        Ok(())
     }
 
     /// The masking key for the next frame we send: none for a server, a
