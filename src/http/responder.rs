@@ -163,28 +163,15 @@ impl HTTPResponder {
         chunk: &[u8],
         finishing: bool,
     ) {
-        self.write_head_inner(status, headers, None, chunk, finishing);
+        self.write_headers_typed(status, headers, None, chunk, finishing);
     }
 
-    /// [`write_headers`](Self::write_headers) plus `Content-Type:
-    /// content_type`, which is not in `headers`: the web layer's implied
-    /// type (Tornado's default `text/html`, or JSON), sent without building
-    /// a header map for it. The caller guarantees `headers` has no
-    /// `Content-Type` of its own.
-    pub(crate) fn write_headers_with_type(
-        &mut self,
-        status: u16,
-        headers: &HTTPHeaders,
-        content_type: &'static str,
-        chunk: &[u8],
-        finishing: bool,
-    ) {
-        debug_assert!(!headers.contains("Content-Type"));
-        self.write_head_inner(status, headers, Some(content_type), chunk, finishing);
-    }
-
-    /// See [`write_headers_with_type`](Self::write_headers_with_type).
-    fn write_head_inner(
+    /// [`write_headers`](Self::write_headers), plus `Content-Type:
+    /// implied_type` when given, which is not in `headers`: the web layer's
+    /// implied type (Tornado's default `text/html`, or JSON), sent without
+    /// building a header map for it. The caller guarantees `headers` has
+    /// no `Content-Type` of its own then.
+    pub(crate) fn write_headers_typed(
         &mut self,
         status: u16,
         headers: &HTTPHeaders,
@@ -192,6 +179,7 @@ impl HTTPResponder {
         chunk: &[u8],
         finishing: bool,
     ) {
+        debug_assert!(implied_type.is_none() || !headers.contains("Content-Type"));
         if self.progress != Progress::NotStarted {
             log::error!("write_headers called twice for one response");
             return;
@@ -572,7 +560,7 @@ struct HeadFlags {
     /// `Connection` or `Transfer-Encoding` set: they must be filtered out.
     framing: bool,
     /// A `Content-Type` to send that is not among the headers (see
-    /// [`HTTPResponder::write_headers_with_type`]).
+    /// [`HTTPResponder::write_headers_typed`]).
     implied_type: Option<&'static str>,
 }
 

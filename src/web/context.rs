@@ -84,16 +84,7 @@ impl Response {
     /// Send the head through `responder` (status, `headers`, and the
     /// implied `Content-Type`, if any).
     fn send_head(&self, responder: &mut HTTPResponder, status: u16, chunk: &[u8], finishing: bool) {
-        match self.implied_type {
-            Some(content_type) => responder.write_headers_with_type(
-                status,
-                &self.headers,
-                content_type,
-                chunk,
-                finishing,
-            ),
-            None => responder.write_headers(status, &self.headers, chunk, finishing),
-        }
+        responder.write_headers_typed(status, &self.headers, self.implied_type, chunk, finishing);
     }
 
     /// The headers, to change: a spare map from an earlier response on the
@@ -492,11 +483,7 @@ impl Ctx {
         if self.inner.api {
             self.write_json(&serde_json::json!({"error": {"code": status, "message": message}}));
         } else {
-            self.inner
-                .shared()
-                .response
-                .borrow_mut()
-                .imply_type(DEFAULT_CONTENT_TYPE);
+            self.inner.shared().imply_type(DEFAULT_CONTENT_TYPE);
             let msg = xhtml_escape(message);
             self.write(format!(
                 "<!DOCTYPE html>\n<html><head><title>{status}: {reason}</title></head>\
@@ -773,8 +760,13 @@ impl Shared {
         resp.buffer_mut().extend_from_slice(chunk);
     }
 
+    /// See [`Response::imply_type`].
+    fn imply_type(&self, content_type: &'static str) {
+        self.response.borrow_mut().imply_type(content_type);
+    }
+
     fn write_json(&self, value: &serde_json::Value) {
-        self.response.borrow_mut().imply_type(JSON_CONTENT_TYPE);
+        self.imply_type(JSON_CONTENT_TYPE);
         match serde_json::to_vec(value) {
             Ok(bytes) => self.write(&bytes),
             Err(e) => log::error!("cannot serialize JSON response: {e}"),
@@ -789,7 +781,7 @@ impl Shared {
                 return;
             }
         }
-        self.response.borrow_mut().imply_type(JSON_CONTENT_TYPE);
+        self.imply_type(JSON_CONTENT_TYPE);
         self.finish(Some(json), None);
     }
 
