@@ -316,6 +316,33 @@ fn implied_content_types_are_sent_once_and_gzipped() {
     }
 }
 
+/// Every way of setting `Content-Type` puts on the wire what the calls
+/// say, whether the type is kept in the header map or (for a well-known
+/// value) beside it: `set_header` replaces, `add_header` keeps the value in
+/// force beside the new one (Tornado keeps its default in the map, so it
+/// does too), `clear_header` removes.
+#[test]
+fn content_type_calls_are_honoured_with_or_without_a_header_map() {
+    let (server, _events) = start();
+    let mut client = server.raw();
+    let plain = "text/plain; charset=UTF-8";
+    let html = "text/html; charset=UTF-8";
+    let custom = "text/x-custom";
+    for (case, expected) in [
+        ("set-known", vec![plain]),
+        ("custom-then-known", vec![plain]),
+        ("known-then-custom", vec![custom]),
+        ("known-then-add", vec![plain, custom]),
+        ("add-to-default", vec![html, custom]),
+        ("known-then-clear", vec![]),
+        ("json-then-known", vec![plain]),
+    ] {
+        let r = client.request(get(&format!("/ctype?case={case}")));
+        assert_eq!(r.status, 200, "{case}");
+        assert_eq!(r.headers_named("Content-Type"), expected, "{case}");
+    }
+}
+
 #[test]
 fn multipart_upload_with_curl() {
     if !have_curl() {

@@ -57,6 +57,30 @@ const DEFAULT_CONTENT_TYPE: &str = "text/html; charset=UTF-8";
 /// The `Content-Type` of `write_json` and `finish_json_bytes`.
 const JSON_CONTENT_TYPE: &str = "application/json; charset=UTF-8";
 
+/// Values of `Content-Type` that `set_header` keeps as an implied type
+/// rather than in a header map: the ones handlers set most (plain text,
+/// HTML, JSON, each with Tornado's spelling of the charset). Each is a
+/// valid field value, so the responder need not check it.
+const WELL_KNOWN_CONTENT_TYPES: [&str; 3] = [
+    "text/plain; charset=UTF-8",
+    DEFAULT_CONTENT_TYPE,
+    JSON_CONTENT_TYPE,
+];
+
+/// `value` as one of [`WELL_KNOWN_CONTENT_TYPES`], if it is one (exact
+/// spelling: anything else goes to the map as written).
+fn well_known_content_type(value: &str) -> Option<&'static str> {
+    WELL_KNOWN_CONTENT_TYPES
+        .into_iter()
+        .find(|known| *known == value)
+}
+
+/// Is `name` `Content-Type`, in any case?
+fn is_content_type(name: &str) -> bool {
+    // Exact spelling first: the usual case, and a plain compare.
+    name == "Content-Type" || name.eq_ignore_ascii_case("Content-Type")
+}
+
 impl Response {
     /// A fresh 200 response with nothing set; `None` makes an inert one
     /// (nothing to answer through).
@@ -106,8 +130,7 @@ impl Response {
 
     /// Note a header change by the application.
     fn touched(&mut self, name: &str) {
-        // Exact spelling first: the usual case, and a plain compare.
-        if name == "Content-Type" || name.eq_ignore_ascii_case("Content-Type") {
+        if is_content_type(name) {
             self.implied_type = None;
         }
     }
@@ -353,7 +376,13 @@ impl Ctx {
     /// Add a response header (keeps earlier values).
     pub fn add_header(&self, name: &str, value: impl AsRef<str>) {
         let mut resp = self.inner.shared().response.borrow_mut();
-        resp.touched(name);
+        if is_content_type(name) {
+            // Another value beside the one in force, as Tornado keeps its
+            // default in the map: the implied type joins the map first.
+            if let Some(implied) = resp.implied_type.take() {
+                resp.headers_mut().add("Content-Type", implied);
+            }
+        }
         resp.headers_mut().add(name, value);
     }
 
@@ -747,6 +776,14 @@ impl Ctx {
 impl Shared {
     fn set_header(&self, name: &str, value: &str) {
         let mut resp = self.response.borrow_mut();
+        if is_content_type(name) {
+            // A handler that sets only a common type (`/hello`, the health
+            // check, JSON APIs) then builds no header map at all.
+            if let Some(known) = well_known_content_type(value) {
+                resp.imply_type(known);
+                return;
+            }
+        }
         resp.touched(name);
         resp.headers_mut().set(name, value);
     }

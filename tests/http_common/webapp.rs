@@ -18,6 +18,7 @@
 //! | `/big`           |                  | 4000 bytes of text (ETag, gzip)               |
 //! | `/big-json`      |                  | `/big`'s text as a JSON string (implied type) |
 //! | `/big-html`      |                  | `/big`'s text, default `Content-Type`         |
+//! | `/ctype?case=`   |                  | sets, adds and clears `Content-Type` per `case` |
 //! | `/a/fast`        | api              | POST only: `{"ok": true}`                     |
 //! | `/own-headers`   |                  | sets Server, Date, Connection, Transfer-Encoding itself |
 
@@ -99,6 +100,7 @@ pub fn start(events: Sender<&'static str>) -> TestServer {
         app.route("/big", Big);
         app.route("/big-json", BigJson);
         app.route("/big-html", BigHtml);
+        app.route("/ctype", ContentTypeCases);
         HTTPServer::new(HTTPServerOptions::default(), app.into_callback())
     })
     .remove_on_drop(dir)
@@ -350,6 +352,43 @@ struct BigHtml;
 impl RequestHandler for BigHtml {
     fn get(&self, cx: &Ctx) -> HandlerResult {
         cx.write(big_text());
+        Ok(())
+    }
+}
+
+/// `/ctype?case=`: one way of setting `Content-Type` per case, so a test
+/// can see what goes on the wire. `text/plain; charset=UTF-8` is one of the
+/// types the web layer keeps without a header map; `text/x-custom` is not.
+struct ContentTypeCases;
+impl RequestHandler for ContentTypeCases {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        let plain = "text/plain; charset=UTF-8";
+        match cx.get_argument("case")?.as_str() {
+            "set-known" => cx.set_header("content-type", plain),
+            "custom-then-known" => {
+                cx.set_header("Content-Type", "text/x-custom");
+                cx.set_header("Content-Type", plain);
+            }
+            "known-then-custom" => {
+                cx.set_header("Content-Type", plain);
+                cx.set_header("Content-Type", "text/x-custom");
+            }
+            "known-then-add" => {
+                cx.set_header("Content-Type", plain);
+                cx.add_header("Content-Type", "text/x-custom");
+            }
+            "add-to-default" => cx.add_header("Content-Type", "text/x-custom"),
+            "known-then-clear" => {
+                cx.set_header("Content-Type", plain);
+                cx.clear_header("Content-Type");
+            }
+            "json-then-known" => {
+                cx.write_json(&serde_json::json!({"a": 1}));
+                cx.set_header("Content-Type", plain);
+            }
+            other => return Err(squall::web::HTTPError::new(400, format!("no case {other}"))),
+        }
+        cx.write("body");
         Ok(())
     }
 }
