@@ -1,10 +1,12 @@
 //! Giving back the room of tables that emptied.
 //!
-//! Rust's maps, sets and slabs never shrink by themselves: a chat room that
-//! once parked 15 000 long-poll waiters would keep slots for 15 000 after
-//! they left, and with a new room per crowd that adds up (the `idle`
-//! benchmark saw ~0.9 MB stay behind per 15 000 waiters). The apps' tables
-//! of waiters and members call [`shrink_if_sparse`] after removing an entry:
+//! Rust's hash maps, sets and slabs never shrink by themselves: a table
+//! that once held 15 000 long-poll waiters would keep slots for 15 000
+//! after they left, and with a new room per crowd that adds up (the `idle`
+//! benchmark saw ~0.9 MB stay behind per 15 000 waiters). The apps' hash
+//! and slab tables of waiters and members call [`shrink_if_sparse`] after
+//! removing an entry (a chat room's waiters and subscribers are B-trees,
+//! which free their nodes as they empty and need no help):
 //! a table at most a quarter full gives back half its room. Halving (not
 //! fitting) keeps the cost amortized O(1) for a table whose size swings
 //! around one value.
