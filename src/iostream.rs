@@ -75,9 +75,12 @@ use mio::net::TcpStream;
 use mio::net::UnixStream;
 use mio::{Interest, Token};
 
-use crate::ioloop::{IOLoop, Ready};
+use crate::ioloop::{EndOfIteration, IOLoop, Ready};
 
 pub(crate) mod spare;
+mod write_buffer;
+
+use write_buffer::WriteBuffer;
 
 /// Default cap on the read buffer: 100 MiB (Tornado's `max_buffer_size`).
 pub const DEFAULT_MAX_BUFFER_SIZE: usize = 100 * 1024 * 1024;
@@ -91,15 +94,7 @@ pub const READ_CHUNK_SIZE: usize = 64 * 1024;
 
 /// Once the write buffer holds this much, `write` flushes at once instead
 /// of waiting for the end of the iteration (keeps big writes from piling up).
-const EAGER_FLUSH_BYTES: usize = 64 * 1024;
-
-/// Chunks smaller than this are copied into the previous chunk instead of
-/// being queued on their own (Tornado's `_StreamBuffer` uses 2048).
-const COALESCE_BYTES: usize = 2048;
-
-/// Capacity of a chunk started for a small borrowed write: room for the
-/// other small writes of the same pass (a batch of pipelined responses).
-const NEW_CHUNK_BYTES: usize = 1024;
+pub(crate) const EAGER_FLUSH_BYTES: usize = 64 * 1024;
 
 /// At most this many buffers go into one `writev`.
 const MAX_IOVECS: usize = 64;
@@ -302,137 +297,6 @@ impl Payload<'_> {
             Payload::Owned(v) => v.len(),
             Payload::Borrowed(s) => s.len(),
             Payload::Shared(s) => s.len(),
-        }
-    }
-}
-
-/// One queued piece of output.
-enum Chunk {
-    /// This stream's own bytes; small writes are appended to the last one.
-    Owned(Vec<u8>),
-    /// Bytes shared with other streams (one broadcast frame queued on
-    /// thousands of them): held by reference, never copied or appended to.
-    Shared(Rc<[u8]>),
-}
-
-impl Chunk {
-    /// The bytes to send.
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Chunk::Owned(v) => v,
-            Chunk::Shared(s) => s,
-        }
-    }
-}
-
-/// Queued outgoing bytes: a FIFO of chunks, the first partly sent.
-#[derive(Default)]
-struct WriteBuffer {
-    /// Chunks in order. Small writes are coalesced into the last chunk.
-    chunks: std::collections::VecDeque<Chunk>,
-    /// Bytes of `chunks[0]` already sent.
-    front_sent: usize,
-    /// Unsent bytes in total.
-    len: usize,
-}
-
-impl WriteBuffer {
-    /// The last chunk, if small writes may still be appended to it: owned
-    /// and under [`EAGER_FLUSH_BYTES`]. (Appending never disturbs
-    /// `front_sent`, which counts from the chunk's start.)
-    fn open_tail(&mut self) -> Option<&mut Vec<u8>> {
-        match self.chunks.back_mut() {
-            Some(Chunk::Owned(last)) if last.len() < EAGER_FLUSH_BYTES => Some(last),
-            _ => None,
-        }
-    }
-
-    fn push(&mut self, data: Vec<u8>) {
-        if data.is_empty() {
-            return;
-        }
-        self.len += data.len();
-        // Small writes join the last chunk.
-        if data.len() < COALESCE_BYTES {
-            if let Some(last) = self.open_tail() {
-                last.extend_from_slice(&data);
-                return;
-            }
-        }
-        self.chunks.push_back(Chunk::Owned(data));
-    }
-
-    /// Queue bytes shared with other streams as a chunk of their own:
-    /// no copy, whatever their size.
-    fn push_shared(&mut self, data: Rc<[u8]>) {
-        if data.is_empty() {
-            return;
-        }
-        self.len += data.len();
-        self.chunks.push_back(Chunk::Shared(data));
-    }
-
-    /// Like [`push`](Self::push) for borrowed bytes: small ones are copied
-    /// straight into the last chunk, so a response built in a scratch
-    /// buffer costs no allocation of its own.
-    fn push_slice(&mut self, data: &[u8]) {
-        if data.is_empty() {
-            return;
-        }
-        self.len += data.len();
-        if data.len() < COALESCE_BYTES {
-            if let Some(last) = self.open_tail() {
-                last.extend_from_slice(data);
-                return;
-            }
-        }
-        // Room for the next few small writes of this pass (pipelined
-        // responses) without growing.
-        let mut chunk = Vec::with_capacity(data.len().max(NEW_CHUNK_BYTES));
-        chunk.extend_from_slice(data);
-        self.chunks.push_back(Chunk::Owned(chunk));
-    }
-
-    /// Let `fill` append to the last chunk (or to a new one when the last
-    /// is full or there is none), as a small borrowed write would have been
-    /// copied there. Returns how many bytes `fill` appended.
-    ///
-    /// Relies on `fill` only appending: bytes already queued are never
-    /// touched (the first chunk may be partly sent).
-    fn append_with(&mut self, fill: impl FnOnce(&mut Vec<u8>)) -> usize {
-        if self.open_tail().is_none() {
-            self.chunks
-                .push_back(Chunk::Owned(Vec::with_capacity(NEW_CHUNK_BYTES)));
-        }
-        let Some(last) = self.open_tail() else {
-            return 0;
-        };
-        let before = last.len();
-        fill(last);
-        let added = last.len().saturating_sub(before);
-        if last.is_empty() {
-            self.chunks.pop_back();
-        }
-        self.len += added;
-        added
-    }
-
-    /// Mark `n` bytes sent.
-    fn advance(&mut self, mut n: usize) {
-        self.len -= n;
-        while n > 0 {
-            let Some(front) = self.chunks.front() else {
-                return;
-            };
-            let left = front.bytes().len() - self.front_sent;
-            if n >= left {
-                n -= left;
-                self.chunks.pop_front();
-                self.front_sent = 0;
-            } else {
-                self.front_sent += n;
-                n = 0;
-            }
         }
     }
 }
@@ -1408,14 +1272,20 @@ fn schedule_flush(st: &mut StreamInner) {
     let Some(inner) = st.me.upgrade() else { return };
     st.flush_scheduled = true;
     // Holds the stream alive until the flush ran: bytes queued just before
-    // the last handle was dropped still leave.
-    st.ioloop.add_end_of_iteration(move || {
-        let mut st = inner.borrow_mut();
+    // the last handle was dropped still leave. (The stream's own `Rc`, not
+    // a boxed closure: see `EndOfIteration`.)
+    st.ioloop.add_end_of_iteration_rc(inner);
+}
+
+/// The flush [`schedule_flush`] queued.
+impl EndOfIteration for RefCell<StreamInner> {
+    fn end_of_iteration(self: Rc<Self>) {
+        let mut st = self.borrow_mut();
         st.flush_scheduled = false;
         if st.closed.is_none() && !st.write_blocked {
             flush(&mut st);
         }
-    });
+    }
 }
 
 /// Write `data` to the socket until done or it would block (then
@@ -1510,11 +1380,7 @@ fn flush(st: &mut StreamInner) {
     }
     if st.write_buf.len == 0 {
         // Like the read buffer: an idle connection keeps no buffer memory.
-        // (The chunk queue's slots cost ~100 bytes per idle connection;
-        // reallocating them for the next response costs one small malloc.)
-        if st.write_buf.chunks.capacity() > 0 {
-            st.write_buf.chunks = std::collections::VecDeque::new();
-        }
+        st.write_buf.chunks.release_room();
         if st.shutdown_when_flushed {
             st.shutdown_when_flushed = false;
             shutdown_socket_write(st);
@@ -1669,90 +1535,5 @@ mod tests {
         assert_eq!(find_subslice(b"abab", b"abab"), Some(0));
         assert_eq!(find_subslice(b"aab", b"ab"), Some(1));
         assert_eq!(find_subslice(b"ab", b"abc"), None);
-    }
-
-    #[test]
-    fn write_buffer_shares_broadcast_bytes_and_never_appends_to_them() {
-        let mut wb = WriteBuffer::default();
-        wb.push_slice(b"head");
-        let frame: Rc<[u8]> = Rc::from(&b"frame"[..]);
-        wb.push_shared(Rc::clone(&frame));
-        // Queued by reference: the stream holds the same bytes.
-        assert_eq!(Rc::strong_count(&frame), 2);
-        // A small write after it gets a chunk of its own.
-        wb.push_slice(b"tail");
-        wb.append_with(|out| out.extend_from_slice(b"+"));
-        let chunks: Vec<&[u8]> = wb.chunks.iter().map(Chunk::bytes).collect();
-        assert_eq!(chunks, vec![&b"head"[..], b"frame", b"tail+"]);
-        assert_eq!(wb.len, 14);
-        // Sending walks across the shared chunk and lets it go.
-        wb.advance(6);
-        assert_eq!((wb.front_sent, wb.chunks.len()), (2, 2));
-        wb.advance(3);
-        assert_eq!(Rc::strong_count(&frame), 1);
-        assert_eq!(wb.chunks[0].bytes(), b"tail+");
-    }
-
-    #[test]
-    fn write_buffer_append_with_builds_in_the_tail_chunk() {
-        let mut wb = WriteBuffer::default();
-        // Nothing appended: no empty chunk is left behind.
-        assert_eq!(wb.append_with(|_| {}), 0);
-        assert_eq!((wb.len, wb.chunks.len()), (0, 0));
-        assert_eq!(wb.append_with(|out| out.extend_from_slice(b"head")), 4);
-        wb.push_slice(b"+");
-        assert_eq!(wb.append_with(|out| out.extend_from_slice(b"next")), 4);
-        assert_eq!(wb.chunks.len(), 1);
-        assert_eq!(wb.chunks[0].bytes(), b"head+next");
-        // A full tail chunk is not appended to.
-        wb.push(vec![b'x'; EAGER_FLUSH_BYTES]);
-        wb.append_with(|out| out.push(b'y'));
-        assert_eq!(wb.chunks.len(), 3);
-        assert_eq!(wb.len, 9 + EAGER_FLUSH_BYTES + 1);
-    }
-
-    #[test]
-    fn write_buffer_coalesces_small_writes_and_keeps_big_ones_apart() {
-        let mut wb = WriteBuffer::default();
-        wb.push(Vec::new());
-        assert_eq!((wb.len, wb.chunks.len()), (0, 0));
-        wb.push(b"ab".to_vec());
-        wb.push(b"cd".to_vec());
-        // Two small writes share a chunk.
-        assert_eq!(wb.chunks.len(), 1);
-        assert_eq!(wb.chunks[0].bytes(), b"abcd");
-        // A big write gets its own chunk (no copy).
-        wb.push(vec![b'x'; COALESCE_BYTES]);
-        assert_eq!(wb.chunks.len(), 2);
-        // A small write after a big one joins it while it is under the cap.
-        wb.push(b"e".to_vec());
-        assert_eq!(wb.chunks.len(), 2);
-        assert_eq!(wb.len, 4 + COALESCE_BYTES + 1);
-    }
-
-    #[test]
-    fn write_buffer_stops_coalescing_into_a_full_chunk() {
-        let mut wb = WriteBuffer::default();
-        wb.push(vec![b'x'; EAGER_FLUSH_BYTES]);
-        wb.push(b"y".to_vec());
-        assert_eq!(wb.chunks.len(), 2);
-    }
-
-    #[test]
-    fn write_buffer_advance_walks_across_chunks() {
-        let mut wb = WriteBuffer::default();
-        wb.push(vec![1u8; COALESCE_BYTES]);
-        wb.push(vec![2u8; COALESCE_BYTES]);
-        wb.advance(10);
-        assert_eq!((wb.front_sent, wb.chunks.len()), (10, 2));
-        // Across the end of the first chunk into the second.
-        wb.advance(COALESCE_BYTES);
-        assert_eq!((wb.front_sent, wb.chunks.len()), (10, 1));
-        assert_eq!(wb.len, COALESCE_BYTES - 10);
-        // A small push appends to the partly sent front; front_sent holds.
-        wb.push(b"z".to_vec());
-        assert_eq!((wb.front_sent, wb.chunks.len()), (10, 1));
-        wb.advance(COALESCE_BYTES - 10 + 1);
-        assert_eq!((wb.len, wb.chunks.len(), wb.front_sent), (0, 0, 0));
     }
 }
