@@ -228,14 +228,16 @@ impl ChunkQueue {
     }
 }
 
+/// For the tests: `queue[i]`, the `i`th oldest chunk.
+#[cfg(test)]
 impl std::ops::Index<usize> for ChunkQueue {
     type Output = Chunk;
 
-    /// The `i`th oldest chunk; panics past the end, like a slice.
+    /// Panics past the end, like a slice.
     fn index(&self, i: usize) -> &Chunk {
         match (i, &self.first) {
             (0, Some(first)) => first,
-            _ => &self.rest[i - 1],
+            _ => &self.rest[i.wrapping_sub(1)],
         }
     }
 }
