@@ -94,7 +94,7 @@ pub const READ_CHUNK_SIZE: usize = 64 * 1024;
 
 /// Once the write buffer holds this much, `write` flushes at once instead
 /// of waiting for the end of the iteration (keeps big writes from piling up).
-pub(crate) const EAGER_FLUSH_BYTES: usize = 64 * 1024;
+const EAGER_FLUSH_BYTES: usize = 64 * 1024;
 
 /// At most this many buffers go into one `writev`.
 const MAX_IOVECS: usize = 64;
