@@ -41,9 +41,10 @@ struct Response {
     /// `finish` ran (or the response was otherwise completed).
     finished: bool,
     /// The `Content-Type` sent beside `headers` when they go out: Tornado's
-    /// default (`text/html; charset=UTF-8`) until the application sets,
-    /// adds or clears one itself (then `None`: `headers` decides), or JSON
-    /// after `write_json` / `finish_json_bytes`. Kept out of the map so a
+    /// default (`text/html; charset=UTF-8`), JSON after `write_json` /
+    /// `finish_json_bytes`, or a well-known type the application set
+    /// (`WELL_KNOWN_CONTENT_TYPES`); `None` once it sets another, adds or
+    /// clears one (then `headers` decides). Kept out of the map so a
     /// response that sets no other header never builds one (a long-poll
     /// fan-out answers thousands of waiters with no map at all).
     ///
