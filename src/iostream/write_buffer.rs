@@ -63,19 +63,31 @@ impl WriteBuffer {
         }
     }
 
+    /// Copy `data` onto the last chunk if it is small and that chunk is
+    /// open (Tornado's coalescing); false if it needs a chunk of its own.
+    fn coalesce(&mut self, data: &[u8]) -> bool {
+        if data.len() >= COALESCE_BYTES {
+            return false;
+        }
+        match self.open_tail() {
+            Some(last) => {
+                last.extend_from_slice(data);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Queue owned bytes: small ones join the last chunk, others are
+    /// queued as they are (no copy).
     pub(super) fn push(&mut self, data: Vec<u8>) {
         if data.is_empty() {
             return;
         }
         self.len += data.len();
-        // Small writes join the last chunk.
-        if data.len() < COALESCE_BYTES {
-            if let Some(last) = self.open_tail() {
-                last.extend_from_slice(&data);
-                return;
-            }
+        if !self.coalesce(&data) {
+            self.chunks.push_back(Chunk::Owned(data));
         }
-        self.chunks.push_back(Chunk::Owned(data));
     }
 
     /// Queue bytes shared with other streams as a chunk of their own:
@@ -96,11 +108,8 @@ impl WriteBuffer {
             return;
         }
         self.len += data.len();
-        if data.len() < COALESCE_BYTES {
-            if let Some(last) = self.open_tail() {
-                last.extend_from_slice(data);
-                return;
-            }
+        if self.coalesce(data) {
+            return;
         }
         // Room for the next few small writes of this pass (pipelined
         // responses) without growing.
