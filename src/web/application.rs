@@ -32,7 +32,6 @@ use super::routing::{BuildPathHasher, PathPattern};
 use super::static_files::{StaticFileHandler, StaticFiles};
 use super::template::Templates;
 use crate::http::{HTTPResponder, HTTPServer, HTTPServerOptions, HTTPServerRequest};
-use crate::httputil::url_escape;
 
 /// Application settings (Tornado's `Application(**settings)`).
 #[derive(Clone, Debug)]
@@ -290,18 +289,7 @@ fn run_handler(app: &AppInner, route: &Route, cx: &Ctx) -> HandlerResult {
     }
     if route.authenticated && cx.current_user().is_none() {
         if matches!(method, "GET" | "HEAD") && !route.api {
-            // Form-encoded like Tornado's `urlencode(dict(next=uri))`:
-            // `/` and `?` become `%2F` and `%3F`.
-            let next = url_escape(cx.request().uri(), true);
-            let sep = if app.settings.login_url.contains('?') {
-                '&'
-            } else {
-                '?'
-            };
-            cx.redirect(
-                &format!("{}{sep}next={next}", app.settings.login_url),
-                false,
-            );
+            cx.redirect_to_login();
             return Ok(());
         }
         return Err(HTTPError::forbidden("login required"));

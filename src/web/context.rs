@@ -22,8 +22,8 @@ use super::handler::HTTPError;
 use crate::escape::xhtml_escape;
 use crate::http::{reason_phrase, HTTPResponder, HTTPServerRequest};
 use crate::httputil::{
-    format_set_cookie, parse_body_arguments, parse_cookie, Arguments, CookieOptions, Files,
-    HTTPHeaders,
+    format_set_cookie, parse_body_arguments, parse_cookie, url_escape, Arguments, CookieOptions,
+    Files, HTTPHeaders,
 };
 
 /// The response under construction.
@@ -479,6 +479,17 @@ impl Ctx {
         self.set_status(if permanent { 301 } else { 302 });
         self.set_header("Location", url);
         self.finish();
+    }
+
+    /// Redirect (302) to the application's `login_url` with `next=` the
+    /// current URI, form-encoded like Tornado's `urlencode(dict(next=uri))`
+    /// (`/` and `?` become `%2F` and `%3F`), and finish: what an
+    /// authenticated page does for a visitor who is not logged in.
+    pub fn redirect_to_login(&self) {
+        let login_url = &self.inner.app.settings.login_url;
+        let next = url_escape(self.request().uri(), true);
+        let sep = if login_url.contains('?') { '&' } else { '?' };
+        self.redirect(&format!("{login_url}{sep}next={next}"), false);
     }
 
     /// Answer with an error page for `status` (Tornado's `send_error`):

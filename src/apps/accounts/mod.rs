@@ -288,8 +288,7 @@ impl Accounts {
             _ if api => Err(HTTPError::forbidden("login required")),
             _ => {
                 cx.clear_cookie("user");
-                let next = crate::httputil::url_escape(cx.request().uri(), true);
-                cx.redirect(&format!("/auth/login?next={next}"), false);
+                cx.redirect_to_login();
                 Ok(())
             }
         }
