@@ -75,7 +75,7 @@ use mio::net::TcpStream;
 use mio::net::UnixStream;
 use mio::{Interest, Token};
 
-use crate::ioloop::{EndOfIteration, IOLoop, OnReady, Ready};
+use crate::ioloop::{EndOfIteration, IOLoop, Ready};
 
 pub(crate) mod spare;
 mod write_buffer;
@@ -434,11 +434,15 @@ impl IOStream {
         });
         let weak: Weak<RefCell<StreamInner>> = Rc::downgrade(&inner);
         // Registered once, for both directions, edge-triggered: see the
-        // module invariants. The loop holds the stream weakly.
-        let token = ioloop.add_handler_rc(
+        // module invariants.
+        let token = ioloop.add_handler(
             socket.source(),
             Interest::READABLE | Interest::WRITABLE,
-            weak,
+            move |ready| {
+                if let Some(inner) = weak.upgrade() {
+                    handle_events(&inner, ready);
+                }
+            },
         )?;
         {
             let mut st = inner.borrow_mut();
@@ -1080,12 +1084,6 @@ fn read_to_buffer(
             }
         }
     })
-}
-
-impl OnReady for RefCell<StreamInner> {
-    fn on_ready(self: Rc<Self>, ready: Ready) {
-        handle_events(&self, ready);
-    }
 }
 
 /// The readiness handler registered with the loop.
