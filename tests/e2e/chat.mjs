@@ -57,10 +57,22 @@ async function register(page, name) {
   check((await page.textContent("#me")) === name, `${name}: registered and in the lobby`);
 }
 
-/** Type `text` into the message box and press Enter. */
+/** Type `text` into the message box, press Enter, and wait until the page
+ * has sent it: the transport acknowledged it, so the input is cleared and
+ * the submit button enabled again. Returning at the key press was a race:
+ * while a send is in flight the button is disabled, so the next Enter does
+ * nothing, and the send's completion clears the input, erasing text typed
+ * since — the next message was lost without an error. */
 async function say(page, text) {
   await page.fill("#message", text);
   await page.press("#message", "Enter");
+  await page.waitForFunction(
+    () =>
+      document.getElementById("message").value === "" &&
+      !document.querySelector("#messageform button[type=submit]").disabled,
+    null,
+    { timeout: SEEN_WITHIN },
+  );
 }
 
 /** Wait until a message body with exactly `text` shows on `page`. */
@@ -153,12 +165,9 @@ try {
 
   // The client recovers by itself after errors (backoff, then resume).
   // The outage is a flag read by one route handler that stays installed.
-  // With `unroute` instead, bob's first retry got neither an answer nor an
-  // error in two CI runs (one in 10-20); `unroute` racing the interception
-  // of that very request was the suspect. The same symptom came back with
-  // the flag in 3 of 17 runs of a build whose loop dispatch was changed
-  // (since reverted; 15 of 15 passed without it), so the cause is still
-  // open: see the session-7 note on issue 7.
+  // (This step used to time out now and then: "after the outage" was never
+  // sent, because `say` returned before alice's "trigger an error" was
+  // acknowledged; see `say`.)
   let outage = true;
   await bob.route("**/a/message/updates", (route) => (outage ? route.abort() : route.continue()));
   await say(alice, "trigger an error");
@@ -195,7 +204,6 @@ try {
   await say(alice, "socket to socket");
   await waitForMessage(carol, "socket to socket");
   await waitForMessage(alice, "socket to socket");
-  await alice.waitForFunction(() => document.getElementById("message").value === "");
   const once = await countMessages(alice, "socket to socket");
   check(once === 1, `over the socket the sender sees its message once (${once})`);
   check(true, "two WebSocket contexts chat; the long-poll page sees it too");
