@@ -91,7 +91,8 @@ const chat = {
     this.transport
       .send({ body: body, room: this.room })
       .then((message) => {
-        this.input.value = "";
+        // Clear only what was sent: text typed while it was in flight stays.
+        if (this.input.value === body) this.input.value = "";
         if (document.querySelector("#status.error")) this.setStatus("");
         this.showMessage(message);
         this.scrollToEnd();

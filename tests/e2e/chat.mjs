@@ -153,6 +153,35 @@ try {
   await waitForMessage(alice, "Hi Alice");
   check(true, "alice sees bob's reply");
 
+  // Text typed while a send is in flight survives its acknowledgement.
+  // bob's POST is held at the route until he has typed his next line.
+  let releasePost;
+  const postHeld = new Promise((resolve) => (releasePost = resolve));
+  let postSeen;
+  const postArrived = new Promise((resolve) => (postSeen = resolve));
+  await bob.route("**/a/message/new", async (route) => {
+    postSeen();
+    await postHeld;
+    await route.continue();
+  });
+  await bob.fill("#message", "sent while typing");
+  await bob.press("#message", "Enter");
+  await postArrived;
+  await bob.fill("#message", "the next line, half typed");
+  releasePost();
+  await waitForMessage(bob, "sent while typing");
+  await bob.waitForFunction(
+    () => !document.querySelector("#messageform button[type=submit]").disabled,
+    null,
+    { timeout: SEEN_WITHIN },
+  );
+  await bob.unroute("**/a/message/new");
+  check(
+    (await bob.$eval("#message", (el) => el.value)) === "the next line, half typed",
+    "text typed while a message was being sent is kept",
+  );
+  await bob.fill("#message", "");
+
   // A message in another room does not reach the lobby.
   const side = await newPage(aliceContext, "alice/side");
   await side.goto(base + "/room/side-room");
