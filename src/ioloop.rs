@@ -60,7 +60,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BinaryHeap, VecDeque};
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -110,8 +110,44 @@ enum Hook {
 /// the thread boundary, downcast back inside).
 type ResultCallback = Box<dyn FnOnce(Box<dyn Any + Send>)>;
 
+/// A socket's readiness handler that already lives behind an `Rc`: an
+/// IOStream. The loop keeps it *weakly* (the stream's owners decide when it
+/// dies), so registering makes no allocation of its own, and dispatching
+/// an event touches the stream's own memory and nothing else of the
+/// connection's: one cold cache line fewer per event with 1 000 busy
+/// connections than a boxed closure holding the same `Weak`.
+pub(crate) trait OnReady {
+    /// The socket under this handler's token became ready.
+    fn on_ready(self: Rc<Self>, ready: Ready);
+}
+
 /// A handler registered for a socket.
-type Handler = Rc<RefCell<dyn FnMut(Ready)>>;
+enum Handler {
+    /// From [`IOLoop::add_handler`]. The `RefCell` turns a re-entrant call
+    /// of the same `FnMut` into a logged error instead of aliasing.
+    Boxed(Rc<RefCell<dyn FnMut(Ready)>>),
+    /// From [`IOLoop::add_handler_rc`]; gone once its owners dropped it.
+    Shared(Weak<dyn OnReady>),
+}
+
+/// A handler taken out of the table for one event, so the table is not
+/// borrowed while it runs.
+enum Dispatch {
+    /// A boxed closure.
+    Boxed(Rc<RefCell<dyn FnMut(Ready)>>),
+    /// A live shared handler.
+    Shared(Rc<dyn OnReady>),
+}
+
+impl Handler {
+    /// What to call for an event, if anything is still there to call.
+    fn for_dispatch(&self) -> Option<Dispatch> {
+        match self {
+            Handler::Boxed(h) => Some(Dispatch::Boxed(Rc::clone(h))),
+            Handler::Shared(h) => h.upgrade().map(Dispatch::Shared),
+        }
+    }
+}
 
 /// What a poll said about one socket. Readable and writable are the only
 /// portable facts; `hup` and `error` are hints (mio says the same).
@@ -504,11 +540,38 @@ impl IOLoop {
         S: Source + ?Sized,
         F: FnMut(Ready) + 'static,
     {
+        self.register_handler(
+            source,
+            interest,
+            Handler::Boxed(Rc::new(RefCell::new(handler))),
+        )
+    }
+
+    /// [`IOLoop::add_handler`] for a handler that already lives behind an
+    /// `Rc` (an IOStream): the loop holds it weakly and calls
+    /// [`OnReady::on_ready`] while something else keeps it alive. The
+    /// owner still deregisters and calls [`IOLoop::remove_handler`].
+    pub(crate) fn add_handler_rc<S: Source + ?Sized>(
+        &self,
+        source: &mut S,
+        interest: Interest,
+        handler: Weak<dyn OnReady>,
+    ) -> io::Result<Token> {
+        self.register_handler(source, interest, Handler::Shared(handler))
+    }
+
+    /// Put `handler` in the table and register `source` under its key.
+    fn register_handler<S: Source + ?Sized>(
+        &self,
+        source: &mut S,
+        interest: Interest,
+        handler: Handler,
+    ) -> io::Result<Token> {
         let mut handlers = self.inner.handlers.borrow_mut();
         let entry = handlers.vacant_entry();
         let token = Token(entry.key());
         self.inner.registry.register(source, token, interest)?;
-        entry.insert(Rc::new(RefCell::new(handler)));
+        entry.insert(handler);
         Ok(token)
     }
 
@@ -777,13 +840,26 @@ impl IOLoop {
                 }
                 // Clone the handler out so the table is not borrowed while
                 // it runs (it may add or remove handlers, even itself).
-                let handler = self.inner.handlers.borrow().get(token.0).cloned();
-                if let Some(handler) = handler {
-                    let ready = Ready::from_event(event);
-                    self.run_guarded(move || match handler.try_borrow_mut() {
-                        Ok(mut h) => (*h)(ready),
-                        Err(_) => log::error!("handler for {token:?} re-entered; event dropped"),
-                    });
+                let handler = self
+                    .inner
+                    .handlers
+                    .borrow()
+                    .get(token.0)
+                    .and_then(Handler::for_dispatch);
+                let ready = Ready::from_event(event);
+                match handler {
+                    Some(Dispatch::Boxed(handler)) => {
+                        self.run_guarded(move || match handler.try_borrow_mut() {
+                            Ok(mut h) => (*h)(ready),
+                            Err(_) => {
+                                log::error!("handler for {token:?} re-entered; event dropped")
+                            }
+                        })
+                    }
+                    Some(Dispatch::Shared(handler)) => {
+                        self.run_guarded(move || handler.on_ready(ready))
+                    }
+                    None => {}
                 }
             }
         }
@@ -1046,6 +1122,56 @@ mod tests {
         assert_eq!(*order.borrow(), ["boxed 1", "rc 1", "boxed 2", "rc late"]);
         let list = ioloop.inner.end_of_iteration.borrow();
         assert!(list.is_empty() && list.capacity() >= 3);
+    }
+
+    /// A shared readiness handler that counts its calls in a cell it does
+    /// not own, so the count outlives it.
+    struct Counting(Rc<Cell<u32>>);
+    impl OnReady for Counting {
+        fn on_ready(self: Rc<Self>, _ready: Ready) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+
+    #[test]
+    fn a_shared_handler_is_held_weakly_and_called_only_while_alive() {
+        use std::io::Write;
+        let ioloop = IOLoop::new().expect("loop");
+        let (mut watched, mut poke) = mio::net::UnixStream::pair().expect("pair");
+        let calls = Rc::new(Cell::new(0));
+        let handler = Rc::new(Counting(Rc::clone(&calls)));
+        let weak: Weak<dyn OnReady> = Rc::downgrade(&handler) as Weak<Counting>;
+        let token = ioloop
+            .add_handler_rc(&mut watched, Interest::READABLE, weak)
+            .expect("register");
+        // The loop keeps no strong reference.
+        assert_eq!(Rc::strong_count(&handler), 1);
+
+        // A second socket whose boxed handler stops the loop: once its
+        // byte is read, the poll batch that carried it has been dispatched.
+        let (mut stopper, mut stop_poke) = mio::net::UnixStream::pair().expect("pair");
+        let l = ioloop.clone();
+        let stop_token = ioloop
+            .add_handler(&mut stopper, Interest::READABLE, move |_| l.stop())
+            .expect("register");
+
+        // Alive: the readable edge reaches it.
+        poke.write_all(b"x").expect("write");
+        stop_poke.write_all(b"x").expect("write");
+        ioloop.start();
+        assert_eq!(calls.get(), 1);
+
+        // Dropped by its owner: the event in the same batch as the
+        // stopper's finds nothing to call, and nothing panics.
+        drop(handler);
+        poke.write_all(b"y").expect("write");
+        stop_poke.write_all(b"y").expect("write");
+        ioloop.start();
+        assert_eq!(calls.get(), 1);
+        assert_eq!(ioloop.handler_count(), 2);
+        ioloop.remove_handler(token);
+        ioloop.remove_handler(stop_token);
+        assert_eq!(ioloop.handler_count(), 0);
     }
 
     #[test]

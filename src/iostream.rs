@@ -75,7 +75,7 @@ use mio::net::TcpStream;
 use mio::net::UnixStream;
 use mio::{Interest, Token};
 
-use crate::ioloop::{EndOfIteration, IOLoop, Ready};
+use crate::ioloop::{EndOfIteration, IOLoop, OnReady, Ready};
 
 pub(crate) mod spare;
 mod write_buffer;
@@ -434,15 +434,11 @@ impl IOStream {
         });
         let weak: Weak<RefCell<StreamInner>> = Rc::downgrade(&inner);
         // Registered once, for both directions, edge-triggered: see the
-        // module invariants.
-        let token = ioloop.add_handler(
+        // module invariants. The loop holds the stream weakly.
+        let token = ioloop.add_handler_rc(
             socket.source(),
             Interest::READABLE | Interest::WRITABLE,
-            move |ready| {
-                if let Some(inner) = weak.upgrade() {
-                    handle_events(&inner, ready);
-                }
-            },
+            weak,
         )?;
         {
             let mut st = inner.borrow_mut();
@@ -1084,6 +1080,12 @@ fn read_to_buffer(
             }
         }
     })
+}
+
+impl OnReady for RefCell<StreamInner> {
+    fn on_ready(self: Rc<Self>, ready: Ready) {
+        handle_events(&self, ready);
+    }
 }
 
 /// The readiness handler registered with the loop.
