@@ -96,7 +96,8 @@ fn unknown_or_missing_cursor_gets_the_whole_cache() {
 
 #[test]
 fn cache_keeps_the_last_200() {
-    let server = Server::start(&[]);
+    // 205 posts back to back from one user: no post rate limit.
+    let server = Server::start(&["--chat-post-rate", "0"]);
     let mut c = Client::user(&server, "erin");
     let ids: Vec<String> = (0..205)
         .map(|i| post(&mut c, "big", &format!("m{i}")))
@@ -344,4 +345,43 @@ fn the_go_to_room_form_redirects() {
     let page = c.get("/room/general").text();
     assert!(page.contains("href=\"/room/general\""));
     assert!(page.contains("data-room=\"general\""));
+}
+
+#[test]
+fn posting_faster_than_the_rate_is_429_with_retry_after() {
+    // Two posts at once, then one per 1000 s: the test never sees a refill.
+    let server = Server::start(&["--chat-post-rate", "0.001", "--chat-post-burst", "2"]);
+    let mut ann = Client::user(&server, "ann");
+    let mut bob = Client::user(&server, "bob");
+    // A refused body spends nothing.
+    let r = ann.post("/a/message/new", &[("body", " "), ("room", "fast")]);
+    assert_eq!(r.status, 400);
+    let first = post(&mut ann, "fast", "one");
+    post(&mut ann, "fast", "two");
+    let r = ann.post("/a/message/new", &[("body", "three"), ("room", "fast")]);
+    assert_eq!(r.status, 429, "{}", r.text());
+    let wait: u64 = r
+        .header("Retry-After")
+        .expect("Retry-After")
+        .parse()
+        .expect("whole seconds");
+    assert!((999..=1000).contains(&wait), "Retry-After: {wait}");
+    assert_eq!(
+        r.json()["error"]["message"],
+        format!("too many messages: wait {wait} s before posting again")
+    );
+    // The limit is per user, and nothing refused reached the room.
+    post(&mut bob, "fast", "bob's");
+    let r = bob.post(
+        "/a/message/updates",
+        &[("room", "fast"), ("cursor", &first)],
+    );
+    let answer = r.json();
+    let bodies: Vec<&str> = answer["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["body"].as_str())
+        .collect();
+    assert_eq!(bodies, ["two", "bob's"]);
 }

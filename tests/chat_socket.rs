@@ -276,6 +276,34 @@ fn bad_frames_get_an_error_and_the_socket_stays_open() {
 }
 
 #[test]
+fn the_post_rate_spans_both_transports_and_a_refusal_keeps_the_socket() {
+    // Two posts at once, then one per 1000 s: the test never sees a refill.
+    let server = Server::start(&["--chat-post-rate", "0.001", "--chat-post-burst", "2"]);
+    let mut alice = Client::user(&server, "alice");
+    let mut ws = open(&alice, "rate");
+    next_json(&mut ws); // join
+                        // One post over HTTP, one over the socket: the bucket is the user's.
+    let r = alice.post("/a/message/new", &[("body", "by http"), ("room", "rate")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_message(&next_json(&mut ws), "alice", "by http");
+    send(&mut ws, &json!({"body": "by socket"}));
+    assert_message(&next_json(&mut ws), "alice", "by socket");
+    send(&mut ws, &json!({"body": "one too many", "ref": "r3"}));
+    let refused = next_json(&mut ws);
+    assert_eq!(refused["ref"], "r3");
+    assert_eq!(refused["type"], "error");
+    assert_eq!(refused["error"]["code"], 429);
+    let text = refused["error"]["message"].as_str().expect("message");
+    assert!(text.starts_with("too many messages: wait "), "{text}");
+    // The socket stays open and still receives: another user's post.
+    let mut bob = Client::user(&server, "bob");
+    let r = bob.post("/a/message/new", &[("body", "from bob"), ("room", "rate")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_message(&next_json(&mut ws), "bob", "from bob");
+    close(ws);
+}
+
+#[test]
 fn join_and_leave_notices_reach_websocket_members_only() {
     let server = Server::start(&[]);
     let alice = Client::user(&server, "alice");

@@ -56,6 +56,8 @@ pub struct Config {
     /// demo parks one per request for the upstream's whole delay, so this is
     /// above the core count: I/O-bound waits, not CPU.
     pub worker_threads: usize,
+    /// How often one chat user may post.
+    pub chat_post_rate: crate::apps::chat::PostRate,
 }
 
 impl Default for Config {
@@ -74,6 +76,7 @@ impl Default for Config {
             max_line: super::echo::DEFAULT_MAX_LINE,
             upstream_delay_ms: 1000,
             worker_threads: 16,
+            chat_post_rate: crate::apps::chat::PostRate::default(),
         }
     }
 }
@@ -106,6 +109,9 @@ OPTIONS:
     --max-line BYTES            echo: longest line [65536]
     --upstream-delay-ms MS      /rate demo: the slow upstream's delay [1000; max 10000]
     --worker-threads N          threads for blocking work (run_in_executor) [16]
+    --chat-post-rate N          chat: posts per second one user may keep up
+                                (0 = no limit; fractions allowed) [5]
+    --chat-post-burst N         chat: posts one user may send back to back [20]
     -h, --help                  this text
 
 Logging: RUST_LOG=info (default), e.g. RUST_LOG=info,squall::access=warn to
@@ -178,6 +184,20 @@ where
                 }
                 config.worker_threads = n;
             }
+            Long("chat-post-rate") => {
+                let n: f64 = parser.value().map_err(err)?.parse().map_err(err)?;
+                if !(n >= 0.0 && n.is_finite()) {
+                    return Err("--chat-post-rate: a number, 0 or more".into());
+                }
+                config.chat_post_rate.per_second = n;
+            }
+            Long("chat-post-burst") => {
+                let n: u32 = parser.value().map_err(err)?.parse().map_err(err)?;
+                if n == 0 {
+                    return Err("--chat-post-burst: at least 1".into());
+                }
+                config.chat_post_rate.burst = n;
+            }
             Value(v) if v == "echo" && config.command == Command::Serve => {
                 config.command = Command::Echo
             }
@@ -236,5 +256,34 @@ mod tests {
         assert_eq!(c.upstream_delay_ms, 1000);
         assert!(parse(args(&["--upstream-delay-ms", "10001"])).is_err());
         assert!(parse(args(&["--worker-threads", "0"])).is_err());
+    }
+
+    #[test]
+    fn chat_post_rate() {
+        use crate::apps::chat::PostRate;
+        let c = parse(args(&[])).expect("parses").expect("not help");
+        assert_eq!(c.chat_post_rate, PostRate::default());
+        let c = parse(args(&["--chat-post-rate", "0.5", "--chat-post-burst=3"]))
+            .expect("parses")
+            .expect("not help");
+        assert_eq!(
+            c.chat_post_rate,
+            PostRate {
+                per_second: 0.5,
+                burst: 3
+            }
+        );
+        let c = parse(args(&["--chat-post-rate", "0"]))
+            .expect("parses")
+            .expect("not help");
+        assert_eq!(c.chat_post_rate.per_second, 0.0);
+        for bad in [
+            ["--chat-post-rate", "-1"],
+            ["--chat-post-rate", "NaN"],
+            ["--chat-post-rate", "inf"],
+            ["--chat-post-burst", "0"],
+        ] {
+            assert!(parse(args(&bad)).is_err(), "{bad:?}");
+        }
     }
 }

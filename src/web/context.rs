@@ -494,6 +494,9 @@ impl Ctx {
 
     /// Answer with an error page for `status` (Tornado's `send_error`):
     /// HTML for pages, JSON `{"error": {"code", "message"}}` for API routes.
+    /// Headers set so far are dropped (Tornado's `clear()`), except
+    /// `Set-Cookie` and `Retry-After` (RFC 9110 §10.2.3: set for a 429 or
+    /// 503 before answering with it).
     pub fn send_error(&self, status: u16, message: &str) {
         {
             let mut resp = self.inner.shared().response.borrow_mut();
@@ -511,7 +514,9 @@ impl Ctx {
             let keep: Vec<(String, String)> = resp
                 .headers
                 .iter()
-                .filter(|(n, _)| n.eq_ignore_ascii_case("Set-Cookie"))
+                .filter(|(n, _)| {
+                    n.eq_ignore_ascii_case("Set-Cookie") || n.eq_ignore_ascii_case("Retry-After")
+                })
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect();
             resp.headers = HTTPHeaders::new();

@@ -7,7 +7,7 @@
 //! login page, the API answers 403), and the Application has checked
 //! `_xsrf` on every POST before these run.
 
-use super::{Chat, MessageError, Room, LOBBY};
+use super::{Chat, Room, LOBBY};
 use crate::apps::accounts::{safe_next, Accounts};
 use crate::web::{Application, Ctx, HTTPError, HandlerResult, RequestHandler};
 
@@ -115,9 +115,11 @@ impl RequestHandler for MessageNew {
         let room = room_argument(&self.chat, cx)?;
         let body = cx.get_argument_opt("body")?.unwrap_or_default();
         let from = cx.current_user().unwrap_or_default();
-        let message = room.post_message(from, &body).map_err(|e| match e {
-            MessageError::Empty => HTTPError::bad_request(e.to_string()),
-            MessageError::TooLong { .. } => HTTPError::new(413, e.to_string()),
+        let message = room.post_message(from, &body).map_err(|e| {
+            if let Some(secs) = e.retry_after_secs() {
+                cx.set_header("Retry-After", secs.to_string());
+            }
+            HTTPError::new(e.status(), e.to_string())
         })?;
         match cx.get_argument_opt("next")? {
             Some(next) => cx.redirect(safe_next(&next), false),

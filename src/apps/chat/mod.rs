@@ -7,6 +7,7 @@
 //! | [`message`]          | [`Message`], `message.html` rendering             | the message dict          |
 //! | [`message_buffer`]   | [`MessageBuffer`]: cache of 200 + parked waiters  | `MessageBuffer`           |
 //! | [`room`]             | [`Room`]: post, wait, cancel, subscribe           | —                         |
+//! | [`post_limit`]       | [`PostLimiter`]: how often one user may post      | —                         |
 //! | [`handlers`]         | `/`, `/room/{name}`, `/a/message/new`, `/a/message/updates` | the handlers    |
 //! | [`socket`]           | `/chatsocket`: the same rooms over a WebSocket, join/leave notices | `demos/websocket` `ChatSocketHandler` |
 //!
@@ -16,13 +17,16 @@
 //! `POST /a/message/updates` (form `cursor`, `room`, `_xsrf`) answers
 //! `{"messages": [...]}` at once if the room has messages after `cursor`,
 //! else when the next one is posted. `room` defaults to `lobby`, so
-//! Tornado's own `chat.js` works unchanged against the lobby.
+//! Tornado's own `chat.js` works unchanged against the lobby. One
+//! extension: a user who posts faster than [`PostRate`] allows gets 429
+//! with `Retry-After` (Tornado's demo has no limit).
 //!
 //! docs/chat.md walks through a long-poll request from park to finish.
 
 pub mod handlers;
 pub mod message;
 pub mod message_buffer;
+pub mod post_limit;
 pub mod room;
 pub mod socket;
 
@@ -34,6 +38,7 @@ use std::rc::Rc;
 
 pub use message::{Message, MessageTemplate};
 pub use message_buffer::{MessageBuffer, WaiterId, CACHE_SIZE};
+pub use post_limit::{PostLimiter, PostRate};
 pub use room::{MessageError, Room, Subscriber, Subscription};
 
 use super::config::Config;
@@ -66,6 +71,8 @@ pub struct ChatOptions {
     pub data_dir: Option<PathBuf>,
     /// Largest accepted message body, in bytes.
     pub max_body_bytes: usize,
+    /// How often one user may post (over all rooms and both transports).
+    pub post_rate: PostRate,
 }
 
 impl ChatOptions {
@@ -76,6 +83,7 @@ impl ChatOptions {
             debug: config.debug,
             data_dir: config.data_dir.clone(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            post_rate: config.chat_post_rate,
         }
     }
 }
@@ -142,6 +150,7 @@ impl Chat {
             history,
             max_body_bytes: options.max_body_bytes,
             posted: Cell::new(0),
+            post_limit: RefCell::new(PostLimiter::new(options.post_rate)),
         });
         let mut rooms = BTreeMap::new();
         for (name, records) in restored {

@@ -7,6 +7,7 @@
 //!
 //! ```text
 //!  post_message(from, body)
+//!    ├─ checks: not empty, not too long, the user's post rate (PostLimiter)
 //!    ├─ Message::new: id, time, html (rendered once), json (serialized once)
 //!    ├─ buffer.add → the parked waiters, taken out of the buffer
 //!    ├─ borrow released ───────────── from here on callbacks may re-enter
@@ -20,9 +21,11 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::rc::{Rc, Weak};
+use std::time::Duration;
 
 use super::message::{Message, MessageTemplate};
 use super::message_buffer::{messages_json, MessageBuffer, WaiterId};
+use super::post_limit::PostLimiter;
 use crate::apps::store::AppendLog;
 
 /// A persistent listener: called with every new message of the room.
@@ -38,6 +41,34 @@ pub enum MessageError {
         /// The limit.
         max: usize,
     },
+    /// The user is posting faster than the chat's [`PostRate`].
+    TooFast {
+        /// Until the next post will be accepted.
+        retry_after: Duration,
+    },
+}
+
+impl MessageError {
+    /// The HTTP status that says this (the WebSocket error object carries
+    /// the same code).
+    pub fn status(&self) -> u16 {
+        match self {
+            MessageError::Empty => 400,
+            MessageError::TooLong { .. } => 413,
+            MessageError::TooFast { .. } => 429,
+        }
+    }
+
+    /// For [`MessageError::TooFast`]: the wait in whole seconds, rounded
+    /// up, as HTTP's `Retry-After` wants it.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            MessageError::TooFast { retry_after } => {
+                Some(retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0))
+            }
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for MessageError {
@@ -45,6 +76,11 @@ impl fmt::Display for MessageError {
         match self {
             MessageError::Empty => write!(f, "the message is empty"),
             MessageError::TooLong { max } => write!(f, "the message is longer than {max} bytes"),
+            MessageError::TooFast { .. } => write!(
+                f,
+                "too many messages: wait {} s before posting again",
+                self.retry_after_secs().unwrap_or(1)
+            ),
         }
     }
 }
@@ -59,6 +95,8 @@ pub(crate) struct Shared {
     pub(crate) max_body_bytes: usize,
     /// Messages posted since start (for `/metrics`).
     pub(crate) posted: Cell<u64>,
+    /// How often each user may post, over all rooms.
+    pub(crate) post_limit: RefCell<PostLimiter>,
 }
 
 /// One chat room. Cheap to clone: every clone is the same room.
@@ -112,6 +150,11 @@ impl Room {
         }
         if body.len() > max {
             return Err(MessageError::TooLong { max });
+        }
+        // Only a message that would be accepted spends a post.
+        let now = crate::ioloop::IterationClock::now();
+        if let Err(retry_after) = self.inner.shared.post_limit.borrow_mut().take(from, now) {
+            return Err(MessageError::TooFast { retry_after });
         }
         let message = Rc::new(Message::new(&self.inner.shared.template, from, body));
         self.deliver(&message);
@@ -264,10 +307,15 @@ impl Drop for Subscription {
 
 #[cfg(test)]
 mod tests {
+    use super::super::post_limit::PostRate;
     use super::*;
     use std::path::PathBuf;
 
     fn room(name: &str, max_body_bytes: usize) -> Room {
+        rate_limited_room(name, max_body_bytes, PostRate::UNLIMITED)
+    }
+
+    fn rate_limited_room(name: &str, max_body_bytes: usize, rate: PostRate) -> Room {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates");
         Room::new(
             name,
@@ -276,6 +324,7 @@ mod tests {
                 history: None,
                 max_body_bytes,
                 posted: Cell::new(0),
+                post_limit: RefCell::new(PostLimiter::new(rate)),
             }),
         )
     }
@@ -324,6 +373,43 @@ mod tests {
         );
         assert!(r.post_message("a", "12345").is_ok());
         assert!(r.post_message("a", "ééé").is_err(), "bytes, not characters");
+    }
+
+    #[test]
+    fn a_user_over_the_post_rate_is_refused_and_nothing_is_sent() {
+        // One post per 1000 s: the test never sees a refill.
+        let rate = PostRate {
+            per_second: 0.001,
+            burst: 2,
+        };
+        let r = rate_limited_room("rate", 10, rate);
+        let seen = Rc::new(Cell::new(0));
+        let s = Rc::clone(&seen);
+        let _sub = r.subscribe(move |_| s.set(s.get() + 1));
+        // Refused bodies spend nothing.
+        assert_eq!(r.post_message("ann", " ").err(), Some(MessageError::Empty));
+        assert!(r.post_message("ann", "far too long!").is_err());
+        assert!(r.post_message("ann", "one").is_ok());
+        assert!(r.post_message("ann", "two").is_ok());
+        let refused = r.post_message("ann", "three").err();
+        assert!(
+            matches!(refused, Some(MessageError::TooFast { .. })),
+            "{refused:?}"
+        );
+        let refused = refused.expect("refused");
+        assert_eq!(refused.status(), 429);
+        // ≈ 1000 s, rounded up to whole seconds.
+        assert!(
+            (999..=1000).contains(&refused.retry_after_secs().unwrap_or(0)),
+            "{refused}"
+        );
+        assert!(refused.to_string().starts_with("too many messages"));
+        assert_eq!(seen.get(), 2);
+        assert_eq!(r.inner.shared.posted.get(), 2);
+        assert!(
+            r.post_message("bob", "mine").is_ok(),
+            "others are not held up"
+        );
     }
 
     #[test]

@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{Chat, MessageError, Room, Subscription, LOBBY};
+use super::{Chat, Room, Subscription, LOBBY};
 use crate::apps::accounts::Accounts;
 use crate::apps::site::{write_metric, Metrics};
 use crate::apps::sparse::shrink_if_sparse;
@@ -280,8 +280,7 @@ impl WebSocketHandler for ChatSocket {
             Some(None) => Err((400, "missing body".into())),
             Some(Some(Value::String(body))) => match room.post_message(user, body) {
                 Ok(posted) => Ok(posted.id.clone()),
-                Err(e @ MessageError::Empty) => Err((400, e.to_string())),
-                Err(e @ MessageError::TooLong { .. }) => Err((413, e.to_string())),
+                Err(e) => Err((e.status(), e.to_string())),
             },
             Some(Some(_)) => Err((400, "body must be a string".into())),
         };
