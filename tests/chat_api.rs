@@ -370,6 +370,7 @@ fn posting_faster_than_the_rate_is_429_with_retry_after() {
         r.json()["error"]["message"],
         format!("too many messages: wait {wait} s before posting again")
     );
+    assert_eq!(server.metric("squall_chat_posts_refused_total"), 1.0);
     // The limit is per user, and nothing refused reached the room.
     post(&mut bob, "fast", "bob's");
     let r = bob.post(

@@ -151,6 +151,7 @@ impl Chat {
             max_body_bytes: options.max_body_bytes,
             posted: Cell::new(0),
             post_limit: RefCell::new(PostLimiter::new(options.post_rate)),
+            refused: Cell::new(0),
         });
         let mut rooms = BTreeMap::new();
         for (name, records) in restored {
@@ -248,6 +249,11 @@ impl Chat {
         self.inner.shared.posted.get()
     }
 
+    /// Posts refused for the post rate since start.
+    pub fn posts_refused(&self) -> u64 {
+        self.inner.shared.refused.get()
+    }
+
     /// Rooms in memory.
     pub fn room_count(&self) -> usize {
         self.inner.rooms.borrow().len()
@@ -277,6 +283,13 @@ impl Chat {
                 "counter",
                 "Chat messages posted since start.",
                 chat.messages_total(),
+            );
+            write_metric(
+                out,
+                "squall_chat_posts_refused_total",
+                "counter",
+                "Chat posts refused because their user posted too fast.",
+                chat.posts_refused(),
             );
             write_metric(
                 out,

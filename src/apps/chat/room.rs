@@ -97,6 +97,9 @@ pub(crate) struct Shared {
     pub(crate) posted: Cell<u64>,
     /// How often each user may post, over all rooms.
     pub(crate) post_limit: RefCell<PostLimiter>,
+    /// Posts refused by `post_limit` since start (for `/metrics`: an
+    /// operator sees whether the limit bites).
+    pub(crate) refused: Cell<u64>,
 }
 
 /// One chat room. Cheap to clone: every clone is the same room.
@@ -154,6 +157,8 @@ impl Room {
         // Only a message that would be accepted spends a post.
         let now = crate::ioloop::IterationClock::now();
         if let Err(retry_after) = self.inner.shared.post_limit.borrow_mut().take(from, now) {
+            let refused = &self.inner.shared.refused;
+            refused.set(refused.get() + 1);
             return Err(MessageError::TooFast { retry_after });
         }
         let message = Rc::new(Message::new(&self.inner.shared.template, from, body));
@@ -325,6 +330,7 @@ mod tests {
                 max_body_bytes,
                 posted: Cell::new(0),
                 post_limit: RefCell::new(PostLimiter::new(rate)),
+                refused: Cell::new(0),
             }),
         )
     }
@@ -406,6 +412,7 @@ mod tests {
         assert!(refused.to_string().starts_with("too many messages"));
         assert_eq!(seen.get(), 2);
         assert_eq!(r.inner.shared.posted.get(), 2);
+        assert_eq!(r.inner.shared.refused.get(), 1);
         assert!(
             r.post_message("bob", "mine").is_ok(),
             "others are not held up"
