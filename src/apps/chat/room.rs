@@ -41,7 +41,7 @@ pub enum MessageError {
         /// The limit.
         max: usize,
     },
-    /// The user is posting faster than the chat's [`PostRate`].
+    /// The user is posting faster than the chat's [`PostRate`](super::PostRate).
     TooFast {
         /// Until the next post will be accepted.
         retry_after: Duration,
