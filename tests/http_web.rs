@@ -343,6 +343,18 @@ fn content_type_calls_are_honoured_with_or_without_a_header_map() {
     }
 }
 
+/// An `HTTPError`'s own headers reach its error answer; what the handler
+/// set before failing does not.
+#[test]
+fn an_error_answer_carries_the_errors_headers_only() {
+    let (server, _events) = start();
+    let mut client = server.raw();
+    let r = client.request(get("/busy"));
+    assert_eq!(r.status, 503);
+    assert_eq!(r.headers_named("Retry-After"), ["7"]);
+    assert!(r.headers_named("X-Half-Done").is_empty());
+}
+
 #[test]
 fn multipart_upload_with_curl() {
     if !have_curl() {

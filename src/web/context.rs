@@ -495,9 +495,13 @@ impl Ctx {
     /// Answer with an error page for `status` (Tornado's `send_error`):
     /// HTML for pages, JSON `{"error": {"code", "message"}}` for API routes.
     /// Headers set so far are dropped (Tornado's `clear()`), except
-    /// `Set-Cookie` and `Retry-After` (RFC 9110 §10.2.3: set for a 429 or
-    /// 503 before answering with it).
+    /// `Set-Cookie`.
     pub fn send_error(&self, status: u16, message: &str) {
+        self.send_error_with_headers(status, message, &[]);
+    }
+
+    /// [`Ctx::send_error`], the answer carrying `headers` as well.
+    fn send_error_with_headers(&self, status: u16, message: &str, headers: &[(String, String)]) {
         {
             let mut resp = self.inner.shared().response.borrow_mut();
             if resp.finished {
@@ -514,9 +518,7 @@ impl Ctx {
             let keep: Vec<(String, String)> = resp
                 .headers
                 .iter()
-                .filter(|(n, _)| {
-                    n.eq_ignore_ascii_case("Set-Cookie") || n.eq_ignore_ascii_case("Retry-After")
-                })
+                .filter(|(n, _)| n.eq_ignore_ascii_case("Set-Cookie"))
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect();
             resp.headers = HTTPHeaders::new();
@@ -524,6 +526,9 @@ impl Ctx {
                 resp.headers.add(n, v);
             }
             resp.status = status;
+        }
+        for (name, value) in headers {
+            self.set_header(name, value);
         }
         let reason = reason_phrase(status);
         if self.inner.api {
@@ -549,7 +554,7 @@ impl Ctx {
                 error.message
             );
         }
-        self.send_error(error.status, &error.message);
+        self.send_error_with_headers(error.status, &error.message, &error.headers);
     }
 
     /// Run `callback` if the client disconnects before the response is

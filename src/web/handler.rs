@@ -37,6 +37,10 @@ pub struct HTTPError {
     pub status: u16,
     /// Message shown to the client (and logged).
     pub message: String,
+    /// Headers of the error answer itself, e.g. `Retry-After` on a 429 or
+    /// 503 (RFC 9110 §10.2.3). Headers the handler set before failing are
+    /// dropped with the rest of its response.
+    pub headers: Vec<(String, String)>,
 }
 
 impl HTTPError {
@@ -45,7 +49,14 @@ impl HTTPError {
         HTTPError {
             status,
             message: message.into(),
+            headers: Vec::new(),
         }
+    }
+
+    /// The same error, its answer carrying `name: value` too.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> HTTPError {
+        self.headers.push((name.into(), value.into()));
+        self
     }
 
     /// 400 Bad Request.

@@ -101,6 +101,7 @@ pub fn start(events: Sender<&'static str>) -> TestServer {
         app.route("/big-json", BigJson);
         app.route("/big-html", BigHtml);
         app.route("/ctype", ContentTypeCases);
+        app.route("/busy", Busy);
         HTTPServer::new(HTTPServerOptions::default(), app.into_callback())
     })
     .remove_on_drop(dir)
@@ -390,5 +391,17 @@ impl RequestHandler for ContentTypeCases {
         }
         cx.write("body");
         Ok(())
+    }
+}
+
+/// `/busy`: sets a header, then fails with a 503 whose answer carries its
+/// own `Retry-After`. The error page keeps the error's header and drops the
+/// one set before.
+struct Busy;
+impl RequestHandler for Busy {
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        cx.set_header("X-Half-Done", "yes");
+        Err(squall::web::HTTPError::new(503, "busy, come back later")
+            .with_header("Retry-After", "7"))
     }
 }

@@ -116,10 +116,11 @@ impl RequestHandler for MessageNew {
         let body = cx.get_argument_opt("body")?.unwrap_or_default();
         let from = cx.current_user().unwrap_or_default();
         let message = room.post_message(from, &body).map_err(|e| {
-            if let Some(secs) = e.retry_after_secs() {
-                cx.set_header("Retry-After", secs.to_string());
+            let error = HTTPError::new(e.status(), e.to_string());
+            match e.retry_after_secs() {
+                Some(secs) => error.with_header("Retry-After", secs.to_string()),
+                None => error,
             }
-            HTTPError::new(e.status(), e.to_string())
         })?;
         match cx.get_argument_opt("next")? {
             Some(next) => cx.redirect(safe_next(&next), false),
