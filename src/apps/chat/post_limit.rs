@@ -124,7 +124,7 @@ impl PostLimiter {
         }
     }
 
-    /// Users with a bucket (for tests and metrics).
+    /// Users with a bucket now (who posted recently).
     pub fn tracked(&self) -> usize {
         self.buckets.len()
     }
