@@ -94,7 +94,7 @@ pub fn decode_signed_value(
     now: SystemTime,
 ) -> Option<Vec<u8>> {
     let fields = decode_fields(signed.as_bytes())?;
-    let tag = hex_decode(fields.signature).filter(|t| t.len() == 32)?;
+    let tag: [u8; 32] = hex_decode(fields.signature)?;
     mac(secret, fields.signed_part).verify_slice(&tag).ok()?;
     if fields.name != name.as_bytes() {
         return None;
@@ -191,8 +191,13 @@ pub(crate) fn hex_encode(bytes: &[u8]) -> String {
     out
 }
 
-/// Decodes lowercase hex of even length; anything else is `None`.
-pub(crate) fn hex_decode(hex: &[u8]) -> Option<Vec<u8>> {
+/// Decodes exactly `2 * N` lowercase hex digits into `N` bytes; anything
+/// else (another length, uppercase, a non-hex byte) is `None`.
+///
+/// Every caller knows the size it expects (a 32-byte HMAC tag, a 4-byte
+/// mask, a 16-byte token), so the result is an array on the stack: reading
+/// a request's cookie and XSRF token allocates nothing here.
+pub(crate) fn hex_decode<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
     fn nibble(b: u8) -> Option<u8> {
         match b {
             b'0'..=b'9' => Some(b - b'0'),
@@ -200,12 +205,14 @@ pub(crate) fn hex_decode(hex: &[u8]) -> Option<Vec<u8>> {
             _ => None,
         }
     }
-    if !hex.len().is_multiple_of(2) {
+    if hex.len() != 2 * N {
         return None;
     }
-    hex.chunks_exact(2)
-        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
-        .collect()
+    let mut out = [0u8; N];
+    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -423,11 +430,16 @@ mod tests {
     #[test]
     fn hex_helpers() {
         assert_eq!(hex_encode(&[0x00, 0xab, 0xff]), "00abff");
-        assert_eq!(hex_decode(b"00abff"), Some(vec![0x00, 0xab, 0xff]));
-        assert_eq!(hex_decode(b""), Some(vec![]));
-        assert_eq!(hex_decode(b"abc"), None);
-        assert_eq!(hex_decode(b"AB"), None);
-        assert_eq!(hex_decode(b"zz"), None);
+        assert_eq!(hex_decode(b"00abff"), Some([0x00, 0xab, 0xff]));
+        assert_eq!(hex_decode::<0>(b""), Some([]));
+        // Odd, short and long inputs: the length must be exactly 2 * N.
+        assert_eq!(hex_decode::<2>(b"abc"), None);
+        assert_eq!(hex_decode::<1>(b"abc"), None);
+        assert_eq!(hex_decode::<2>(b"ab"), None);
+        assert_eq!(hex_decode::<1>(b"abab"), None);
+        assert_eq!(hex_decode::<1>(b"AB"), None);
+        assert_eq!(hex_decode::<1>(b"zz"), None);
+        assert_eq!(hex_decode::<2>(b"a0g0"), None);
     }
 
     #[test]

@@ -98,7 +98,7 @@ pub fn decode_xsrf_token(s: &str) -> Option<XsrfToken> {
     let Some(rest) = s.strip_prefix("2|") else {
         return Some(XsrfToken {
             version: 1,
-            token: hex_decode(s.as_bytes())?.try_into().ok()?,
+            token: hex_decode(s.as_bytes())?,
             timestamp: None,
         });
     };
@@ -108,8 +108,8 @@ pub fn decode_xsrf_token(s: &str) -> Option<XsrfToken> {
     else {
         return None;
     };
-    let mask: [u8; 4] = hex_decode(mask.as_bytes())?.try_into().ok()?;
-    let masked: [u8; XSRF_TOKEN_LEN] = hex_decode(masked.as_bytes())?.try_into().ok()?;
+    let mask: [u8; 4] = hex_decode(mask.as_bytes())?;
+    let masked: [u8; XSRF_TOKEN_LEN] = hex_decode(masked.as_bytes())?;
     Some(XsrfToken {
         version: 2,
         token: apply_mask(&masked, mask),

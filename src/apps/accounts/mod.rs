@@ -185,11 +185,17 @@ impl Accounts {
     }
 
     /// True if an account has this name (case-insensitively).
+    ///
+    /// Every chat request asks this of its signed-in user, and the name in
+    /// the cookie is usually lowercase already: then it is looked up as is,
+    /// without a lowercased copy.
     pub fn exists(&self, name: &str) -> bool {
-        self.inner
-            .users
-            .borrow()
-            .contains_key(&name.to_ascii_lowercase())
+        let users = self.inner.users.borrow();
+        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            users.contains_key(&name.to_ascii_lowercase())
+        } else {
+            users.contains_key(name)
+        }
     }
 
     /// Password hashes queued or running on the worker pool.
@@ -421,6 +427,24 @@ mod tests {
             "/ x",
         ] {
             assert_eq!(safe_next(bad), "/", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn exists_ignores_case_with_or_without_a_lowercased_copy() {
+        let users = HashMap::from([(
+            "alice".to_string(),
+            Account {
+                name: "Alice".to_string(),
+                hash: String::new(),
+            },
+        )]);
+        let accounts = Accounts::with_log(users, None);
+        for name in ["alice", "Alice", "ALICE", "aLiCe"] {
+            assert!(accounts.exists(name), "{name}");
+        }
+        for name in ["bob", "alic", "alice ", ""] {
+            assert!(!accounts.exists(name), "{name:?}");
         }
     }
 
