@@ -71,15 +71,16 @@ pub fn parse_body_arguments(
     arguments: &mut Arguments,
     files: &mut Files,
 ) -> Result<(), HTTPInputError> {
-    let parsed = parse_header(content_type);
-    if parsed
-        .value
-        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-    {
+    // The media type is what precedes the first `;`. (`parse_header` splits
+    // only outside quotes, but neither type matched here holds a quote, so
+    // a value with one before its first `;` matches neither way.) A form
+    // post needs none of the parameters: they are parsed for multipart only.
+    let media_type = content_type.split(';').next().unwrap_or_default().trim();
+    if media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         arguments.extend(parse_query(body));
         Ok(())
-    } else if parsed.value.eq_ignore_ascii_case("multipart/form-data") {
-        match parsed.param("boundary") {
+    } else if media_type.eq_ignore_ascii_case("multipart/form-data") {
+        match parse_header(content_type).param("boundary") {
             Some(boundary) if !boundary.is_empty() => parse_multipart_form_data(
                 boundary,
                 body,
@@ -435,6 +436,44 @@ mod tests {
         assert_eq!(args.get_all("body").count(), 2);
         parse_body_arguments("application/json", b"{}", &mut args, &mut files).unwrap();
         assert_eq!(args.len(), 3);
+    }
+
+    #[test]
+    fn the_media_type_is_matched_before_its_parameters() {
+        let parsed_fields = |content_type: &str| {
+            let (mut args, mut files) = (Arguments::new(), Files::new());
+            parse_body_arguments(content_type, b"a=1", &mut args, &mut files).map(|()| args.len())
+        };
+        for form in [
+            "application/x-www-form-urlencoded",
+            "Application/X-WWW-Form-URLEncoded",
+            "  application/x-www-form-urlencoded  ;charset=UTF-8",
+            "application/x-www-form-urlencoded;",
+        ] {
+            assert_eq!(parsed_fields(form), Ok(1), "{form:?}");
+        }
+        for other in [
+            "application/x-www-form-urlencodedx",
+            "\"application/x-www-form-urlencoded\"",
+            "application/x-www-form-urlencoded\"; x=\"",
+            "text/plain; x=application/x-www-form-urlencoded",
+            "",
+        ] {
+            assert_eq!(parsed_fields(other), Ok(0), "{other:?}");
+        }
+        // Multipart still reads its boundary from the parameters.
+        let (mut args, mut files) = (Arguments::new(), Files::new());
+        let err = parse_body_arguments("Multipart/Form-Data", b"", &mut args, &mut files);
+        assert!(err.is_err(), "no boundary");
+        let body = b"--b\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nv\r\n--b--";
+        parse_body_arguments(
+            "multipart/form-data; boundary=\"b\"",
+            body,
+            &mut args,
+            &mut files,
+        )
+        .expect("quoted boundary");
+        assert_eq!(arg(&args, "f"), Some("v"));
     }
 
     #[test]
