@@ -36,7 +36,7 @@ fn main() {
                 let server = s.server.clone();
                 if let Err(e) = shutdown::install(
                     &ioloop,
-                    shutdown::DEFAULT_GRACE,
+                    config.shutdown_grace,
                     s.draining.clone(),
                     move || server.stop(),
                 ) {

@@ -58,6 +58,9 @@ pub struct Config {
     pub worker_threads: usize,
     /// How often one chat user may post.
     pub chat_post_rate: crate::apps::chat::PostRate,
+    /// After SIGINT/SIGTERM: time in-flight requests get before the loop
+    /// stops (a second signal stops at once).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Config {
@@ -77,6 +80,7 @@ impl Default for Config {
             upstream_delay_ms: 1000,
             worker_threads: 16,
             chat_post_rate: crate::apps::chat::PostRate::default(),
+            shutdown_grace: super::shutdown::DEFAULT_GRACE,
         }
     }
 }
@@ -109,6 +113,8 @@ OPTIONS:
     --max-line BYTES            echo: longest line [65536]
     --upstream-delay-ms MS      /rate demo: the slow upstream's delay [1000; max 10000]
     --worker-threads N          threads for blocking work (run_in_executor) [16]
+    --shutdown-grace SECS       after SIGINT/SIGTERM, time left to requests in
+                                flight; a second signal stops at once [5]
     --chat-post-rate N          chat: posts per second one user may keep up
                                 (0 = no limit; fractions allowed) [5]
     --chat-post-burst N         chat: posts one user may send back to back [20]
@@ -176,6 +182,9 @@ where
                     ));
                 }
                 config.upstream_delay_ms = ms;
+            }
+            Long("shutdown-grace") => {
+                config.shutdown_grace = secs(parser.value().map_err(err)?.parse().map_err(err)?)
             }
             Long("worker-threads") => {
                 let n: usize = parser.value().map_err(err)?.parse().map_err(err)?;
@@ -254,6 +263,12 @@ mod tests {
             .expect("not help");
         assert_eq!((u.upstream_delay_ms, u.worker_threads), (250, 3));
         assert_eq!(c.upstream_delay_ms, 1000);
+        assert_eq!(c.shutdown_grace, Duration::from_secs(5));
+        let g = parse(args(&["--shutdown-grace", "0"]))
+            .expect("ok")
+            .expect("serve");
+        assert_eq!(g.shutdown_grace, Duration::ZERO);
+        assert!(parse(args(&["--shutdown-grace", "-1"])).is_err());
         assert!(parse(args(&["--upstream-delay-ms", "10001"])).is_err());
         assert!(parse(args(&["--worker-threads", "0"])).is_err());
     }

@@ -141,7 +141,7 @@ pub fn build(config: &Config) -> io::Result<Site> {
         write_metric(out, "squall_websocket_connections", "gauge", help, open);
     });
     if let Err(e) = super::upstream::start(&mut app, config.address, config.upstream_delay_ms) {
-        log::error!("the /rate demo is off: cannot start its upstream server: {e}");
+        log::error!("the /rate demo is off: cannot bind its upstream server's port: {e}");
     }
 
     let server = HTTPServer::new(config.http.clone(), app.into_callback());

@@ -3,7 +3,7 @@
 //!
 //! | file        | what it is                                                   |
 //! |-------------|--------------------------------------------------------------|
-//! | [`server`]  | `/upstream`: the slow JSON API, on a second loop and thread |
+//! | [`server`]  | `/upstream`: the slow JSON API, on a second loop and thread (started on first use) |
 //! | [`rate`]    | `/rate/blocking`, `/rate/async`, `/rate/offload`             |
 //!
 //! `/rate` is the page that explains the three (template `upstream.html`).
@@ -14,33 +14,32 @@ pub mod server;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
 
 use crate::httpclient::AsyncHTTPClient;
 use crate::web::{Application, Ctx, HandlerResult, RequestHandler};
 
 pub use rate::{RateAsync, RateBlocking, RateConfig, RateOffload};
-pub use server::{fake_search, Upstream, UpstreamServer, MAX_DELAY_MS};
+pub use server::{fake_search, PendingUpstream, Upstream, UpstreamServer, MAX_DELAY_MS};
 
-/// Start the upstream server on its own thread (on `bind`, a free port) and
-/// mount the demo's routes on `app`, pointed at it.
-pub fn start(
-    app: &mut Application,
-    bind: IpAddr,
-    default_delay_ms: u64,
-) -> io::Result<UpstreamServer> {
-    let upstream = UpstreamServer::spawn(SocketAddr::new(bind, 0))?;
+/// Bind the upstream server's port (on `bind`, a free port) and mount the
+/// demo's routes on `app`, pointed at it. The upstream's thread starts with
+/// the first request to a `/rate/...` route ([`PendingUpstream`]).
+pub fn start(app: &mut Application, bind: IpAddr, default_delay_ms: u64) -> io::Result<SocketAddr> {
+    let upstream = Rc::new(PendingUpstream::bind(SocketAddr::new(bind, 0))?);
+    let addr = upstream.addr;
     log::info!(
-        "/rate demo: slow upstream on its own thread at http://{}/upstream",
-        upstream.addr
+        "/rate demo: slow upstream at http://{addr}/upstream, on its own thread from first use"
     );
-    mount(
+    mount_routes(
         app,
         RateConfig {
-            upstream: format!("http://{}", upstream.addr),
+            upstream: format!("http://{addr}"),
             default_delay_ms,
         },
+        Some(upstream),
     );
-    Ok(upstream)
+    Ok(addr)
 }
 
 /// Mount `/rate`, `/rate/blocking`, `/rate/async`, `/rate/offload` and
@@ -50,22 +49,67 @@ pub fn start(
 /// the rate routes never call it there — `/rate/blocking` would wait on its
 /// own frozen loop.
 pub fn mount(app: &mut Application, config: RateConfig) {
+    mount_routes(app, config, None);
+}
+
+/// [`mount`], with the rate routes starting `upstream` first if given.
+fn mount_routes(app: &mut Application, config: RateConfig, upstream: Option<Rc<PendingUpstream>>) {
     app.route(
         "/rate",
         RatePage {
             config: config.clone(),
         },
     );
-    app.route("/rate/blocking", RateBlocking(config.clone()));
+    app.route(
+        "/rate/blocking",
+        StartsUpstream::new(&upstream, RateBlocking(config.clone())),
+    );
     app.route(
         "/rate/async",
-        RateAsync {
-            config: config.clone(),
-            client: AsyncHTTPClient::new(),
-        },
+        StartsUpstream::new(
+            &upstream,
+            RateAsync {
+                config: config.clone(),
+                client: AsyncHTTPClient::new(),
+            },
+        ),
     );
-    app.route("/rate/offload", RateOffload(config));
+    app.route(
+        "/rate/offload",
+        StartsUpstream::new(&upstream, RateOffload(config)),
+    );
     app.route("/upstream", Upstream);
+}
+
+/// A rate route that makes sure the upstream's thread runs before it
+/// fetches from it (the rate routes answer GET, and HEAD through it).
+struct StartsUpstream<H> {
+    /// `None` when the caller runs its own upstream ([`mount`]).
+    upstream: Option<Rc<PendingUpstream>>,
+    /// The route itself.
+    handler: H,
+}
+
+impl<H: RequestHandler> StartsUpstream<H> {
+    fn new(upstream: &Option<Rc<PendingUpstream>>, handler: H) -> StartsUpstream<H> {
+        StartsUpstream {
+            upstream: upstream.clone(),
+            handler,
+        }
+    }
+}
+
+impl<H: RequestHandler> RequestHandler for StartsUpstream<H> {
+    fn prepare(&self, cx: &Ctx) -> HandlerResult {
+        self.handler.prepare(cx)
+    }
+
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        if let Some(upstream) = &self.upstream {
+            upstream.start();
+        }
+        self.handler.get(cx)
+    }
 }
 
 /// `GET /rate`: the page that explains the three routes.

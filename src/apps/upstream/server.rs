@@ -18,7 +18,12 @@
 //! thread that runs it (it is not `Send`): the main thread cannot even hold
 //! the upstream's loop — it gets an [`IOLoopHandle`], whose `add_callback`
 //! is the one thread-safe door into it (used here to stop it).
+//!
+//! The site binds the upstream's port at start-up but starts its thread
+//! only when a `/rate` route first needs it ([`PendingUpstream`]): until
+//! then the server is one thread (see `docs/reactor.md`, "Signals").
 
+use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::mpsc;
@@ -27,8 +32,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use mio::net::TcpListener;
+
 use crate::http::{HTTPServer, HTTPServerOptions};
 use crate::ioloop::{IOLoop, IOLoopHandle};
+use crate::tcpserver::{bind_socket, BindOptions};
 use crate::web::{Application, Ctx, HTTPError, HandlerResult, RequestHandler, Settings};
 
 /// Longest delay the upstream accepts (ms).
@@ -124,6 +132,12 @@ impl UpstreamServer {
     /// Dropping the value leaves the thread running (for the life of the
     /// process); [`stop`](Self::stop) ends it.
     pub fn spawn(addr: SocketAddr) -> io::Result<UpstreamServer> {
+        UpstreamServer::serve(bind_socket(addr, &BindOptions::default())?)
+    }
+
+    /// [`spawn`](Self::spawn) on a listener bound already (by
+    /// [`PendingUpstream`], before the thread exists).
+    pub fn serve(listener: TcpListener) -> io::Result<UpstreamServer> {
         let (tx, rx) = mpsc::channel::<io::Result<(SocketAddr, IOLoopHandle)>>();
         let thread = std::thread::Builder::new()
             .name("squall-upstream".into())
@@ -133,7 +147,7 @@ impl UpstreamServer {
                 let started = Application::new(Settings::default()).and_then(|mut app| {
                     app.route("/upstream", Upstream);
                     let server = HTTPServer::new(HTTPServerOptions::default(), app.into_callback());
-                    server.listen(addr)
+                    server.tcp().add_socket(listener)
                 });
                 match started {
                     Ok(bound) => {
@@ -161,6 +175,57 @@ impl UpstreamServer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// The upstream's port, bound at start-up, and its thread, started on
+/// first use.
+///
+/// Connections that arrive before the thread runs wait in the listen
+/// queue. Lives on the main loop's thread (not `Send`).
+pub struct PendingUpstream {
+    /// Where it listens (known before the thread starts).
+    pub addr: SocketAddr,
+    /// The bound listener until [`start`](Self::start) hands it on; `None`
+    /// afterwards.
+    listener: RefCell<Option<TcpListener>>,
+    /// The running thread, kept so it is not detached silently.
+    running: RefCell<Option<UpstreamServer>>,
+}
+
+impl PendingUpstream {
+    /// Bind `addr` (port 0 picks one); no thread yet.
+    pub fn bind(addr: SocketAddr) -> io::Result<PendingUpstream> {
+        let listener = bind_socket(addr, &BindOptions::default())?;
+        Ok(PendingUpstream {
+            addr: listener.local_addr()?,
+            listener: RefCell::new(Some(listener)),
+            running: RefCell::new(None),
+        })
+    }
+
+    /// Start the thread if it is not running yet. A failure is logged: the
+    /// listener is gone with it, so the demo's fetches then fail with
+    /// "connection refused" and show that on their page.
+    pub fn start(&self) {
+        let Some(listener) = self.listener.borrow_mut().take() else {
+            return;
+        };
+        match UpstreamServer::serve(listener) {
+            Ok(server) => {
+                log::info!(
+                    "/rate demo: slow upstream started at http://{}/upstream",
+                    server.addr
+                );
+                *self.running.borrow_mut() = Some(server);
+            }
+            Err(e) => log::error!("/rate demo: cannot start the upstream's thread: {e}"),
+        }
+    }
+
+    /// True once the thread runs.
+    pub fn is_running(&self) -> bool {
+        self.running.borrow().is_some()
     }
 }
 
