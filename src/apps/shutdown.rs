@@ -67,11 +67,6 @@ pub fn install(
     reader.set_nonblocking(true)?;
     writer.set_nonblocking(true)?;
     let mut reader = UnixStream::from_std(reader);
-    // One write end per signal: signal-hook owns each and writes to it from
-    // the handler (non-blocking; a byte that does not fit is dropped, and
-    // the bytes already queued are signals enough).
-    signal_hook::low_level::pipe::register(SIGTERM, writer.try_clone()?)?;
-    signal_hook::low_level::pipe::register(SIGINT, writer)?;
     let registered = Rc::new(Cell::new(None::<UnixStream>));
     let owner = Rc::clone(&registered);
     ioloop.add_handler(&mut reader, Interest::READABLE, move |_ready| {
@@ -96,5 +91,12 @@ pub fn install(
     })?;
     // The handler owns the read end from here on, for the life of the loop.
     registered.set(Some(reader));
+    // Only now, with the reader in place, take the signals over: a failure
+    // above leaves their default action (terminate) untouched.
+    // One write end per signal: signal-hook owns each and writes to it from
+    // the handler (non-blocking; a byte that does not fit is dropped, and
+    // the bytes already queued are signals enough).
+    signal_hook::low_level::pipe::register(SIGTERM, writer.try_clone()?)?;
+    signal_hook::low_level::pipe::register(SIGINT, writer)?;
     Ok(())
 }
