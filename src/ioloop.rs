@@ -61,12 +61,16 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mio::event::Source;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use slab::Slab;
+
+mod executor;
+pub use executor::DEFAULT_KEEP_ALIVE;
+use executor::{Job, WorkerPool};
 
 /// Longest the loop sleeps in one poll when nothing is scheduled
 /// (Tornado's `_POLL_TIMEOUT` is 3600 s).
@@ -83,7 +87,7 @@ const WAKER_TOKEN: Token = Token(usize::MAX);
 /// it *and* they are more than half of it (Tornado 4.5: 512 and half).
 const TIMER_COMPACT_THRESHOLD: usize = 512;
 
-/// Worker threads [`IOLoop::run_in_executor`] starts by default.
+/// Most worker threads [`IOLoop::run_in_executor`] runs at once by default.
 pub const DEFAULT_EXECUTOR_THREADS: usize = 4;
 
 /// A callback queued on the loop.
@@ -364,42 +368,6 @@ impl IOLoopHandle {
     }
 }
 
-/// A job for the worker pool.
-type Job = Box<dyn FnOnce() + Send>;
-
-/// A few threads that run blocking work for the loop.
-struct Executor {
-    /// Jobs go in here; the workers share the receiving end.
-    jobs: mpsc::Sender<Job>,
-}
-
-impl Executor {
-    fn new(threads: usize) -> io::Result<Executor> {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
-        for i in 0..threads.max(1) {
-            let rx = Arc::clone(&rx);
-            std::thread::Builder::new()
-                .name(format!("squall-worker-{i}"))
-                .spawn(move || loop {
-                    let job = {
-                        let guard = match rx.lock() {
-                            Ok(g) => g,
-                            Err(poisoned) => poisoned.into_inner(),
-                        };
-                        guard.recv()
-                    };
-                    match job {
-                        Ok(job) => job(),
-                        // The loop (and so the sender) is gone.
-                        Err(_) => return,
-                    }
-                })?;
-        }
-        Ok(Executor { jobs: tx })
-    }
-}
-
 /// The loop's state. Every field is behind `Cell`/`RefCell` because the loop
 /// is shared (`Rc`) by everything that runs on it.
 struct Inner {
@@ -421,10 +389,8 @@ struct Inner {
     remote: Arc<Remote>,
     /// `done` closures of executor jobs still running, by job key.
     pending_results: RefCell<Slab<ResultCallback>>,
-    /// The worker pool, started on first use.
-    executor: RefCell<Option<Executor>>,
-    /// Worker threads to start on first use.
-    executor_threads: Cell<usize>,
+    /// The worker pool; its threads start on demand and exit when idle.
+    executor: WorkerPool,
     /// True while `start` runs.
     running: Cell<bool>,
     /// Set by `stop`; makes `start` return after the current iteration (or at
@@ -469,8 +435,7 @@ impl IOLoop {
                     waker,
                 }),
                 pending_results: RefCell::new(Slab::new()),
-                executor: RefCell::new(None),
-                executor_threads: Cell::new(DEFAULT_EXECUTOR_THREADS),
+                executor: WorkerPool::new(DEFAULT_EXECUTOR_THREADS, DEFAULT_KEEP_ALIVE),
                 running: Cell::new(false),
                 stopping: Cell::new(false),
                 blocking_threshold: Cell::new(None),
@@ -691,10 +656,24 @@ impl IOLoop {
         self.inner.timers.borrow().slots.len()
     }
 
-    /// Set how many worker threads [`IOLoop::run_in_executor`] starts (only
-    /// before its first use).
+    /// Set the most worker threads [`IOLoop::run_in_executor`] runs at once
+    /// (at least one; default [`DEFAULT_EXECUTOR_THREADS`]). Threads start
+    /// only when a job finds none idle, so this is a ceiling, not a count.
     pub fn set_executor_threads(&self, threads: usize) {
-        self.inner.executor_threads.set(threads.max(1));
+        self.inner.executor.set_max_threads(threads);
+    }
+
+    /// Set how long an idle worker thread waits for a job before it exits
+    /// (default [`DEFAULT_KEEP_ALIVE`], 10 s).
+    pub fn set_executor_keep_alive(&self, keep_alive: Duration) {
+        self.inner.executor.set_keep_alive(keep_alive);
+    }
+
+    /// Worker threads alive now: zero until the first
+    /// [`IOLoop::run_in_executor`], and again once they have been idle for
+    /// the keep-alive time.
+    pub fn executor_thread_count(&self) -> usize {
+        self.inner.executor.threads()
     }
 
     /// Run `work` on a worker thread; when it returns, run `done(result)` on
@@ -730,19 +709,7 @@ impl IOLoop {
                 remote.push(RemoteTask::ExecutorPanicked { key });
             }
         });
-        let mut executor = self.inner.executor.borrow_mut();
-        if executor.is_none() {
-            match Executor::new(self.inner.executor_threads.get()) {
-                Ok(e) => *executor = Some(e),
-                Err(e) => log::error!("cannot start worker threads: {e}"),
-            }
-        }
-        let sent = match executor.as_ref() {
-            Some(e) => e.jobs.send(job).is_ok(),
-            None => false,
-        };
-        drop(executor);
-        if !sent {
+        if self.inner.executor.submit(job).is_err() {
             let done = self.inner.pending_results.borrow_mut().try_remove(key);
             drop(done);
         }

@@ -2,8 +2,10 @@
 //! and how many threads it runs.
 //!
 //! Signals reach the loop through a self-pipe the loop watches (no signal
-//! thread), and the `/rate` demo's upstream thread starts on first use, so
-//! a server that has not needed blocking work is a single thread.
+//! thread), the `/rate` demo's upstream thread starts on first use, and the
+//! worker pool starts a thread only when a job finds none idle and lets it
+//! go after ten idle seconds, so a server that has not needed blocking work
+//! lately is a single thread.
 //!
 //! Proven by ordering, not by clocks: a grace period of ten minutes means a
 //! process that exits within the test's guard did so because of the second
@@ -92,4 +94,30 @@ fn the_server_is_one_thread_until_a_rate_route_needs_its_upstream() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains("tweets per second"), "{}", r.text());
     assert_eq!(server.threads(), 2, "one upstream thread, started once");
+}
+
+#[test]
+fn a_password_hash_starts_one_worker_thread_which_exits_when_idle() {
+    // Sixteen workers allowed: one login at a time needs only one.
+    let server = Server::start(&["--worker-threads", "16"]);
+    assert_eq!(server.threads(), 1);
+    let mut alice = server.client();
+    alice.register("alice", "correct horse");
+    assert_eq!(server.metric("squall_ioloop_worker_threads"), 1.0);
+    assert_eq!(server.threads(), 2, "the loop and one worker");
+    // The worker waits ten seconds for another job, then exits; the gauge
+    // drops when it has decided to, the thread itself a moment later.
+    server.wait_metric("squall_ioloop_worker_threads", 0.0);
+    let deadline = std::time::Instant::now() + GUARD;
+    while server.threads() != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "worker thread still there"
+        );
+        std::thread::yield_now();
+    }
+    // And the pool starts again on demand.
+    let mut bob = server.client();
+    bob.register("bob", "battery staple");
+    assert_eq!(server.threads(), 2);
 }

@@ -52,7 +52,8 @@ pub struct Config {
     /// Delay of the slow upstream in the async-vs-blocking demo (ms), when
     /// a request gives no `delay_ms`.
     pub upstream_delay_ms: u64,
-    /// Worker threads for blocking work (`run_in_executor`). The offload
+    /// Most worker threads for blocking work (`run_in_executor`); they
+    /// start on demand and exit after idling. The offload
     /// demo parks one per request for the upstream's whole delay, so this is
     /// above the core count: I/O-bound waits, not CPU.
     pub worker_threads: usize,
@@ -112,7 +113,8 @@ OPTIONS:
     --xheaders                  trust X-Real-Ip / X-Forwarded-For (behind a proxy)
     --max-line BYTES            echo: longest line [65536]
     --upstream-delay-ms MS      /rate demo: the slow upstream's delay [1000; max 10000]
-    --worker-threads N          threads for blocking work (run_in_executor) [16]
+    --worker-threads N          most threads for blocking work (run_in_executor),
+                                started on demand, gone after 10 s idle [16]
     --shutdown-grace SECS       after SIGINT/SIGTERM, time left to requests in
                                 flight; a second signal stops at once [5]
     --chat-post-rate N          chat: posts per second one user may keep up

@@ -75,7 +75,7 @@ pub struct Site {
 /// Build the application for `config` and start listening (the loop is not
 /// started: the caller does that).
 pub fn build(config: &Config) -> io::Result<Site> {
-    // Before anything can start the worker pool (it is sized on first use).
+    // The pool's ceiling; its threads start only when jobs need them.
     IOLoop::current().set_executor_threads(config.worker_threads);
     let settings = Settings {
         cookie_secret: cookie_secret(config)?,
@@ -214,6 +214,13 @@ fn register_core_metrics(metrics: &Metrics, stats: Rc<ServerStats>) {
             "gauge",
             "Pending timers.",
             ioloop.timer_count(),
+        );
+        write_metric(
+            out,
+            "squall_ioloop_worker_threads",
+            "gauge",
+            "Worker threads alive (started on demand, gone after idling).",
+            ioloop.executor_thread_count(),
         );
     });
 }
