@@ -16,8 +16,8 @@
 //!
 //! ```text
 //!  kernel socket ──readable event──▶ IOLoop ──▶ handle_events()
-//!        │                                         │ read until WouldBlock
-//!        ▼                                         ▼ (bounded, see below)
+//!        │                                         │ read until drained
+//!        ▼                                         ▼ (short read; see below)
 //!   read_buffer ◀──────────────────────────────────┘
 //!        │ try_satisfy_read(): is the pending ReadTarget met?
 //!        ▼ yes
@@ -41,9 +41,10 @@
 //!   queued, so it runs after the read callback (Tornado: "close callback
 //!   runs only after pending callbacks drain").
 //! * **Edge-triggered.** The socket is registered once for readable and
-//!   writable. On a readable event the stream reads until `WouldBlock`; if it
-//!   stops early (buffer limits), it sets `readable_pending` and resumes when
-//!   a read is next asked for. Writes go until `WouldBlock`, then wait for the
+//!   writable. On a readable event the stream reads until the kernel is
+//!   drained: a short read or `WouldBlock` (and on to EOF when the event
+//!   carried a hang-up); if it stops early (buffer limits), it sets
+//!   `readable_pending` and resumes when a read is next asked for. Writes go until `WouldBlock`, then wait for the
 //!   writable edge.
 //! * **Bytes are never lost.** Data that arrives before a read is asked for
 //!   stays in the read buffer for the next read, even if the stream has
@@ -1012,8 +1013,8 @@ fn fail_read(st: &mut StreamInner, err: StreamError) -> StreamError {
 /// or the socket failed; the caller decides how to finish.
 ///
 /// Backpressure: we stop early once the buffer reaches `max_buffer_size`, or
-/// once `target` is met and another chunk is already buffered beyond it (or
-/// with no read pending at all). Then `readable_pending` records that the
+/// once a whole chunk (`READ_CHUNK_SIZE`) or more is buffered and `target`
+/// is met (or no read is pending at all). Then `readable_pending` records that the
 /// kernel may hold more, because edge-triggered polling will not say so again.
 ///
 /// A read that returns fewer bytes than asked for emptied the kernel's

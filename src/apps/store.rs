@@ -1,8 +1,8 @@
 //! Persistence for the apps: append-only JSON-lines files, written by a
 //! dedicated thread so that saving never blocks the loop.
 //!
-//! Tornado's demos keep everything in memory; DESIGN.md ("Data") asks that
-//! what users create survive a restart when `--data-dir` is given. The
+//! Tornado's demos keep everything in memory; squall promises that what
+//! users create survives a restart when `--data-dir` is given. The
 //! smallest design that keeps the reactor invariant ("nothing inside the
 //! loop blocks") is the one Redis uses for its AOF:
 //!

@@ -29,13 +29,15 @@
 //! the fast path), and only when the bytes are not there yet registers a read
 //! callback that re-enters the pump (the slow path). So pipelined requests
 //! already in the buffer are parsed and answered in one go, and their
-//! responses leave in one `write` at the end of the loop iteration.
+//! responses leave in one `writev` when the last of them finishes
+//! ([`sends_at_once`]).
 //!
 //! Requests are strictly serial (as in Tornado): the next head is not parsed
 //! until the current response is finished. The application is called from
 //! the pump, which holds no borrow of the connection while it runs; a
-//! `finish` from inside the application only records the new state, and the
-//! pump continues when the application returns. A `finish` that comes later
+//! `finish` from inside the application records the new state (and may send
+//! the bytes, see [`sends_at_once`]) but runs no pump, and the pump continues
+//! when the application returns. A `finish` that comes later
 //! (long-poll) schedules the pump with `add_callback`.
 
 use std::borrow::Cow;
@@ -379,12 +381,13 @@ fn forwarded_ip(headers: &crate::httputil::HTTPHeaders) -> Option<IpAddr> {
     raw.trim().parse().ok()
 }
 
-/// Whether a finished response should be sent now rather than at the end of
-/// the loop iteration.
+/// Whether a finished response should be sent now rather than wait for the
+/// rest of its pipelined batch.
 ///
 /// Coalescing responses only pays while more requests of this connection
-/// are already buffered (pipelining): their answers join these bytes and
-/// leave in one write at the end of the iteration. Otherwise nothing will
+/// are already buffered (pipelining): their answers join these bytes, and
+/// the last of them (nothing buffered behind it) sends them all in one
+/// `writev`. Otherwise nothing will
 /// join them, so send them now. Waiting would hold every answer of a poll
 /// batch until all of them are built: with 1000 busy connections the client
 /// then idles while the server computes, and the two cores take turns

@@ -8,9 +8,10 @@
 //! handlers work: while any clone is alive the response stays open.
 //!
 //! Invariant: no method of `Ctx` calls application code. `finish` hands the
-//! bytes to the HTTP layer, which only queues them; so a `Ctx` may be
-//! finished from anywhere — a timer, a waiter list being walked, another
-//! request's handler — without re-entrancy.
+//! bytes to the HTTP layer, which queues them or writes them to the socket
+//! and calls nobody back; so a `Ctx` may be finished from anywhere — a
+//! timer, a waiter list being walked, another request's handler — without
+//! re-entrancy.
 
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;

@@ -25,7 +25,7 @@
 //! # The closing handshake (RFC 6455 §5.5.1, §7)
 //!
 //! [`ConnState`] is the whole state; every change goes through one
-//! `match` in `WsInner::step` (smoltcp's style for TCP):
+//! `match` in `WebSocket::step` (smoltcp's style for TCP):
 //!
 //! | state     | event                                    | action                                                    | next      |
 //! |-----------|------------------------------------------|-----------------------------------------------------------|-----------|
@@ -154,7 +154,7 @@ pub enum ConnState {
     Closed,
 }
 
-/// What can happen to a connection; input of `WsInner::step`.
+/// What can happen to a connection; input of `WebSocket::step`.
 #[derive(Debug)]
 enum Event<'a> {
     /// We close with this code: the application called `close`, the peer

@@ -11,7 +11,7 @@
 //! | [`handlers`]         | `/`, `/room/{name}`, `/a/message/new`, `/a/message/updates` | the handlers    |
 //! | [`socket`]           | `/chatsocket`: the same rooms over a WebSocket, join/leave notices | `demos/websocket` `ChatSocketHandler` |
 //!
-//! Wire protocol (DESIGN.md): `POST /a/message/new` (form `body`, `room`,
+//! Wire protocol (docs/chat.md, "The protocol"): `POST /a/message/new` (form `body`, `room`,
 //! `_xsrf`[, `next`]) answers the message object
 //! `{"id","from","body","html","time"}` (or redirects to a local `next`);
 //! `POST /a/message/updates` (form `cursor`, `room`, `_xsrf`) answers
