@@ -23,6 +23,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -166,9 +167,10 @@ impl Shared {
         loop {
             if let Some(job) = state.queue.pop_front() {
                 drop(state);
-                // The job catches its own panics (run_in_executor wraps it);
-                // a panic here would only end this thread, never the count.
-                job();
+                // run_in_executor's jobs catch their own panics; this one
+                // keeps any other job's panic from ending the thread with
+                // the count still including it.
+                let _ = catch_unwind(AssertUnwindSafe(job));
                 state = self.lock();
                 continue;
             }
@@ -359,6 +361,23 @@ mod tests {
             assert!(Instant::now() < deadline, "worker did not exit after close");
             std::thread::yield_now();
         }
+    }
+
+    #[test]
+    fn a_job_that_panics_leaves_its_worker_counted_and_working() {
+        let pool = WorkerPool::new(1, DEFAULT_KEEP_ALIVE);
+        assert!(pool
+            .submit(Box::new(|| panic!("job panics on purpose")))
+            .is_ok());
+        let (tx, rx) = mpsc::channel();
+        assert!(pool
+            .submit(Box::new(move || {
+                let _ = tx.send(std::thread::current().name().map(str::to_owned));
+            }))
+            .is_ok());
+        let ran_on = rx.recv_timeout(Duration::from_secs(10));
+        assert_eq!(ran_on, Ok(Some("squall-worker-0".to_owned())));
+        assert_eq!(pool.threads(), 1);
     }
 
     #[test]
