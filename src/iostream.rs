@@ -44,11 +44,19 @@
 //!   writable. On a readable event the stream reads until the kernel is
 //!   drained: a short read or `WouldBlock` (and on to EOF when the event
 //!   carried a hang-up); if it stops early (buffer limits), it sets
-//!   `readable_pending` and resumes when a read is next asked for. Writes go until `WouldBlock`, then wait for the
-//!   writable edge.
+//!   `readable_pending` and resumes when a read is next asked for. Writes
+//!   go until `WouldBlock`, then wait for the writable edge.
 //! * **Bytes are never lost.** Data that arrives before a read is asked for
 //!   stays in the read buffer for the next read, even if the stream has
 //!   closed since (the peer may send its last lines and close at once).
+//! * **The last bytes before a FIN are answered.** When the peer's FIN
+//!   comes in the same read as the bytes that complete a pending read, the
+//!   stream does not close before that read's callback has run: it closes
+//!   on the next iteration, once the writes the callback made are flushed
+//!   (`input_ended`; meanwhile a read the buffer cannot meet fails at
+//!   once). A client that half-closes right behind its request still gets
+//!   the answer. A FIN that completes no read closes at once, as in
+//!   Tornado.
 //! * **Everything is bounded.** The read buffer stops growing at
 //!   `max_buffer_size` (a read that cannot be met within it fails with
 //!   [`StreamError::BufferFull`]); `read_until`'s `max_bytes` fails with
@@ -331,6 +339,10 @@ struct StreamInner {
     /// A read failed on a limit: reading is over, the stream closes once the
     /// failed read's callback ran and writes flushed.
     read_failed: bool,
+    /// The peer sent EOF right behind the bytes of a read just completed
+    /// (see the module's invariants): nothing more is read from the socket,
+    /// a read the buffer cannot meet fails at once, and a close is queued.
+    input_ended: bool,
     /// Outgoing bytes.
     write_buf: WriteBuffer,
     /// Total bytes ever queued / ever sent: a write callback fires when the
@@ -417,6 +429,7 @@ impl IOStream {
                 read: None,
                 readable_pending: false,
                 read_failed: false,
+                input_ended: false,
                 write_buf: WriteBuffer::default(),
                 total_queued: 0,
                 total_sent: 0,
@@ -549,10 +562,21 @@ impl IOStream {
             Found::Failed(e) => return Some(Err(fail_read(&mut st, e))),
             Found::NotYet => {}
         }
+        if st.input_ended && st.closed.is_none() {
+            return Some(end_input(&mut st, target));
+        }
         if st.readable_pending && st.closed.is_none() && !st.read_failed {
             let eof = read_to_buffer(&mut st, Some(target), false);
             match find_read(&mut st, target) {
-                Found::Ready(n) => return Some(Ok(consume(&mut st, n))),
+                Found::Ready(n) => {
+                    if eof == Some(StreamError::Closed) {
+                        // The FIN came behind these bytes: answer them first.
+                        end_input_after_this_read(&mut st);
+                    } else if let Some(err) = eof {
+                        close_inner(&mut st, err);
+                    }
+                    return Some(Ok(consume(&mut st, n)));
+                }
                 Found::Failed(e) => return Some(Err(fail_read(&mut st, e))),
                 Found::NotYet => {}
             }
@@ -666,6 +690,24 @@ impl IOStream {
         self.write_inner(Payload::Owned(data.into()), Some(Box::new(callback)))
     }
 
+    /// Run `callback` once every byte queued so far has been handed to the
+    /// kernel (on the next iteration if none is queued). It does not run if
+    /// the stream closes first. Backpressure for producers: the HTTP
+    /// connection parses no more pipelined requests until a peer that is
+    /// not reading has taken the answers already queued.
+    pub fn on_flushed(&self, callback: impl FnOnce() + 'static) {
+        let mut st = self.inner.borrow_mut();
+        if st.closed.is_some() {
+            return;
+        }
+        if st.write_buf.len == 0 {
+            st.ioloop.add_callback(callback);
+            return;
+        }
+        let index = st.total_queued;
+        st.write_callbacks.push_back((index, Box::new(callback)));
+    }
+
     fn write_inner(
         &self,
         data: Payload<'_>,
@@ -750,12 +792,7 @@ impl IOStream {
     /// dropped right after this call without cutting the bytes short.
     pub fn close_when_flushed(&self) {
         let mut st = self.inner.borrow_mut();
-        if st.write_buf.len == 0 {
-            close_inner(&mut st, StreamError::Closed);
-        } else {
-            st.close_when_flushed = true;
-            st.keep_alive = st.me.upgrade();
-        }
+        close_after_flush(&mut st);
     }
 
     /// True once closed.
@@ -1114,7 +1151,7 @@ fn handle_events(inner: &Rc<RefCell<StreamInner>>, ready: Ready) {
         }
     }
     if ready.readable || ready.hup || ready.error {
-        if st.read_failed {
+        if st.read_failed || st.input_ended {
             return;
         }
         let met = handle_read(&mut st, ready.hup, Delivery::ToCaller);
@@ -1152,11 +1189,16 @@ fn handle_read(
     let read = st.read.take();
     let eof = read_to_buffer(st, read.as_ref().map(|(t, _)| t), peer_closed);
     st.read = read;
-    let met = match try_satisfy_read(st, delivery) {
-        ReadOutcome::Met(completion, data) => Some((completion, data)),
-        ReadOutcome::Pending | ReadOutcome::Queued => None,
+    let (met, delivered) = match try_satisfy_read(st, delivery) {
+        ReadOutcome::Met(completion, data) => (Some((completion, data)), true),
+        ReadOutcome::Queued => (None, true),
+        ReadOutcome::Pending => (None, false),
     };
-    if let Some(err) = eof {
+    if eof == Some(StreamError::Closed) && delivered {
+        // A FIN right behind the bytes of the read just completed: close
+        // after its callback, so that its answer goes out.
+        end_input_after_this_read(st);
+    } else if let Some(err) = eof {
         // A pending read_until_close gets what there is (close_pending_read).
         if !matches!(err, StreamError::Closed) {
             log::debug!("{:?}: read error: {err}", st.peer);
@@ -1176,8 +1218,57 @@ fn try_inline_read(st: &mut StreamInner) {
         close_pending_read(st);
         return;
     }
+    if st.input_ended {
+        // Nothing more will come: the read gets what there is or fails.
+        close_pending_read(st);
+        close_after_flush(st);
+        return;
+    }
     if st.readable_pending && !st.read_failed {
         handle_read(st, false, Delivery::Queued);
+    }
+}
+
+/// The peer's EOF came with the bytes of a read being completed now: read
+/// no more, and close on the next iteration (after the read's callback, and
+/// once what it wrote is flushed) instead of now.
+fn end_input_after_this_read(st: &mut StreamInner) {
+    st.input_ended = true;
+    let me = st.me.clone();
+    st.ioloop.add_callback(move || {
+        if let Some(inner) = me.upgrade() {
+            let mut st = inner.borrow_mut();
+            if st.closed.is_none() {
+                close_pending_read(&mut st);
+                close_after_flush(&mut st);
+            }
+        }
+    });
+}
+
+/// [`IOStream::try_read`] after the peer's EOF (`input_ended`) with a
+/// target the buffer cannot meet: `read_until_close` gets what is left,
+/// any other read fails with [`StreamError::Closed`]; the stream closes
+/// once its writes are out.
+fn end_input(st: &mut StreamInner, target: &ReadTarget) -> Result<Vec<u8>, StreamError> {
+    let result = if *target == ReadTarget::UntilClose {
+        let n = st.read_buf.len() - st.read_pos;
+        Ok(consume(st, n))
+    } else {
+        Err(StreamError::Closed)
+    };
+    close_after_flush(st);
+    result
+}
+
+/// Close now if nothing is queued, else once the write buffer is empty
+/// (the stream keeps itself alive until then).
+fn close_after_flush(st: &mut StreamInner) {
+    if st.write_buf.len == 0 {
+        close_inner(st, StreamError::Closed);
+    } else {
+        st.close_when_flushed = true;
+        st.keep_alive = st.me.upgrade();
     }
 }
 

@@ -190,3 +190,31 @@ fn a_line_of_exactly_max_line_bytes_is_echoed() {
         .expect("client thread");
     assert!(echoed);
 }
+
+#[test]
+fn lines_sent_with_a_half_close_are_all_echoed_before_the_close() {
+    // `printf 'one\ntwo\n' | nc -N`: the lines and the FIN arrive together.
+    // The stream must not close before the lines are echoed.
+    let worker = slot();
+    run_loop(|ioloop| {
+        let (_server, addr) = echo::listen(localhost(), echo::DEFAULT_MAX_LINE).expect("listen");
+        let handle = ioloop.handle();
+        *worker.borrow_mut() = Some(std::thread::spawn(move || {
+            let mut c = client(addr);
+            c.write_all(b"one\ntwo\n").expect("write");
+            c.shutdown(std::net::Shutdown::Write).expect("half-close");
+            let mut back = Vec::new();
+            let end = c.read_to_end(&mut back).map_err(|e| e.kind());
+            handle.add_callback(stop);
+            (back, end)
+        }));
+    });
+    let (back, end) = worker
+        .take()
+        .expect("worker")
+        .join()
+        .expect("client thread");
+    assert_eq!(String::from_utf8_lossy(&back), "one\ntwo\n");
+    // read_to_end returned Ok: the server closed its side after echoing.
+    assert!(end.is_ok(), "{end:?}");
+}

@@ -545,18 +545,18 @@ fn a_read_handler_gets_every_line_and_rearms_from_its_own_completion() {
             },
         );
     });
-    // "three" and the EOF came in one event: the stream closed (queueing the
-    // close callback) before "three" was delivered, so the read that
-    // "three"'s completion asked for fails after the close callback, exactly
-    // as when every completion was queued.
+    // "three" and the EOF came in one event: the stream stays open until
+    // "three" has been handled (its answer could still go out), the read
+    // that "three"'s completion asks for fails at once, as nothing more
+    // will come, and the close callback follows.
     assert_eq!(
         *events.borrow(),
         [
             "one\n",
             "two\n",
             "three\n",
-            "closed",
-            "error: stream is closed"
+            "error: stream is closed",
+            "closed"
         ]
     );
 }

@@ -204,6 +204,17 @@ impl RawClient {
         }
     }
 
+    /// Wrap a socket the test opened itself (same [`GUARD`] timeouts).
+    pub fn from_stream(stream: TcpStream) -> RawClient {
+        stream.set_read_timeout(Some(GUARD)).expect("timeout");
+        stream.set_write_timeout(Some(GUARD)).expect("timeout");
+        RawClient {
+            stream,
+            buf: Vec::new(),
+            eof: false,
+        }
+    }
+
     /// Send `bytes` (all of them, in one `write_all`).
     pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
         self.stream.write_all(bytes.as_ref()).expect("send");
