@@ -119,6 +119,24 @@ fn chunked_upload_arriving_in_pieces() {
     assert_eq!(r.text(), expected);
 }
 
+/// RFC 9110 §2.5: a later minor version of HTTP/1 is served "as if it were
+/// in the highest minor version within that major version to which the
+/// recipient is conformant": HTTP/1.1, with all its rules.
+#[test]
+fn later_http_1_minor_versions_are_served_as_http_1_1() {
+    let server = plain::start_default();
+    let r = one_request(
+        server.addr,
+        "POST /echo HTTP/1.2\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi",
+    );
+    assert_eq!((r.status, r.text().as_str()), (200, "hi"));
+    assert_eq!(r.version, 1);
+    assert_eq!(r.header("X-Version"), Some("HTTP/1.1"));
+    // HTTP/1.1's rules apply: a Host is required.
+    let r = one_request(server.addr, "GET /hello HTTP/1.9\r\n\r\n");
+    assert_eq!(r.status, 400);
+}
+
 #[test]
 fn curl_chunked_upload() {
     if !have_curl() {

@@ -7,11 +7,12 @@
 mod common;
 
 use common::plain::{self, HELLO};
-use common::{get, RawClient, TestServer};
+use common::{get, RawClient, Response, TestServer};
 use squall::http::HTTPServerOptions;
 
 /// Send `request` on a fresh connection; expect `status`, then a close.
-fn expect_refusal(server: &TestServer, name: &str, request: &[u8], status: u16) {
+/// Returns the refusal, whose body says why.
+fn expect_refusal(server: &TestServer, name: &str, request: &[u8], status: u16) -> Response {
     let mut client = server.raw();
     client.send_lossy(request);
     let r = client.read_response();
@@ -25,6 +26,7 @@ fn expect_refusal(server: &TestServer, name: &str, request: &[u8], status: u16) 
     );
     assert_eq!(r.header("Connection"), Some("close"), "{name}");
     assert!(client.closed_cleanly(), "{name}: not closed after refusal");
+    r
 }
 
 const POST: &str = "POST /echo HTTP/1.1\r\nHost: t\r\n";
@@ -187,9 +189,33 @@ fn unknown_transfer_coding_is_501() {
 #[test]
 fn other_http_versions_are_505() {
     let server = plain::start_default();
-    for version in ["HTTP/9.9", "HTTP/2.0", "HTTP/1.2"] {
+    for version in ["HTTP/9.9", "HTTP/2.0", "HTTP/3.0", "HTTP/0.9"] {
         let request = format!("GET / {version}\r\nHost: t\r\n\r\n");
         expect_refusal(&server, version, request.as_bytes(), 505);
+    }
+}
+
+/// A request line that is not `method SP request-target SP HTTP/D.D` is
+/// malformed (400), not a request for another HTTP version (505).
+#[test]
+fn malformed_request_lines_are_400_not_505() {
+    let server = plain::start_default();
+    for (name, line) in [
+        ("space in the target", "GET /hel lo HTTP/1.1"),
+        ("lower-case HTTP-name", "GET /hello http/1.1"),
+        ("mixed-case HTTP-name", "GET /hello Http/1.1"),
+        ("two spaces before the version", "GET /hello  HTTP/1.1"),
+        ("two-digit major version", "GET /hello HTTP/11.1"),
+        ("version without minor", "GET /hello HTTP/1"),
+        ("space in the target, other version", "GET /a b HTTP/2.0"),
+    ] {
+        let request = format!("{line}\r\nHost: t\r\n\r\n");
+        let r = expect_refusal(&server, name, request.as_bytes(), 400);
+        assert!(
+            r.text().contains("request line"),
+            "{name}: says {:?}",
+            r.text()
+        );
     }
 }
 

@@ -167,10 +167,22 @@ pub fn parse_request_head(block: Vec<u8>, max_body_size: u64) -> Result<RequestH
             ))
         }
         Err(httparse::Error::Version) => {
-            return Err(ParseError::new(
-                505,
-                "only HTTP/1.0 and HTTP/1.1 are supported",
-            ))
+            // httparse reads only `HTTP/1.0` and `HTTP/1.1`, and says
+            // "version" for any line it cannot read past the target.
+            return match other_version(&block[skip..]) {
+                OtherVersion::Malformed => Err(ParseError::new(400, "malformed request line")),
+                OtherVersion::OtherMajor => Err(ParseError::new(
+                    505,
+                    "only HTTP/1.0 and HTTP/1.1 are supported",
+                )),
+                OtherVersion::LaterMinor(at) => {
+                    // Served as HTTP/1.1: parse again with the minor digit
+                    // made `1` (nothing reads the version from the text).
+                    let mut again = block.clone();
+                    again[skip + at] = b'1';
+                    parse_request_head(again, max_body_size)
+                }
+            };
         }
         Err(e) => return Err(ParseError::new(400, format!("malformed request: {e}"))),
     }
@@ -275,6 +287,65 @@ pub fn parse_request_head(block: Vec<u8>, max_body_size: u64) -> Result<RequestH
         keep_alive,
         expect_continue,
     })
+}
+
+/// What a request line that httparse refused for its version is.
+#[derive(Debug, PartialEq, Eq)]
+enum OtherVersion {
+    /// Not `method SP request-target SP HTTP-version` at all: a space in
+    /// the target, a lower-case `http/1.1`, a two-digit version. 400.
+    Malformed,
+    /// A well-formed version of another major (`HTTP/2.0`, `HTTP/0.9`):
+    /// 505 (RFC 9110 §15.6.6).
+    OtherMajor,
+    /// `HTTP/1.2` to `HTTP/1.9`, whose minor digit is at this offset of the
+    /// line: served as HTTP/1.1 (RFC 9110 §2.5).
+    LaterMinor(usize),
+}
+
+/// Classify the first line of `head`, which httparse refused with
+/// `Error::Version` (RFC 9112 §3, §2.3):
+///
+/// ```text
+/// request-line = method SP request-target SP HTTP-version
+/// HTTP-version = HTTP-name "/" DIGIT "." DIGIT
+/// HTTP-name    = %s"HTTP"        ; case-sensitive
+/// ```
+///
+/// httparse stops at the first space after the target and expects exactly
+/// `HTTP/1.0` or `HTTP/1.1`, so a second space inside the target or a
+/// lower-case `http` reaches it as a bad version too: only a line of the
+/// shape above is a question of version. RFC 9110 §2.5: a recipient of a
+/// later minor version of a major it implements "SHOULD process the message
+/// as if it were in the highest minor version within that major version to
+/// which the recipient is conformant"; 505 is for refusing "the major
+/// version of HTTP that was used in the request message" (§15.6.6).
+fn other_version(head: &[u8]) -> OtherVersion {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or(head);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return OtherVersion::Malformed;
+    };
+    let method_ok = std::str::from_utf8(method).is_ok_and(crate::httputil::is_token);
+    if !method_ok || target.is_empty() {
+        return OtherVersion::Malformed;
+    }
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            match (major, minor) {
+                // httparse accepts these: something else in the line is wrong.
+                (b'1', b'0' | b'1') => OtherVersion::Malformed,
+                (b'1', _) => OtherVersion::LaterMinor(line.len() - 1),
+                _ => OtherVersion::OtherMajor,
+            }
+        }
+        _ => OtherVersion::Malformed,
+    }
 }
 
 /// Copy httparse's header fields into [`HTTPHeaders`] (shared by the
@@ -573,6 +644,31 @@ mod tests {
         assert_eq!(status("GET / HTTP/1.1\r\nHost: x\r\n: empty\r\n\r\n"), 400);
         assert_eq!(status("G\0T / HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
         assert_eq!(status("GET / HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n"), 400);
+    }
+
+    #[test]
+    fn request_line_versions() {
+        // httparse's "version" error covers malformed lines too.
+        for bad in [
+            "GET /hel lo HTTP/1.1",
+            "GET /hello http/1.1",
+            "GET /hello HTTP/11.1",
+            "GET /hello HTTP/1",
+            "GET  /hello HTTP/2.0",
+            "G@T /hello HTTP/2.0",
+        ] {
+            assert_eq!(status(&format!("{bad}\r\nHost: x\r\n\r\n")), 400, "{bad}");
+        }
+        for other in ["HTTP/2.0", "HTTP/0.9", "HTTP/9.9"] {
+            assert_eq!(
+                status(&format!("GET / {other}\r\nHost: x\r\n\r\n")),
+                505,
+                "{other}"
+            );
+        }
+        let later = parse("\r\nGET /a HTTP/1.7\r\nHost: x\r\n\r\n").expect("served as 1.1");
+        assert_eq!((later.version, later.uri()), (Version::Http11, "/a"));
+        assert_eq!(status("GET /a HTTP/1.7\n\n"), 400, "HTTP/1.1 rules: Host");
     }
 
     #[test]
