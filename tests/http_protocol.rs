@@ -137,6 +137,35 @@ fn later_http_1_minor_versions_are_served_as_http_1_1() {
     assert_eq!(r.status, 400);
 }
 
+/// Host = uri-host [ ":" port ] (RFC 9112 §3.2, RFC 3986 §3.2.2): every
+/// form of it is served, and so is an empty Host, which §3.2 prescribes for
+/// a target without an authority.
+#[test]
+fn valid_host_values_are_accepted() {
+    let server = plain::start_default();
+    for host in [
+        "",
+        "t",
+        "t:",
+        "t:65535",
+        "t:0080",
+        "127.0.0.1:80",
+        "[::1]",
+        "[::1]:8080",
+        "[::ffff:10.0.0.1]",
+        "[v7.fe:80]",
+        "ex-am_ple.~com",
+        "a%20b",
+        "sub!$&'()*+;=.t",
+    ] {
+        let r = one_request(
+            server.addr,
+            format!("GET /hello HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+        );
+        assert_eq!((r.status, r.text().as_str()), (200, HELLO), "Host: {host}");
+    }
+}
+
 #[test]
 fn curl_chunked_upload() {
     if !have_curl() {

@@ -219,6 +219,44 @@ fn malformed_request_lines_are_400_not_505() {
     }
 }
 
+/// RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) ... to
+/// any request message that ... contains ... a Host header field with an
+/// invalid field value." Host = uri-host [ ":" port ] (RFC 3986 §3.2.2).
+#[test]
+fn invalid_host_values_are_400() {
+    let server = plain::start_default();
+    for (name, host) in [
+        ("userinfo", "u@x"),
+        ("port not a number", "x:abc"),
+        ("port far over 65535", "x:99999999"),
+        ("port 65536", "x:65536"),
+        ("two colons", "x:1:2"),
+        ("unclosed IP literal", "[::1"),
+        ("IP literal that is not IPv6", "[zz]"),
+        ("text after the IP literal", "[::1]x"),
+        ("path", "x/y"),
+        ("query", "x?y"),
+        ("fragment", "x#y"),
+        ("space", "a b"),
+        ("bad percent-encoding", "a%zz"),
+    ] {
+        let request = format!("GET /hello HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let r = expect_refusal(&server, name, request.as_bytes(), 400);
+        assert!(
+            r.text().contains("invalid Host header value"),
+            "{name}: says {:?}",
+            r.text()
+        );
+    }
+    // The rule is not only for HTTP/1.1, which must send a Host.
+    expect_refusal(
+        &server,
+        "HTTP/1.0 with an invalid Host",
+        b"GET /hello HTTP/1.0\r\nHost: u@x\r\n\r\n",
+        400,
+    );
+}
+
 fn limited(max_body_size: u64, max_header_size: usize) -> TestServer {
     plain::start(HTTPServerOptions {
         max_body_size,

@@ -107,8 +107,11 @@ impl ParseError {
 struct Seen {
     /// How many `Host` fields.
     hosts: u32,
-    /// Some `Host` value holds a comma or a space (a list, not one host).
+    /// Some `Host` value holds a comma (a list, as several `Host` lines
+    /// would be combined: RFC 9110 §5.3).
     host_is_list: bool,
+    /// Why the (first) `Host` value is not `uri-host [ ":" port ]`.
+    host_invalid: Option<&'static str>,
     /// `Content-Length` or `Transfer-Encoding`.
     framing: bool,
     /// `Connection`.
@@ -211,7 +214,10 @@ pub fn parse_request_head(block: Vec<u8>, max_body_size: u64) -> Result<RequestH
         match name.len() {
             4 if name.eq_ignore_ascii_case("Host") => {
                 seen.hosts += 1;
-                seen.host_is_list |= h.value.iter().any(|&b| b == b',' || b == b' ');
+                seen.host_is_list |= h.value.contains(&b',');
+                if seen.host_invalid.is_none() {
+                    seen.host_invalid = check_host(h.value).err();
+                }
             }
             6 if name.eq_ignore_ascii_case("Expect") => seen.expect = true,
             10 if name.eq_ignore_ascii_case("Connection") => seen.connection = true,
@@ -256,9 +262,15 @@ pub fn parse_request_head(block: Vec<u8>, max_body_size: u64) -> Result<RequestH
     // code to any HTTP/1.1 request message that lacks a Host header field and
     // to any request message that contains more than one Host header field
     // line or a Host header field with an invalid field value."
-    // (Counted in the pass over the fields above.)
+    // (Counted and checked in the pass over the fields above.)
     if seen.hosts > 1 || seen.host_is_list {
         return Err(ParseError::new(400, "more than one Host header"));
+    }
+    if let Some(why) = seen.host_invalid {
+        return Err(ParseError::new(
+            400,
+            format!("invalid Host header value: {why}"),
+        ));
     }
     if version == Version::Http11 && seen.hosts == 0 {
         return Err(ParseError::new(400, "Missing Host header"));
@@ -287,6 +299,119 @@ pub fn parse_request_head(block: Vec<u8>, max_body_size: u64) -> Result<RequestH
         keep_alive,
         expect_continue,
     })
+}
+
+/// Check a `Host` field value (RFC 9112 §3.2; RFC 3986 §3.2.2, §3.2.3):
+///
+/// ```text
+/// Host        = uri-host [ ":" port ]
+/// uri-host    = IP-literal / IPv4address / reg-name
+/// IP-literal  = "[" ( IPv6address / IPvFuture  ) "]"
+/// IPvFuture   = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )
+/// reg-name    = *( unreserved / pct-encoded / sub-delims )
+/// port        = *DIGIT
+/// ```
+///
+/// IPv4address is made of digits and dots, so it is also a reg-name; an
+/// empty value is an empty reg-name, which §3.2 prescribes for a target
+/// without an authority. A port must also fit in 16 bits (RFC 9110 §4.2.1
+/// uses it as a TCP port). `Err` says what is wrong, for the 400.
+fn check_host(value: &[u8]) -> Result<(), &'static str> {
+    let port = if let Some(literal) = value.strip_prefix(b"[") {
+        let Some(close) = literal.iter().position(|&b| b == b']') else {
+            return Err("IP literal without a closing \"]\"");
+        };
+        check_ip_literal(&literal[..close])?;
+        match &literal[close + 1..] {
+            [] => None,
+            [b':', port @ ..] => Some(port),
+            _ => return Err("text after the IP literal's \"]\""),
+        }
+    } else {
+        let (name, port) = match value.iter().position(|&b| b == b':') {
+            Some(i) => (&value[..i], Some(&value[i + 1..])),
+            None => (value, None),
+        };
+        check_reg_name(name)?;
+        port
+    };
+    match port {
+        Some(port) if !port.iter().all(u8::is_ascii_digit) => Err("the port is not a number"),
+        Some(port) => {
+            let fits = port.iter().try_fold(0u32, |n, &d| {
+                let n = n * 10 + u32::from(d - b'0');
+                (n <= 65535).then_some(n)
+            });
+            fits.map(drop).ok_or("the port is over 65535")
+        }
+        None => Ok(()),
+    }
+}
+
+/// `unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~"` (RFC 3986 §2.3).
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// `sub-delims = "!" / "$" / "&" / "'" / "(" / ")" / "*" / "+" / "," / ";" /
+/// "="` (RFC 3986 §2.2).
+fn is_sub_delim(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+    )
+}
+
+/// `reg-name = *( unreserved / pct-encoded / sub-delims )`, with
+/// `pct-encoded = "%" HEXDIG HEXDIG` (RFC 3986 §3.2.2, §2.1).
+fn check_reg_name(name: &[u8]) -> Result<(), &'static str> {
+    let mut i = 0;
+    while let Some(&b) = name.get(i) {
+        match b {
+            b'%' => {
+                let hex = name.get(i + 1..i + 3);
+                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                    return Err("\"%\" not followed by two hex digits");
+                }
+                i += 3;
+                continue;
+            }
+            _ if is_unreserved(b) || is_sub_delim(b) => {}
+            b'@' => return Err("userinfo (\"@\") is not allowed"),
+            b'/' | b'?' | b'#' => return Err("a path, query or fragment is not allowed"),
+            b'[' | b']' => return Err("\"[\" or \"]\" outside an IP literal"),
+            _ => return Err("a character not allowed in a host name"),
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// What is between the brackets of an IP-literal (RFC 3986 §3.2.2):
+/// `IPv6address / IPvFuture`. IPv6 is checked by `std`'s parser, which
+/// takes exactly RFC 4291's text forms (no zone identifier, as in RFC 3986).
+fn check_ip_literal(inner: &[u8]) -> Result<(), &'static str> {
+    if let [b'v' | b'V', future @ ..] = inner {
+        // IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )
+        let dot = future.iter().position(|&b| b == b'.');
+        let ok = dot.is_some_and(|d| {
+            d > 0
+                && future[..d].iter().all(u8::is_ascii_hexdigit)
+                && d + 1 < future.len()
+                && future[d + 1..]
+                    .iter()
+                    .all(|&b| is_unreserved(b) || is_sub_delim(b) || b == b':')
+        });
+        return if ok {
+            Ok(())
+        } else {
+            Err("invalid IPvFuture literal")
+        };
+    }
+    let ipv6 = std::str::from_utf8(inner)
+        .ok()
+        .and_then(|text| text.parse::<std::net::Ipv6Addr>().ok());
+    ipv6.map(drop).ok_or("invalid IPv6 address in \"[...]\"")
 }
 
 /// What a request line that httparse refused for its version is.
@@ -563,6 +688,60 @@ mod tests {
         assert_eq!(status("GET / HTTP/1.0\r\n\r\n"), 200);
         assert_eq!(status("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 400);
         assert_eq!(status("GET / HTTP/1.1\r\nHost: a, b\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: a,b\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/1.1\r\nHost:\r\n\r\n"), 200);
+        assert_eq!(status("GET / HTTP/1.0\r\nHost: u@x\r\n\r\n"), 400);
+        let e = parse("GET / HTTP/1.1\r\nHost: a b\r\n\r\n").expect_err("space");
+        assert!(e.reason.starts_with("invalid Host header value"), "{e:?}");
+    }
+
+    #[test]
+    fn host_grammar() {
+        for good in [
+            "",
+            "x",
+            "x:",
+            "x:0",
+            "x:65535",
+            "x:000080",
+            "10.0.0.1:8080",
+            "[::1]",
+            "[::1]:80",
+            "[2001:db8::ffff:10.0.0.1]",
+            "[v1.a:b]",
+            "[V1F.x]",
+            "a%2Fb",
+            "ex-am_ple.~com",
+            "!$&'()*+,;=",
+        ] {
+            assert_eq!(check_host(good.as_bytes()), Ok(()), "{good:?}");
+        }
+        for bad in [
+            "u@x",
+            "x:abc",
+            "x:-1",
+            "x:65536",
+            "x:99999999999999999999",
+            "x:1:2",
+            "[::1",
+            "[::1]x",
+            "[::1]:x",
+            "[zz]",
+            "[fe80::1%eth0]",
+            "[v.x]",
+            "[v1.]",
+            "[vg.x]",
+            "x/y",
+            "x?y",
+            "x#y",
+            "a b",
+            "a%zz",
+            "a%2",
+            "x]",
+            "caf\u{e9}",
+        ] {
+            assert!(check_host(bad.as_bytes()).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
