@@ -166,6 +166,62 @@ fn valid_host_values_are_accepted() {
     }
 }
 
+/// RFC 9112 §3.2.2: "A server MUST accept the absolute-form in requests":
+/// the request is routed by the target's path and query.
+#[test]
+fn absolute_form_targets_are_routed_by_their_path() {
+    let server = plain::start_default();
+    let port = server.addr.port();
+    let r = one_request(
+        server.addr,
+        format!("GET http://127.0.0.1:{port}/hello?x=1 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"),
+    );
+    assert_eq!((r.status, r.text().as_str()), (200, HELLO));
+    // The scheme is case-insensitive (RFC 3986 §3.1), https too.
+    let r = one_request(
+        server.addr,
+        "POST HTTPS://Example.COM:8080/echo?q=1 HTTP/1.1\r\nHost: Example.COM:8080\r\n\
+         Content-Length: 2\r\n\r\nhi",
+    );
+    assert_eq!((r.status, r.text().as_str()), (200, "hi"));
+    assert_eq!(r.header("X-Path"), Some("/echo"));
+    assert_eq!(r.header("X-Query"), Some("q=1"));
+    // The target's authority is the request's host, not the Host header
+    // (RFC 9112 §3.2.2); origin-form keeps the Host header's.
+    let r = one_request(
+        server.addr,
+        "GET http://Example.COM:8080/echo HTTP/1.1\r\nHost: other\r\n\r\n",
+    );
+    assert_eq!(r.header("X-Host"), Some("Example.COM:8080"));
+    let r = one_request(server.addr, "GET /echo HTTP/1.1\r\nHost: other:81\r\n\r\n");
+    assert_eq!(r.header("X-Host"), Some("other:81"));
+    // An empty path is "/" (RFC 9112 §3.3); the plain server answers 404
+    // for "/", naming the path it saw.
+    for target in ["http://t", "http://t?x=1", "http://t/", "http://t:80?"] {
+        let r = one_request(
+            server.addr,
+            format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n"),
+        );
+        assert_eq!((r.status, r.header("X-Path")), (404, Some("/")), "{target}");
+    }
+    // HTTP/1.0 needs no Host with it.
+    let r = one_request(server.addr, "GET http://t/hello HTTP/1.0\r\n\r\n");
+    assert_eq!((r.status, r.text().as_str()), (200, HELLO));
+}
+
+/// `OPTIONS *` asks about the server as a whole (RFC 9110 §9.3.7): the
+/// HTTP layer answers it, 200 with no content, and keeps the connection.
+#[test]
+fn options_asterisk_is_answered_by_the_server() {
+    let server = plain::start_default();
+    let mut client = server.raw();
+    let r = client.request("OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Length"), Some("0"));
+    assert!(r.body.is_empty());
+    assert_eq!(client.request(get("/hello")).text(), HELLO);
+}
+
 #[test]
 fn curl_chunked_upload() {
     if !have_curl() {

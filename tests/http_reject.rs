@@ -257,6 +257,50 @@ fn invalid_host_values_are_400() {
     );
 }
 
+/// RFC 9112 §3.2: the request-target is origin-form, absolute-form (no
+/// fragment in either), authority-form (only for CONNECT) or `*` (only for
+/// OPTIONS).
+#[test]
+fn bad_request_targets_are_400() {
+    let server = plain::start_default();
+    for (name, target) in [
+        ("fragment in origin-form", "/hello#top"),
+        ("fragment after the query", "/hello?x=1#top"),
+        ("fragment in absolute-form", "http://t/hello#top"),
+        ("userinfo in absolute-form", "http://u@t/hello"),
+        ("empty host in absolute-form", "http:///hello"),
+        ("port over 65535 in absolute-form", "http://t:99999/hello"),
+        ("IP literal without ] in absolute-form", "http://[::1/hello"),
+        ("scheme other than http(s)", "ftp://t/hello"),
+        ("http without //", "http:/hello"),
+        ("authority-form outside CONNECT", "t:80"),
+        ("asterisk-form outside OPTIONS", "*"),
+        ("relative path", "hello"),
+    ] {
+        let request = format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n");
+        let r = expect_refusal(&server, name, request.as_bytes(), 400);
+        assert!(
+            r.text().contains("request-target"),
+            "{name}: says {:?}",
+            r.text()
+        );
+    }
+}
+
+/// squall is an origin server, not a proxy: CONNECT (RFC 9110 §9.3.6) is a
+/// method it cannot support for any resource.
+#[test]
+fn connect_is_501() {
+    let server = plain::start_default();
+    let r = expect_refusal(
+        &server,
+        "CONNECT",
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+        501,
+    );
+    assert!(r.text().contains("CONNECT"), "says {:?}", r.text());
+}
+
 fn limited(max_body_size: u64, max_header_size: usize) -> TestServer {
     plain::start(HTTPServerOptions {
         max_body_size,

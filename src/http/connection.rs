@@ -47,7 +47,8 @@ use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use super::parse::{
-    parse_chunk_size, parse_request_head, BodyFraming, RequestHead, Version, MAX_CHUNK_LINE,
+    parse_chunk_size, parse_request_head, BodyFraming, RequestHead, TargetForm, Version,
+    MAX_CHUNK_LINE,
 };
 use super::request::HTTPServerRequest;
 use super::responder::{simple_response, HTTPResponder};
@@ -427,12 +428,24 @@ fn dispatch(conn: &Rc<Conn>, head: RequestHead, body: Vec<u8>) -> bool {
         conn.remote_ip
     };
     let keep_alive = head.keep_alive && !conn.options.no_keep_alive;
+    let asterisk = head.form == TargetForm::Asterisk;
     let request = HTTPServerRequest::from_head(head, body, remote_ip, IterationClock::now());
-    let responder = HTTPResponder::new(Rc::clone(conn), &request, keep_alive);
+    let mut responder = HTTPResponder::new(Rc::clone(conn), &request, keep_alive);
     *conn.state.borrow_mut() = State::Responding;
     conn.stats.requests.set(conn.stats.requests.get() + 1);
     conn.in_dispatch.set(true);
-    (conn.delegate)(request, responder);
+    if asterisk {
+        // `OPTIONS *` (the only method parse lets use "*") asks about the
+        // server as a whole, "only useful as a "ping" or "no-op" type of
+        // method" (RFC 9110 §9.3.7): answered here, 200 with
+        // `Content-Length: 0` (which §9.3.7 requires when there is no
+        // content) and no `Allow`, which is about one resource. So an
+        // application only ever sees paths that start with "/".
+        drop(request);
+        responder.write_headers(200, &crate::httputil::HTTPHeaders::new(), b"", true);
+    } else {
+        (conn.delegate)(request, responder);
+    }
     conn.in_dispatch.set(false);
     matches!(&*conn.state.borrow(), State::ReadingHead)
 }

@@ -47,6 +47,20 @@ pub enum BodyFraming {
     Chunked,
 }
 
+/// The form of a request-target the server accepts (RFC 9112 §3.2).
+/// The fourth form, authority-form, is only for `CONNECT`, which squall
+/// refuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetForm {
+    /// `origin-form = absolute-path [ "?" query ]`, e.g. `/room?x=1`.
+    Origin,
+    /// `absolute-form = absolute-URI` with an `http` or `https` scheme,
+    /// e.g. `http://host:8080/room?x=1`.
+    Absolute,
+    /// `asterisk-form = "*"`, only with `OPTIONS`: the server as a whole.
+    Asterisk,
+}
+
 /// A parsed and validated request line plus headers.
 ///
 /// The received head block is kept whole as the text of `headers` (its
@@ -60,6 +74,16 @@ pub struct RequestHead {
     /// The request-target as sent, e.g. `/room/lobby?x=1`: a span of
     /// `headers`' text.
     pub uri: (u32, u32),
+    /// Which form the target has.
+    pub form: TargetForm,
+    /// The target's path, a span of `uri` ending at the `?` or at its end:
+    /// for absolute-form what follows the authority, which may be empty
+    /// (standing for `/`); for asterisk-form the `*`.
+    pub path: (u32, u32),
+    /// The authority (`host[:port]`) of an absolute-form target, a span of
+    /// `uri`: it, not the `Host` header, is the request's host (RFC 9112
+    /// §3.2.2).
+    pub authority: Option<(u32, u32)>,
     /// HTTP/1.0 or HTTP/1.1.
     pub version: Version,
     /// All header fields, in order.
@@ -201,8 +225,20 @@ pub fn parse_request_head(block: Vec<u8>, max_body_size: u64) -> Result<RequestH
     // the block itself can become the header text.
     let at = |part: &[u8]| (part.as_ptr() as usize - block.as_ptr() as usize) as u32;
     let span = |part: &[u8]| (at(part), at(part) + part.len() as u32);
-    let method = span(method.as_bytes());
+    // RFC 9110 §9.3.6: CONNECT asks for a tunnel, which only a proxy makes.
+    // 501: the server "is not capable of supporting it for any resource"
+    // (§15.6.2). (405 would need an Allow for a resource that CONNECT does
+    // not name.) Refused at once, as the client may start its tunnel.
+    if method == "CONNECT" {
+        return Err(ParseError::new(
+            501,
+            "CONNECT is not supported: squall is an origin server, not a proxy",
+        ));
+    }
+    let target = split_target(method, path.as_bytes())?;
     let uri = span(path.as_bytes());
+    let in_uri = |(from, to): (usize, usize)| (uri.0 + from as u32, uri.0 + to as u32);
+    let method = span(method.as_bytes());
     let mut fields = crate::httputil::headers::take_fields();
     fields.reserve(req.headers.len());
     // Which of the fields this function must interpret are present, noted
@@ -293,11 +329,116 @@ pub fn parse_request_head(block: Vec<u8>, max_body_size: u64) -> Result<RequestH
     Ok(RequestHead {
         method,
         uri,
+        form: target.form,
+        path: in_uri(target.path),
+        authority: target.authority.map(in_uri),
         version,
         headers,
         body,
         keep_alive,
         expect_continue,
+    })
+}
+
+/// Where the parts of a request-target are, as offsets into it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TargetParts {
+    /// Which form it has.
+    pub(crate) form: TargetForm,
+    /// The path, up to the `?` or the end; empty stands for `/`.
+    pub(crate) path: (usize, usize),
+    /// The authority of an absolute-form target.
+    pub(crate) authority: Option<(usize, usize)>,
+}
+
+/// Split a request-target into its parts (RFC 9112 §3.2), refusing the
+/// forms squall does not serve with a 400:
+///
+/// ```text
+/// request-target = origin-form / absolute-form / authority-form / asterisk-form
+/// origin-form    = absolute-path [ "?" query ]
+/// absolute-form  = absolute-URI
+/// absolute-URI   = scheme ":" hier-part [ "?" query ]      ; RFC 3986 §4.3
+/// hier-part      = "//" authority path-abempty / ...
+/// authority      = [ userinfo "@" ] host [ ":" port ]
+/// asterisk-form  = "*"
+/// ```
+///
+/// * No form has a fragment: a `#` anywhere is 400.
+/// * absolute-form: "A server MUST accept the absolute-form in requests"
+///   (§3.2.2), for the schemes squall serves, `http` and `https`
+///   (case-insensitive, RFC 3986 §3.1). The authority is checked like a
+///   `Host` value, and must not be empty nor carry userinfo (RFC 9110
+///   §4.2.1: a recipient "MUST reject" an empty host; §4.2.4: userinfo
+///   SHOULD be treated as an error). An empty path means `/` (§3.3).
+/// * asterisk-form "is only used for a server-wide OPTIONS request"
+///   (§3.2.4).
+/// * authority-form "is only used for CONNECT requests" (§3.2.3), which
+///   the caller refused already: here it is just not a valid target.
+///
+/// httparse has already limited the target to visible ASCII and obs-text.
+pub(crate) fn split_target(method: &str, target: &[u8]) -> Result<TargetParts, ParseError> {
+    let bad = |why: &str| {
+        Err(ParseError::new(
+            400,
+            format!("invalid request-target: {why}"),
+        ))
+    };
+    if target.contains(&b'#') {
+        return bad("a fragment (\"#...\") is not allowed");
+    }
+    let path_from = |start: usize| {
+        let end = target[start..]
+            .iter()
+            .position(|&b| b == b'?')
+            .map_or(target.len(), |i| start + i);
+        (start, end)
+    };
+    if target.first() == Some(&b'/') {
+        return Ok(TargetParts {
+            form: TargetForm::Origin,
+            path: path_from(0),
+            authority: None,
+        });
+    }
+    if target == b"*" {
+        if method != "OPTIONS" {
+            return bad("\"*\" is only for OPTIONS");
+        }
+        return Ok(TargetParts {
+            form: TargetForm::Asterisk,
+            path: (0, 1),
+            authority: None,
+        });
+    }
+    let has_prefix = |prefix: &[u8]| {
+        target.len() >= prefix.len() && target[..prefix.len()].eq_ignore_ascii_case(prefix)
+    };
+    let start = if has_prefix(b"http://") {
+        7
+    } else if has_prefix(b"https://") {
+        8
+    } else {
+        return bad("not a path (\"/...\") nor an http(s) URI");
+    };
+    let end = target[start..]
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .map_or(target.len(), |i| start + i);
+    let authority = &target[start..end];
+    if authority.is_empty() || authority[0] == b':' {
+        return bad("the URI has an empty host");
+    }
+    if let Err(why) = check_host(authority) {
+        return Err(ParseError::new(
+            400,
+            format!("invalid request-target: the URI's authority: {why}"),
+        ));
+    }
+    Ok(TargetParts {
+        form: TargetForm::Absolute,
+        path: path_from(end),
+        authority: Some((start, end)),
     })
 }
 
@@ -693,6 +834,63 @@ mod tests {
         assert_eq!(status("GET / HTTP/1.0\r\nHost: u@x\r\n\r\n"), 400);
         let e = parse("GET / HTTP/1.1\r\nHost: a b\r\n\r\n").expect_err("space");
         assert!(e.reason.starts_with("invalid Host header value"), "{e:?}");
+    }
+
+    #[test]
+    fn request_targets() {
+        type Parts<'a> = (TargetForm, &'a str, Option<&'a str>);
+        fn parts<'a>(method: &str, target: &'a str) -> Result<Parts<'a>, ParseError> {
+            split_target(method, target.as_bytes()).map(|p| {
+                let at = |(a, b): (usize, usize)| &target[a..b];
+                (p.form, at(p.path), p.authority.map(at))
+            })
+        }
+        use TargetForm::*;
+        assert_eq!(
+            parts("GET", "/a?b#"),
+            Err(ParseError::new(
+                400,
+                "invalid request-target: a fragment (\"#...\") is not allowed"
+            ))
+        );
+        assert_eq!(parts("GET", "/a/b?x=1"), Ok((Origin, "/a/b", None)));
+        assert_eq!(parts("GET", "//a"), Ok((Origin, "//a", None)));
+        assert_eq!(parts("OPTIONS", "*"), Ok((Asterisk, "*", None)));
+        assert_eq!(
+            parts("GET", "http://h:80/a?x=1"),
+            Ok((Absolute, "/a", Some("h:80")))
+        );
+        assert_eq!(
+            parts("GET", "HtTpS://[::1]"),
+            Ok((Absolute, "", Some("[::1]")))
+        );
+        assert_eq!(parts("GET", "http://h?x"), Ok((Absolute, "", Some("h"))));
+        for bad in [
+            "*",
+            "a",
+            "h:80",
+            "ftp://h/",
+            "http:/h",
+            "http://",
+            "http://:80/",
+            "http://u@h/",
+            "http://h:x/",
+            "http://h:65536/",
+            "http://h/#f",
+            "httpx://h/",
+        ] {
+            assert_eq!(parts("GET", bad).map_err(|e| e.status), Err(400), "{bad}");
+        }
+        assert_eq!(status("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n"), 501);
+        let h = parse("GET http://h:1/p?q HTTP/1.1\r\nHost: x\r\n\r\n").expect("valid");
+        assert_eq!(
+            (
+                h.form,
+                h.headers.raw(h.path),
+                h.authority.map(|a| h.headers.raw(a))
+            ),
+            (Absolute, "/p", Some("h:1"))
+        );
     }
 
     #[test]

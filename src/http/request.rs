@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
-use super::parse::{RequestHead, Version};
+use super::parse::{split_target, RequestHead, TargetForm, TargetParts, Version};
 use crate::httputil::HTTPHeaders;
 
 /// One complete HTTP request: head and body, read before the handler runs.
@@ -17,8 +17,12 @@ pub struct HTTPServerRequest {
     method: (u32, u32),
     /// Request-target: a span of the head text.
     uri: (u32, u32),
-    /// Where the path ends inside the target (the `?`, or the end).
-    path_end: u32,
+    /// The path inside the target, up to the `?` or the end; empty (an
+    /// absolute-form target with no path) stands for `/`.
+    path: (u32, u32),
+    /// The authority of an absolute-form target, which is the request's
+    /// host instead of the `Host` header.
+    authority: Option<(u32, u32)>,
     /// HTTP/1.0 or HTTP/1.1.
     pub version: Version,
     /// Request headers; their text also holds the request line. Private so
@@ -49,16 +53,11 @@ impl HTTPServerRequest {
         remote_ip: Option<IpAddr>,
         start_time: Instant,
     ) -> HTTPServerRequest {
-        // A byte scan: targets are short, and a char-pattern search costs
-        // more to set up than to run here.
-        let path_end = match head.uri().bytes().position(|b| b == b'?') {
-            Some(i) => head.uri.0 + i as u32,
-            None => head.uri.1,
-        };
         HTTPServerRequest {
             method: head.method,
             uri: head.uri,
-            path_end,
+            path: head.path,
+            authority: head.authority,
             version: head.version,
             headers: head.headers,
             body,
@@ -79,6 +78,14 @@ impl HTTPServerRequest {
         let line = format!("{method} {uri}");
         let method_span = (0, method.len() as u32);
         let uri_span = (method.len() as u32 + 1, line.len() as u32);
+        // A target the server would refuse is taken as a path up to its `?`.
+        let target = split_target(method, uri.as_bytes()).unwrap_or_else(|_| TargetParts {
+            form: TargetForm::Origin,
+            path: (0, uri.find('?').unwrap_or(uri.len())),
+            authority: None,
+        });
+        let in_uri =
+            |(from, to): (usize, usize)| (uri_span.0 + from as u32, uri_span.0 + to as u32);
         let mut fields = HTTPHeaders::from_block(line, Vec::new(), uri_span.1);
         for (name, value) in headers {
             fields.add(name, value);
@@ -86,6 +93,9 @@ impl HTTPServerRequest {
         let head = RequestHead {
             method: method_span,
             uri: uri_span,
+            form: target.form,
+            path: in_uri(target.path),
+            authority: target.authority.map(in_uri),
             version,
             headers: fields,
             body: super::parse::BodyFraming::None,
@@ -100,22 +110,39 @@ impl HTTPServerRequest {
         self.headers.raw(self.method)
     }
 
-    /// The request-target as sent (path and query), e.g. `/a?b=1`.
+    /// The request-target as sent, e.g. `/a?b=1`, or
+    /// `http://host/a?b=1` in absolute-form.
     pub fn uri(&self) -> &str {
         self.headers.raw(self.uri)
     }
 
-    /// The target before the `?`, not percent-decoded (as in Tornado).
+    /// The target's path, before the `?`, not percent-decoded (as in
+    /// Tornado). In absolute-form, the path after the authority (`/` if
+    /// there is none), so a request is routed alike in either form.
     pub fn path(&self) -> &str {
-        self.headers.raw((self.uri.0, self.path_end))
+        if self.path.0 == self.path.1 {
+            return "/";
+        }
+        self.headers.raw(self.path)
     }
 
     /// The target after the `?` (empty if none).
     pub fn query(&self) -> &str {
-        if self.path_end >= self.uri.1 {
+        if self.path.1 >= self.uri.1 {
             return "";
         }
-        self.headers.raw((self.path_end + 1, self.uri.1))
+        self.headers.raw((self.path.1 + 1, self.uri.1))
+    }
+
+    /// The host the request is for (Tornado's `request.host`), as sent,
+    /// port included: the authority of an absolute-form target, which
+    /// replaces the `Host` header (RFC 9112 §3.2.2), else the `Host`
+    /// header; empty if neither (an HTTP/1.0 request may omit `Host`).
+    pub fn host(&self) -> &str {
+        match self.authority {
+            Some(authority) => self.headers.raw(authority),
+            None => self.headers.get("Host").unwrap_or(""),
+        }
     }
 
     /// Request headers, in order, looked up case-insensitively.
@@ -140,9 +167,10 @@ impl HTTPServerRequest {
         self.start_time.elapsed()
     }
 
-    /// The `Host` header without any port (Tornado's `request.host_name`).
+    /// [`host`](Self::host) without any port (Tornado's
+    /// `request.host_name`).
     pub fn host_name(&self) -> &str {
-        let host = self.headers.get("Host").unwrap_or("");
+        let host = self.host();
         if let Some(rest) = host.strip_prefix('[') {
             // [v6]:port
             return rest.split(']').next().unwrap_or("");
@@ -169,6 +197,39 @@ mod tests {
         assert_eq!((r.path(), r.query()), ("/plain", ""));
         let r = HTTPServerRequest::new("GET", "/q?", Version::Http11, &h, Vec::new());
         assert_eq!((r.path(), r.query()), ("/q", ""));
+    }
+
+    #[test]
+    fn absolute_form_routes_by_path_and_names_the_host() {
+        let mut h = HTTPHeaders::new();
+        h.add("Host", "ignored:1");
+        let r = HTTPServerRequest::new(
+            "GET",
+            "HTTP://Example.com:8080/a/b?x=1",
+            Version::Http11,
+            &h,
+            Vec::new(),
+        );
+        assert_eq!(
+            (r.uri(), r.path(), r.query()),
+            ("HTTP://Example.com:8080/a/b?x=1", "/a/b", "x=1")
+        );
+        assert_eq!(
+            (r.host(), r.host_name()),
+            ("Example.com:8080", "Example.com")
+        );
+        let r = HTTPServerRequest::new("GET", "http://[::1]:80?q", Version::Http11, &h, Vec::new());
+        assert_eq!((r.path(), r.query(), r.host_name()), ("/", "q", "::1"));
+        let r = HTTPServerRequest::new("GET", "/p", Version::Http11, &h, Vec::new());
+        assert_eq!((r.host(), r.host_name()), ("ignored:1", "ignored"));
+        let r = HTTPServerRequest::new(
+            "GET",
+            "/p",
+            Version::Http10,
+            &HTTPHeaders::new(),
+            Vec::new(),
+        );
+        assert_eq!((r.host(), r.host_name()), ("", ""));
     }
 
     #[test]

@@ -3,11 +3,11 @@
 //! | path      | answer                                                      |
 //! |-----------|-------------------------------------------------------------|
 //! | `/hello`  | `Hello, world!` in one `write_headers(.., finishing=true)`  |
-//! | `/echo`   | the request body; `X-Method`, `X-Query`, `X-Version` headers |
+//! | `/echo`   | the request body; `X-Method`, `X-Path`, `X-Query`, `X-Host`, `X-Version` headers |
 //! | `/stream` | `one,` + `two,` now, `three` from a timer: length unknown   |
 //! | `/later?ms=N` | `later` after N milliseconds (a long-poll's shape)     |
 //! | `/overlong` | an application bug: `Content-Length: 3`, body `hello`   |
-//! | other     | 404                                                         |
+//! | other     | 404, with the path it saw in `X-Path`                       |
 
 use std::time::Duration;
 
@@ -40,7 +40,9 @@ fn answer(request: HTTPServerRequest, mut responder: HTTPResponder) {
         "/hello" => responder.write_headers(200, &headers, HELLO.as_bytes(), true),
         "/echo" => {
             headers.add("X-Method", request.method());
+            headers.add("X-Path", request.path());
             headers.add("X-Query", request.query());
+            headers.add("X-Host", request.host());
             headers.add("X-Version", request.version.as_str());
             responder.write_headers(200, &headers, &request.body, true);
         }
@@ -68,6 +70,9 @@ fn answer(request: HTTPServerRequest, mut responder: HTTPResponder) {
             headers.add("Content-Length", "3");
             responder.write_headers(200, &headers, b"hello", true);
         }
-        _ => responder.write_headers(404, &headers, b"not found", true),
+        _ => {
+            headers.add("X-Path", request.path());
+            responder.write_headers(404, &headers, b"not found", true);
+        }
     }
 }
