@@ -301,6 +301,32 @@ fn connect_is_501() {
     assert!(r.text().contains("CONNECT"), "says {:?}", r.text());
 }
 
+/// RFC 9112 §7.1.2: the trailer section is field lines, as in the head.
+#[test]
+fn malformed_trailer_lines_are_400() {
+    let server = plain::start_default();
+    let chunked = format!("{POST}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n");
+    for (name, trailer) in [
+        ("no colon", "bad trailer"),
+        ("empty name", ": v"),
+        ("space before the colon", "X-T : v"),
+        ("name not a token", "X@T: v"),
+        ("obs-fold", "X-T: a\r\n folded"),
+        ("control byte in the value", "X-T: a\x01b"),
+        ("bare LF in the line", "X-T: a\nb"),
+    ] {
+        let request = format!("{chunked}{trailer}\r\n\r\n");
+        let r = expect_refusal(&server, name, request.as_bytes(), 400);
+        assert!(r.text().contains("trailer"), "{name}: says {:?}", r.text());
+    }
+    // Valid trailers (an empty value, tabs) are still read and dropped.
+    let r = common::one_request(
+        server.addr,
+        format!("{chunked}X-A: one\r\nX-Empty:\r\nX-Tab:\tt\tv \r\n\r\n"),
+    );
+    assert_eq!((r.status, r.text().as_str()), (200, "hello"));
+}
+
 fn limited(max_body_size: u64, max_header_size: usize) -> TestServer {
     plain::start(HTTPServerOptions {
         max_body_size,

@@ -47,8 +47,8 @@ use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use super::parse::{
-    parse_chunk_size, parse_request_head, BodyFraming, RequestHead, TargetForm, Version,
-    MAX_CHUNK_LINE,
+    check_trailer_line, parse_chunk_size, parse_request_head, BodyFraming, RequestHead, TargetForm,
+    Version, MAX_CHUNK_LINE,
 };
 use super::request::HTTPServerRequest;
 use super::responder::{simple_response, HTTPResponder};
@@ -401,8 +401,13 @@ fn on_body(
             if data == b"\r\n" {
                 return dispatch(conn, *head, body);
             }
-            // Trailer fields are read and dropped (RFC 9110 §6.5.1 lets a
-            // recipient discard them); they count against the body limit.
+            // Trailer fields are checked like header lines, then dropped
+            // (RFC 9110 §6.5.1 lets a recipient discard them); they count
+            // against the body limit.
+            if let Err(e) = check_trailer_line(&data) {
+                reject(conn, e.status, &e.reason);
+                return false;
+            }
             let seen = seen.saturating_add(data.len() as u64);
             if (body.len() as u64).saturating_add(seen) > conn.options.max_body_size {
                 reject(conn, 413, "request body too large");

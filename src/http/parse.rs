@@ -774,6 +774,44 @@ pub fn parse_chunk_size(line: &[u8]) -> Result<u64, ParseError> {
     u64::from_str_radix(text, 16).map_err(|_| ParseError::new(400, "invalid chunk size"))
 }
 
+/// Check one line of a chunked body's trailer section, CRLF included
+/// (RFC 9112 §7.1.2: "a trailer section, which consists of ... field
+/// lines", the same grammar as the head's, §5):
+///
+/// ```text
+/// trailer-section = *( field-line CRLF )
+/// field-line      = field-name ":" OWS field-value OWS
+/// field-name      = token
+/// field-value     = *field-content      ; no CTL but HTAB
+/// ```
+///
+/// A line that is not a field line is 400, as in the head: no colon, a
+/// name that is not a token (a space before the colon, §5.1; a leading
+/// space is obs-fold, §5.2), or a control byte (a bare LF or CR, NUL) in
+/// the value. Valid trailers are then dropped by the caller.
+pub fn check_trailer_line(line: &[u8]) -> Result<(), ParseError> {
+    let bad = |why: &str| {
+        Err(ParseError::new(
+            400,
+            format!("malformed trailer line: {why}"),
+        ))
+    };
+    let Some(line) = line.strip_suffix(b"\r\n") else {
+        return bad("it must end in CRLF");
+    };
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return bad("no \":\"");
+    };
+    let name = &line[..colon];
+    if !std::str::from_utf8(name).is_ok_and(crate::httputil::is_token) {
+        return bad("the field name is not a token");
+    }
+    if !crate::httputil::is_field_value(&line[colon + 1..]) {
+        return bad("a control character in the field value");
+    }
+    Ok(())
+}
+
 /// Strip trailing spaces/tabs (BWS before a chunk extension).
 fn trim_ows(mut s: &[u8]) -> &[u8] {
     while let [rest @ .., b' ' | b'\t'] = s {
@@ -1064,6 +1102,38 @@ mod tests {
             "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
         );
         assert!(h.expect("valid").expect_continue);
+    }
+
+    #[test]
+    fn trailer_lines() {
+        for good in [
+            &b"X-T: v\r\n"[..],
+            b"X-T:\r\n",
+            b"X-T:\tv \t\r\n",
+            b"X-T: caf\xc3\xa9\r\n",
+        ] {
+            assert_eq!(
+                check_trailer_line(good),
+                Ok(()),
+                "{:?}",
+                String::from_utf8_lossy(good)
+            );
+        }
+        for bad in [
+            &b"bad trailer\r\n"[..],
+            b": v\r\n",
+            b"X-T : v\r\n",
+            b" folded\r\n",
+            b"X@T: v\r\n",
+            b"X-T: a\x01b\r\n",
+            b"X-T: a\nb\r\n",
+            b"X-T: a\rb\r\n",
+            b"X-T: a\0b\r\n",
+            b"X-T: v\n",
+        ] {
+            let e = check_trailer_line(bad).expect_err("malformed");
+            assert_eq!(e.status, 400, "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]
