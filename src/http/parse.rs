@@ -4,7 +4,9 @@
 //! (`_read_message`, `_parse_headers`, `_read_body`) and the checks of
 //! `httputil.parse_request_start_line`. httparse does the RFC 9112 grammar
 //! (request line, `field-name ":" OWS field-value OWS`); what httparse does not
-//! know — message framing, Host, keep-alive — is here, and strict, because
+//! know — the request-target's form, the Host value's grammar, a version it
+//! cannot read, message framing, trailer lines, keep-alive — is here, and
+//! strict, because
 //! lenient framing is how request smuggling happens (Tornado's own advisories
 //! GHSA-qppv-j76h-2rpx, GHSA-753j-mpmx-qq6g were exactly these rules).
 
