@@ -1,5 +1,6 @@
 //! Static files through the web layer: validators (ETag, Last-Modified →
-//! 304), byte ranges (206, 416), versioned URLs (immutable caching), gzip,
+//! 304), byte ranges (206, 416) and If-Range, versioned URLs (immutable
+//! caching), gzip,
 //! and path traversal in every spelling (404, never the file outside).
 //!
 //! Requests go as raw bytes, because polite clients normalise `..` away
@@ -9,6 +10,7 @@ mod common;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use common::{get, one_request, RawClient, Response, TestServer};
 use squall::http::{HTTPServer, HTTPServerOptions};
@@ -35,12 +37,35 @@ impl Drop for Fixture {
     }
 }
 
-/// `root/static/{big.txt, small.txt, data.bin, sub/nested.css}`,
+/// The mtime given to `big.txt`: long past, so its `Last-Modified` is a
+/// strong validator (RFC 9110 §8.8.2.2) whenever a test runs.
+fn old_mtime() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000)
+}
+
+/// Set `path`'s mtime.
+fn set_mtime(path: &Path, time: SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(time))
+        .expect("set mtime");
+}
+
+/// `root/static/{big.txt, fresh.txt, small.txt, data.bin, sub/nested.css}`,
 /// `root/secret.txt`, `root/Cargo.toml`, and a symlink leading out.
+/// `big.txt` was modified long ago; `fresh.txt` (the same text) an hour
+/// from now, so its `Last-Modified` is never a second older than `Date`.
 fn make_tree(root: &Path) -> PathBuf {
     let dir = root.join("static");
     std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
     std::fs::write(dir.join("big.txt"), big_text()).expect("write");
+    set_mtime(&dir.join("big.txt"), old_mtime());
+    std::fs::write(dir.join("fresh.txt"), big_text()).expect("write");
+    set_mtime(
+        &dir.join("fresh.txt"),
+        SystemTime::now() + Duration::from_secs(3600),
+    );
     std::fs::write(dir.join("small.txt"), "small\n").expect("write");
     let binary: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 256) as u8).collect();
     std::fs::write(dir.join("data.bin"), binary).expect("write");
@@ -304,4 +329,112 @@ fn head_of_a_static_file() {
         Some(big_text().len().to_string().as_str())
     );
     assert_eq!(client.read_response().text(), "small\n");
+}
+
+/// RFC 9110 §13.1.5: with `Range`, `If-Range` makes the range conditional.
+/// An entity-tag matches only by strong comparison with the current
+/// `ETag`; a date only if it is exactly the (strong) `Last-Modified`.
+/// Anything else — another tag, a weak tag, another date, garbage — means
+/// "send me the whole thing": 200 with the full body.
+#[test]
+fn if_range_that_does_not_match_sends_the_whole_file() {
+    let f = start();
+    let full = big_text();
+    let first = request(&f, "/static/big.txt", "");
+    let etag = first.header("Etag").expect("Etag").to_string();
+    let modified = first
+        .header("Last-Modified")
+        .expect("Last-Modified")
+        .to_string();
+    assert_eq!(
+        httpdate::parse_http_date(&modified).ok(),
+        Some(old_mtime()),
+        "Last-Modified is the file's mtime"
+    );
+    let mut client = RawClient::connect(f.server.addr);
+    let mut ask = |if_range: &str| {
+        client.request(format!(
+            "GET /static/big.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-1\r\nIf-Range: {if_range}\r\n\r\n"
+        ))
+    };
+    for matching in [etag.clone(), modified.clone()] {
+        let r = ask(&matching);
+        assert_eq!(r.status, 206, "If-Range: {matching}");
+        assert_eq!(r.text(), full[..2], "If-Range: {matching}");
+    }
+    for not_matching in [
+        "\"other\"".to_string(),
+        format!("W/{etag}"),
+        format!("{etag}, \"other\""),
+        etag.trim_matches('"').to_string(),
+        "Thu, 01 Jan 1998 00:00:00 GMT".to_string(),
+        httpdate::fmt_http_date(old_mtime() + Duration::from_secs(1)),
+        "yesterday".to_string(),
+        String::new(),
+    ] {
+        let r = ask(&not_matching);
+        assert_eq!(r.status, 200, "If-Range: {not_matching:?}");
+        assert_eq!(
+            r.header("Content-Range"),
+            None,
+            "If-Range: {not_matching:?}"
+        );
+        assert_eq!(r.text(), full, "If-Range: {not_matching:?}");
+    }
+    // Not matching also skips the 416 an unsatisfiable range would get.
+    let r = request(
+        &f,
+        "/static/big.txt",
+        &format!("Range: bytes={}-\r\nIf-Range: \"other\"\r\n", full.len()),
+    );
+    assert_eq!((r.status, r.text()), (200, full.clone()));
+    // Without Range, If-Range is ignored.
+    let r = request(&f, "/static/big.txt", "If-Range: \"other\"\r\n");
+    assert_eq!((r.status, r.text()), (200, full));
+}
+
+/// A `Last-Modified` that is not at least a second older than `Date` is a
+/// weak validator (RFC 9110 §8.8.2.2), and If-Range needs a strong one.
+#[test]
+fn if_range_date_of_a_file_modified_too_recently_does_not_match() {
+    let f = start();
+    let first = request(&f, "/static/fresh.txt", "");
+    let modified = first.header("Last-Modified").expect("Last-Modified");
+    let r = request(
+        &f,
+        "/static/fresh.txt",
+        &format!("Range: bytes=0-1\r\nIf-Range: {modified}\r\n"),
+    );
+    assert_eq!((r.status, r.text()), (200, big_text()));
+    // Its entity-tag still works.
+    let etag = first.header("Etag").expect("Etag");
+    let r = request(
+        &f,
+        "/static/fresh.txt",
+        &format!("Range: bytes=0-1\r\nIf-Range: {etag}\r\n"),
+    );
+    assert_eq!((r.status, r.text()), (206, big_text()[..2].to_string()));
+}
+
+/// The same probe with curl, as the finding was reported.
+#[test]
+fn curl_if_range_with_another_etag_is_200() {
+    if !common::have_curl() {
+        return;
+    }
+    let f = start();
+    let (ok, out, err) = common::curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{size_download}",
+        "-H",
+        "Range: bytes=0-1",
+        "-H",
+        "If-Range: \"other\"",
+        &f.server.url("/static/big.txt"),
+    ]);
+    assert!(ok, "curl: {err}");
+    assert_eq!(out, format!("200 {}", big_text().len()));
 }

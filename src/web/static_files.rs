@@ -8,6 +8,10 @@
 //!   it the browser revalidates (`no-cache`) and gets a 304 when unchanged.
 //! * `If-None-Match` wins over `If-Modified-Since`; one `Range` → 206,
 //!   unsatisfiable → 416 with `Content-Range: bytes */size`.
+//! * `If-Range` (RFC 9110 §13.1.5) makes the range conditional: unless it
+//!   holds the current strong `ETag` or exactly a strong `Last-Modified`,
+//!   the range is ignored and the whole file is sent with 200 (Tornado
+//!   ignores `If-Range`).
 //! * A path that leaves the root (`..`, absolute, symlink out) is a 404 —
 //!   indistinguishable from a missing file.
 //!
@@ -193,7 +197,22 @@ impl RequestHandler for StaticFileHandler {
         }
 
         let size = file.content.len() as u64;
-        let range = req.headers().get("Range").map(|r| parse_range(r, size));
+        let range = req
+            .headers()
+            .get("Range")
+            .filter(|_| match req.headers().get("If-Range") {
+                // RFC 9110 §13.1.5: "If the validator given in the If-Range
+                // header field matches the current validator for the
+                // selected representation of the target resource, then the
+                // server SHOULD process the Range header field as requested.
+                // If the validator does not match, then the server MUST
+                // ignore the Range header field."
+                Some(if_range) => {
+                    if_range_matches(if_range, &file.etag, file.modified, SystemTime::now())
+                }
+                None => true,
+            })
+            .map(|r| parse_range(r, size));
         match range {
             Some(ByteRange::Unsatisfiable) => {
                 cx.set_status(416);
@@ -229,10 +248,102 @@ impl RequestHandler for StaticFileHandler {
     }
 }
 
+/// Does the `If-Range` value `if_range` match the file's current
+/// validators, the entity-tag `etag` and the mtime `modified`, at `now`?
+///
+/// RFC 9110 §13.1.5 ("A server MUST ignore an If-Range header field
+/// received in a request that does not contain a Range header field": the
+/// caller only asks when there is one):
+///
+/// > To evaluate a received If-Range header field containing an HTTP-date:
+/// > 1. If the HTTP-date validator provided is not a strong validator in
+/// >    the sense defined by Section 8.8.2.2, the condition is false.
+/// > 2. If the HTTP-date validator provided exactly matches the
+/// >    Last-Modified field value for the selected representation, the
+/// >    condition is true.
+/// > 3. Otherwise, the condition is false.
+/// >
+/// > To evaluate a received If-Range header field containing an
+/// > entity-tag:
+/// > 1. If the entity-tag validator provided exactly matches the ETag
+/// >    field value for the selected representation using the strong
+/// >    comparison function (Section 8.8.3.2), the condition is true.
+/// > 2. Otherwise, the condition is false.
+///
+/// So a weak tag (`W/"…"`) never matches (strong comparison: "both entity
+/// tags are not weak"), a list of tags is not an entity-tag and does not
+/// match, and neither does a value that is neither a tag nor a date.
+///
+/// A date is compared as a point in time with `Last-Modified`, which is
+/// the file's mtime at whole seconds (so any of the three date forms a
+/// recipient must accept works). §8.8.2.2 makes a `Last-Modified` strong
+/// only if it "is at least one second before" the response's `Date` (the
+/// file cannot then have changed twice within the second it names).
+/// squall checks exactly that against the clock, `now`, rather than
+/// treating every exact match as a match: a file modified within the
+/// current second (or stamped in the future) gets the whole body.
+fn if_range_matches(if_range: &str, etag: &str, modified: SystemTime, now: SystemTime) -> bool {
+    let value = if_range.trim();
+    if value.starts_with("W/") {
+        return false;
+    }
+    if value.starts_with('"') {
+        // Our tag is strong; character-by-character equality is the strong
+        // comparison function.
+        return value == etag;
+    }
+    let last_modified = truncate_secs(modified);
+    parse_http_date(value)
+        .is_some_and(|date| date == last_modified && truncate_secs(now) > last_modified)
+}
+
 /// HTTP dates have whole seconds; compare mtimes at that precision.
 fn truncate_secs(t: SystemTime) -> SystemTime {
     match t.duration_since(SystemTime::UNIX_EPOCH) {
         Ok(d) => SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(d.as_secs()),
         Err(_) => t,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const TAG: &str = "\"abc\"";
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn if_range_entity_tags_match_only_strongly() {
+        let (m, now) = (at(1_000_000_000), at(1_000_000_100));
+        assert!(if_range_matches(TAG, TAG, m, now));
+        assert!(if_range_matches(" \"abc\" ", TAG, m, now));
+        for other in ["W/\"abc\"", "\"abd\"", "\"abc\", \"x\"", "abc", "*", ""] {
+            assert!(!if_range_matches(other, TAG, m, now), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn if_range_dates_match_a_strong_last_modified_exactly() {
+        let m = at(1_000_000_000) + Duration::from_millis(700);
+        let lm = format_http_date(m);
+        // A second (or more) old: strong.
+        assert!(if_range_matches(&lm, TAG, m, at(1_000_000_001)));
+        assert!(if_range_matches(
+            "Sunday, 09-Sep-01 01:46:40 GMT",
+            TAG,
+            m,
+            at(1_000_000_100)
+        ));
+        // The same second as now, or in the future: weak, never a match.
+        assert!(!if_range_matches(&lm, TAG, m, m));
+        assert!(!if_range_matches(&lm, TAG, m, at(999_999_000)));
+        // Another second, or not a date.
+        let later = format_http_date(at(1_000_000_001));
+        assert!(!if_range_matches(&later, TAG, m, at(1_000_000_100)));
+        assert!(!if_range_matches("yesterday", TAG, m, at(1_000_000_100)));
     }
 }
