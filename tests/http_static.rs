@@ -1,7 +1,7 @@
 //! Static files through the web layer: validators (ETag, Last-Modified →
 //! 304), byte ranges (206, 416) and If-Range, versioned URLs (immutable
-//! caching), gzip,
-//! and path traversal in every spelling (404, never the file outside).
+//! caching), gzip with its own ETag, and path traversal in every spelling
+//! (404, never the file outside).
 //!
 //! Requests go as raw bytes, because polite clients normalise `..` away
 //! before sending — which is exactly what an attacker does not do.
@@ -437,4 +437,105 @@ fn curl_if_range_with_another_etag_is_200() {
     ]);
     assert!(ok, "curl: {err}");
     assert_eq!(out, format!("200 {}", big_text().len()));
+}
+
+/// Decode a gzip body.
+fn gunzip(body: &[u8]) -> String {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(body)
+        .read_to_string(&mut text)
+        .expect("valid gzip");
+    text
+}
+
+/// RFC 9110 §8.8.3: a strong validator changes with the representation's
+/// bytes, and the gzip-coded file is another representation. Each variant
+/// has its own tag; revalidating either gets a 304 carrying it.
+#[test]
+fn gzip_and_identity_variants_have_their_own_etags() {
+    let f = start();
+    let plain = request(&f, "/static/big.txt", "");
+    let zipped = request(&f, "/static/big.txt", "Accept-Encoding: gzip\r\n");
+    assert_eq!(zipped.header("Content-Encoding"), Some("gzip"));
+    assert_eq!(gunzip(&zipped.body), big_text());
+    let plain_tag = plain.header("Etag").expect("Etag").to_string();
+    let gzip_tag = zipped.header("Etag").expect("Etag").to_string();
+    assert_ne!(plain_tag, gzip_tag);
+    for tag in [&plain_tag, &gzip_tag] {
+        assert!(
+            tag.starts_with('"') && tag.ends_with('"') && tag.len() > 2,
+            "a strong entity-tag: {tag}"
+        );
+    }
+    for r in [&plain, &zipped] {
+        assert_eq!(r.headers_named("Vary"), ["Accept-Encoding"], "sent once");
+    }
+    let mut client = RawClient::connect(f.server.addr);
+    // Each variant revalidates under its own tag.
+    for (accept, tag) in [("", &plain_tag), ("Accept-Encoding: gzip\r\n", &gzip_tag)] {
+        let r = client.request(format!(
+            "GET /static/big.txt HTTP/1.1\r\nHost: t\r\n{accept}If-None-Match: {tag}\r\n\r\n"
+        ));
+        assert_eq!(r.status, 304, "{accept:?} If-None-Match: {tag}");
+        assert_eq!(r.header("Etag"), Some(tag.as_str()));
+        assert!(r.headers_named("Vary").contains(&"Accept-Encoding"));
+        assert!(r.body.is_empty());
+    }
+    // A tag of the other variant is not the selected representation's.
+    let r = client.request(format!(
+        "GET /static/big.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: {gzip_tag}\r\n\r\n"
+    ));
+    assert_eq!((r.status, r.text()), (200, big_text()));
+    assert_eq!(r.header("Etag"), Some(plain_tag.as_str()));
+    let r = client.request(format!(
+        "GET /static/big.txt HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nIf-None-Match: {plain_tag}\r\n\r\n"
+    ));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Etag"), Some(gzip_tag.as_str()));
+    assert_eq!(gunzip(&r.body), big_text());
+    // HEAD tells the tag the GET would have.
+    client.send("HEAD /static/big.txt HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n");
+    let head = client.read_response_to(true);
+    assert_eq!(head.header("Etag"), Some(gzip_tag.as_str()));
+}
+
+/// Ranges are served from the identity bytes even when gzip is accepted,
+/// so a 206 carries the identity tag, and If-Range holding the gzip tag
+/// (a client resuming a gzip download) gets the whole gzip body instead
+/// of identity bytes to splice into it.
+#[test]
+fn a_range_carries_the_tag_of_the_bytes_it_sends() {
+    let f = start();
+    let full = big_text();
+    let plain_tag = request(&f, "/static/big.txt", "")
+        .header("Etag")
+        .expect("Etag")
+        .to_string();
+    let gzip_tag = request(&f, "/static/big.txt", "Accept-Encoding: gzip\r\n")
+        .header("Etag")
+        .expect("Etag")
+        .to_string();
+    let r = request(
+        &f,
+        "/static/big.txt",
+        "Range: bytes=0-9\r\nAccept-Encoding: gzip\r\n",
+    );
+    assert_eq!((r.status, r.header("Content-Encoding")), (206, None));
+    assert_eq!(r.text(), full[..10]);
+    assert_eq!(r.header("Etag"), Some(plain_tag.as_str()));
+    let r = request(
+        &f,
+        "/static/big.txt",
+        &format!("Range: bytes=0-9\r\nAccept-Encoding: gzip\r\nIf-Range: {plain_tag}\r\n"),
+    );
+    assert_eq!((r.status, r.text()), (206, full[..10].to_string()));
+    let r = request(
+        &f,
+        "/static/big.txt",
+        &format!("Range: bytes=0-9\r\nAccept-Encoding: gzip\r\nIf-Range: {gzip_tag}\r\n"),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Encoding"), Some("gzip"));
+    assert_eq!(r.header("Etag"), Some(gzip_tag.as_str()));
+    assert_eq!(gunzip(&r.body), full);
 }

@@ -284,6 +284,52 @@ fn gzip_when_accepted() {
     assert_eq!(plain.text(), webapp::big_text());
 }
 
+/// The ETag the web layer computes is the identity body's; a gzipped
+/// answer is another representation (RFC 9110 §8.8.3), so it carries its
+/// own strong tag, and a client holding either revalidates to a 304.
+#[test]
+fn gzip_has_its_own_etag_and_revalidates() {
+    let (server, _events) = start();
+    let mut client = server.raw();
+    let gzip = "Accept-Encoding: gzip\r\n";
+    let ask = |client: &mut RawClient, extra: &str| {
+        client.request(format!("GET /big HTTP/1.1\r\nHost: t\r\n{extra}\r\n"))
+    };
+    let plain = ask(&mut client, "");
+    let zipped = ask(&mut client, gzip);
+    assert_eq!(zipped.header("Content-Encoding"), Some("gzip"));
+    let plain_tag = plain.header("Etag").expect("Etag").to_string();
+    let gzip_tag = zipped.header("Etag").expect("Etag").to_string();
+    assert_ne!(plain_tag, gzip_tag);
+    assert!(
+        gzip_tag.starts_with('"') && gzip_tag.ends_with('"'),
+        "strong: {gzip_tag}"
+    );
+    for (accept, tag) in [("", &plain_tag), (gzip, &gzip_tag)] {
+        let r = ask(&mut client, &format!("{accept}If-None-Match: {tag}\r\n"));
+        assert_eq!(r.status, 304, "{accept:?} {tag}");
+        assert_eq!(r.header("Etag"), Some(tag.as_str()));
+        assert!(r.headers_named("Vary").contains(&"Accept-Encoding"));
+        assert!(r.body.is_empty());
+    }
+    // The other variant's tag does not revalidate this one.
+    let r = ask(
+        &mut client,
+        &format!("{gzip}If-None-Match: {plain_tag}\r\n"),
+    );
+    assert_eq!(
+        (r.status, r.header("Content-Encoding")),
+        (200, Some("gzip"))
+    );
+    let r = ask(&mut client, &format!("If-None-Match: {gzip_tag}\r\n"));
+    assert_eq!((r.status, r.text()), (200, webapp::big_text()));
+    // A weak tag set by the handler stays: it may be shared by
+    // semantically equivalent representations (RFC 9110 §8.8.1).
+    let weak = ask(&mut client, &format!("X-Weak: 1\r\n{gzip}"));
+    assert_eq!(weak.header("Content-Encoding"), Some("gzip"));
+    assert_eq!(weak.header("Etag"), Some("W/\"big-weak\""));
+}
+
 /// The implied types (Tornado's default `text/html`, and JSON from
 /// `write_json`) count as compressible, are sent once, and `set_header`
 /// after `write_json` still wins.

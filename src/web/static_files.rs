@@ -8,6 +8,9 @@
 //!   it the browser revalidates (`no-cache`) and gets a 304 when unchanged.
 //! * `If-None-Match` wins over `If-Modified-Since`; one `Range` → 206,
 //!   unsatisfiable → 416 with `Content-Range: bytes */size`.
+//! * The gzip variant is another representation with its own strong
+//!   `ETag` (`"<hash>-gzip"`, RFC 9110 §8.8.3.3); a range is always cut
+//!   from the identity bytes and carries the identity tag.
 //! * `If-Range` (RFC 9110 §13.1.5) makes the range conditional: unless it
 //!   holds the current strong `ETag` or exactly a strong `Last-Modified`,
 //!   the range is ignored and the whole file is sent with 200 (Tornado
@@ -27,7 +30,9 @@ use std::time::SystemTime;
 
 use super::context::Ctx;
 use super::handler::{HTTPError, HandlerResult, RequestHandler};
-use super::transform::{accepts_gzip, compressible, etag_matches, gzip, sha1_hex, GZIP_MIN_BYTES};
+use super::transform::{
+    accepts_gzip, compressible, etag_matches, gzip, gzip_etag, sha1_hex, GZIP_MIN_BYTES,
+};
 use crate::httputil::{
     format_http_date, mime::guess_type, parse_http_date, parse_range, ByteRange,
 };
@@ -39,9 +44,9 @@ const MAX_STATIC_FILE: u64 = 32 * 1024 * 1024;
 struct CachedFile {
     /// The bytes.
     content: Vec<u8>,
-    /// Gzipped bytes, if the type is compressible and big enough.
-    gzipped: Option<Vec<u8>>,
-    /// Strong validator: `"<sha1 hex>"`.
+    /// The gzip-coded variant, if the type is compressible and big enough.
+    gzipped: Option<Gzipped>,
+    /// Strong validator of the identity bytes: `"<sha1 hex>"`.
     etag: String,
     /// Short content hash for `?v=`.
     version: String,
@@ -49,6 +54,15 @@ struct CachedFile {
     modified: SystemTime,
     /// Content-Type.
     content_type: &'static str,
+}
+
+/// The gzip-coded variant of a file: another representation, with its own
+/// strong validator (RFC 9110 §8.8.3.3, see [`gzip_etag`]).
+struct Gzipped {
+    /// The gzipped bytes.
+    bytes: Vec<u8>,
+    /// `"<sha1 hex of the identity bytes>-gzip"`.
+    etag: String,
 }
 
 /// The static directory of an application. `Sync` because templates call
@@ -118,10 +132,14 @@ impl StaticFiles {
         let content = std::fs::read(&path).ok()?;
         let content_type = guess_type(&path);
         let hash = sha1_hex(&content);
+        let etag = format!("\"{hash}\"");
         let gzipped =
-            (content.len() >= GZIP_MIN_BYTES && compressible(content_type)).then(|| gzip(&content));
+            (content.len() >= GZIP_MIN_BYTES && compressible(content_type)).then(|| Gzipped {
+                bytes: gzip(&content),
+                etag: gzip_etag(&etag).unwrap_or_else(|| etag.clone()),
+            });
         let file = Arc::new(CachedFile {
-            etag: format!("\"{hash}\""),
+            etag,
             version: hash[..16].to_string(),
             modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
             content_type,
@@ -168,9 +186,39 @@ impl RequestHandler for StaticFileHandler {
             return Err(HTTPError::not_found(format!("{rel} not found")));
         };
         let req = cx.request();
+        let size = file.content.len() as u64;
+        let range = req
+            .headers()
+            .get("Range")
+            .filter(|_| match req.headers().get("If-Range") {
+                // RFC 9110 §13.1.5: "If the validator given in the If-Range
+                // header field matches the current validator for the
+                // selected representation of the target resource, then the
+                // server SHOULD process the Range header field as requested.
+                // If the validator does not match, then the server MUST
+                // ignore the Range header field." A range is always cut
+                // from the identity bytes, so that is the representation
+                // whose validator counts.
+                Some(if_range) => {
+                    if_range_matches(if_range, &file.etag, file.modified, SystemTime::now())
+                }
+                None => true,
+            })
+            .map(|r| parse_range(r, size));
+        // What will be sent: the gzip variant for a whole-file answer to a
+        // client that accepts it; otherwise (and for every range, as in
+        // Tornado) the identity bytes. The ETag is that representation's,
+        // so it always names the bytes on the wire.
+        let whole = matches!(range, Some(ByteRange::Whole) | None);
+        let gzipped = file
+            .gzipped
+            .as_ref()
+            .filter(|_| whole && accepts_gzip(req.headers()));
+        let etag = gzipped.map_or(&file.etag, |gz| &gz.etag);
+
         cx.set_header("Content-Type", file.content_type);
         cx.set_header("Accept-Ranges", "bytes");
-        cx.set_header("Etag", file.etag.clone());
+        cx.set_header("Etag", etag.clone());
         cx.set_header("Last-Modified", format_http_date(file.modified));
         if req.query().split('&').any(|kv| kv.starts_with("v=")) {
             cx.set_header("Cache-Control", "public, max-age=31536000, immutable");
@@ -182,8 +230,10 @@ impl RequestHandler for StaticFileHandler {
         }
 
         // Conditional GET: If-None-Match wins; else If-Modified-Since.
+        // (RFC 9110 §13.2.2: both before Range.) The 304 carries the tag
+        // of the representation it confirms.
         let not_modified = match req.headers().get("If-None-Match") {
-            Some(inm) => etag_matches(inm, &file.etag),
+            Some(inm) => etag_matches(inm, etag),
             None => req
                 .headers()
                 .get("If-Modified-Since")
@@ -196,23 +246,6 @@ impl RequestHandler for StaticFileHandler {
             return Ok(());
         }
 
-        let size = file.content.len() as u64;
-        let range = req
-            .headers()
-            .get("Range")
-            .filter(|_| match req.headers().get("If-Range") {
-                // RFC 9110 §13.1.5: "If the validator given in the If-Range
-                // header field matches the current validator for the
-                // selected representation of the target resource, then the
-                // server SHOULD process the Range header field as requested.
-                // If the validator does not match, then the server MUST
-                // ignore the Range header field."
-                Some(if_range) => {
-                    if_range_matches(if_range, &file.etag, file.modified, SystemTime::now())
-                }
-                None => true,
-            })
-            .map(|r| parse_range(r, size));
         match range {
             Some(ByteRange::Unsatisfiable) => {
                 cx.set_status(416);
@@ -234,12 +267,12 @@ impl RequestHandler for StaticFileHandler {
                 cx.finish();
             }
             Some(ByteRange::Whole) | None => {
-                match (&file.gzipped, accepts_gzip(req.headers())) {
-                    (Some(gz), true) => {
+                match gzipped {
+                    Some(gz) => {
                         cx.set_header("Content-Encoding", "gzip");
-                        cx.write(gz);
+                        cx.write(&gz.bytes);
                     }
-                    _ => cx.write(&file.content),
+                    None => cx.write(&file.content),
                 }
                 cx.finish();
             }

@@ -330,9 +330,14 @@ impl RequestHandler for Render {
     }
 }
 
+/// `/big`: a compressible page over the gzip threshold; with an `X-Weak`
+/// request header it sets its own weak ETag.
 struct Big;
 impl RequestHandler for Big {
     fn get(&self, cx: &Ctx) -> HandlerResult {
+        if cx.request().headers().contains("X-Weak") {
+            cx.set_header("Etag", "W/\"big-weak\"");
+        }
         cx.set_header("Content-Type", "text/plain; charset=UTF-8");
         cx.write(big_text());
         Ok(())
