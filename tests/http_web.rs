@@ -209,11 +209,45 @@ fn api_routes_answer_errors_in_json() {
     assert_eq!(status, 403);
 }
 
+/// Tornado answers a method it does not know with 405, and so does squall
+/// (RFC 9110 §9.1 would rather have 501; see docs/http.md §6), with the
+/// `Allow` header every 405 must carry.
 #[test]
 fn unknown_method_is_405() {
     let (server, _events) = start();
     let r = common::one_request(server.addr, "BREW /fast HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(r.status, 405);
+    assert_eq!(r.headers_named("Allow"), ["GET, HEAD, POST"]);
+}
+
+/// RFC 9110 §15.5.6: "The origin server MUST generate an Allow header
+/// field in a 405 response containing a list of the target resource's
+/// currently supported methods." The list is the handler's
+/// `allowed_methods()`: by default GET and HEAD, or what it declares.
+#[test]
+fn a_405_lists_the_methods_the_handler_allows() {
+    let (server, _events) = start();
+    let mut client = server.raw();
+    for (request, allow) in [
+        // Default: a handler that implements only `get`.
+        ("OPTIONS /big", "GET, HEAD"),
+        // Declared: `post` only (the route skips XSRF, so PUT reaches it).
+        ("GET /upload", "POST"),
+        ("HEAD /upload", "POST"),
+        ("PUT /upload", "POST"),
+        ("OPTIONS /upload", "POST"),
+        // Declared: `get` and `post`.
+        ("OPTIONS /fast", "GET, HEAD, POST"),
+    ] {
+        let r = client.request(format!("{request} HTTP/1.1\r\nHost: t\r\n\r\n"));
+        assert_eq!(r.status, 405, "{request}");
+        assert_eq!(r.headers_named("Allow"), [allow], "{request}");
+    }
+    // API routes too, with their JSON error.
+    let r = client.request("OPTIONS /a/fast HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.headers_named("Allow"), ["GET, HEAD, POST"]);
+    assert!(r.text().contains("\"code\":405"), "{}", r.text());
 }
 
 #[test]

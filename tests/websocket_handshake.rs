@@ -116,6 +116,21 @@ fn bad_upgrade_requests_are_refused_like_tornado() {
     assert!(server.events.all().is_empty());
 }
 
+/// A method the web layer does not know is refused before the handshake
+/// code runs; the 405 still names the one method a WebSocket route
+/// serves (RFC 9110 §15.5.6: a 405 MUST carry `Allow`).
+#[test]
+fn unknown_method_on_a_websocket_route_is_405_allowing_get() {
+    let server = TestServer::echo();
+    let (head, _) = ask(
+        &server,
+        RawClient::upgrade_request(server.addr, "/echo", "").replacen("GET", "BREW", 1),
+    );
+    assert_eq!(status_of(&head), 405, "{head}");
+    assert_eq!(header(&head, "Allow"), Some("GET"), "{head}");
+    assert!(server.events.all().is_empty());
+}
+
 #[test]
 fn repeated_connection_headers_still_upgrade() {
     let server = TestServer::echo();

@@ -6,7 +6,8 @@
 //! ```text
 //!  match route ──no──▶ 404
 //!      │
-//!  method known? ──no──▶ 405
+//!  method known? ──no──▶ 405 (every 405 gets `Allow`, from the
+//!      │                      handler's `allowed_methods()`)
 //!      │
 //!  POST/PUT/PATCH/DELETE and xsrf_cookies: _xsrf matches cookie? ──no──▶ 403
 //!      │
@@ -261,6 +262,7 @@ fn execute(app: &Rc<AppInner>, request: HTTPServerRequest, responder: HTTPRespon
     let cx = Ctx::new(Rc::clone(app), request, responder, path_args, route.api);
     let result = run_handler(app, route, &cx);
     match result {
+        Err(e) if e.status == 405 => cx.send_http_error(&with_allow(e, route, &cx)),
         Err(e) => cx.send_http_error(&e),
         Ok(()) => {
             // Nobody kept a clone or a response handle: the handler is done
@@ -272,9 +274,40 @@ fn execute(app: &Rc<AppInner>, request: HTTPServerRequest, responder: HTTPRespon
     }
 }
 
+/// `error`, a 405, with the `Allow` header RFC 9110 §15.5.6 requires: "The
+/// origin server MUST generate an Allow header field in a 405 response
+/// containing a list of the target resource's currently supported
+/// methods." The list is the handler's
+/// [`allowed_methods`](RequestHandler::allowed_methods) without the method
+/// just refused. An `Allow` the error already carries wins.
+fn with_allow(error: HTTPError, route: &Route, cx: &Ctx) -> HTTPError {
+    if error
+        .headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("Allow"))
+    {
+        return error;
+    }
+    let refused = cx.request().method();
+    let allow: Vec<&str> = route
+        .handler
+        .allowed_methods()
+        .iter()
+        .copied()
+        .filter(|m| *m != refused)
+        .collect();
+    error.with_header("Allow", allow.join(", "))
+}
+
 fn run_handler(app: &AppInner, route: &Route, cx: &Ctx) -> HandlerResult {
     let method = cx.request().method();
     let safe = matches!(method, "GET" | "HEAD" | "OPTIONS");
+    // RFC 9110 §9.1: "An origin server that receives a request method that
+    // is unrecognized or not implemented SHOULD respond with the 501 (Not
+    // Implemented) status code." squall answers 405 like Tornado (its
+    // `SUPPORTED_METHODS` check), a conscious choice: the answer is the
+    // same for every method the route does not serve, and `execute` adds
+    // the `Allow` header that tells the client what it does serve.
     if !matches!(
         method,
         "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS"

@@ -87,7 +87,29 @@ impl std::error::Error for HTTPError {}
 /// 405. One value serves every request to its route, so keep per-request
 /// state in the [`Ctx`] (or in what you capture from it), and shared state
 /// (a chat room, the inventory) in the handler's fields.
+///
+/// A handler that serves anything but `get` (and the `head` that falls
+/// back to it) also overrides [`allowed_methods`](Self::allowed_methods),
+/// which names them in the `Allow` header of its 405 answers.
 pub trait RequestHandler: 'static {
+    /// The methods this handler serves, as listed in the `Allow` header of
+    /// every 405 its route answers: RFC 9110 §15.5.6, "The origin server
+    /// MUST generate an Allow header field in a 405 response containing a
+    /// list of the target resource's currently supported methods."
+    ///
+    /// Rust cannot tell which of the default methods below a handler
+    /// overrode, so the handler says it. The default, `GET` and `HEAD`,
+    /// fits the usual handler that implements only `get`; one that
+    /// implements `post` as well returns `&["GET", "HEAD", "POST"]`, one
+    /// that implements only `post` returns `&["POST"]`. (Tornado has the
+    /// similar `SUPPORTED_METHODS` but sends no `Allow`.) The method being
+    /// refused is left out of the header even if listed, so a handler that
+    /// refuses a listed method with a 405 of its own never contradicts
+    /// itself.
+    fn allowed_methods(&self) -> &[&str] {
+        &["GET", "HEAD"]
+    }
+
     /// Runs before the method (Tornado's `prepare`). Return an error to
     /// answer with it, or finish the response yourself to stop there.
     fn prepare(&self, _cx: &Ctx) -> HandlerResult {

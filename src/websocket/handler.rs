@@ -279,6 +279,11 @@ impl WebSocketRoute {
 }
 
 impl RequestHandler for WebSocketRoute {
+    /// Only `GET` can upgrade (RFC 6455 §4.1); `HEAD` is refused too.
+    fn allowed_methods(&self) -> &[&str] {
+        &["GET"]
+    }
+
     fn prepare(&self, cx: &Ctx) -> HandlerResult {
         self.handler.prepare(cx)
     }

@@ -123,6 +123,10 @@ fn write_templates(dir: &Path) {
 
 struct Form;
 impl RequestHandler for Form {
+    fn allowed_methods(&self) -> &[&str] {
+        &["GET", "HEAD", "POST"]
+    }
+
     fn get(&self, cx: &Ctx) -> HandlerResult {
         cx.render("form.html", serde_json::json!({}))
     }
@@ -164,6 +168,10 @@ impl RequestHandler for Arg {
 
 struct Upload;
 impl RequestHandler for Upload {
+    fn allowed_methods(&self) -> &[&str] {
+        &["POST"]
+    }
+
     fn post(&self, cx: &Ctx) -> HandlerResult {
         let title = cx.get_body_argument("title")?;
         let files = cx.files()?;
@@ -195,6 +203,10 @@ impl RequestHandler for OwnHeaders {
 
 struct Fast;
 impl RequestHandler for Fast {
+    fn allowed_methods(&self) -> &[&str] {
+        &["GET", "HEAD", "POST"]
+    }
+
     fn get(&self, cx: &Ctx) -> HandlerResult {
         cx.set_header("Content-Type", "text/plain");
         cx.write("fast");

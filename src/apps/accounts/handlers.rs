@@ -25,6 +25,10 @@ pub fn mount(app: &mut Application, accounts: &Accounts) {
 struct Register(Accounts);
 
 impl RequestHandler for Register {
+    fn allowed_methods(&self) -> &[&str] {
+        &["GET", "HEAD", "POST"]
+    }
+
     fn get(&self, cx: &Ctx) -> HandlerResult {
         show_form(cx, "register.html", 200, None)
     }
@@ -43,6 +47,10 @@ impl RequestHandler for Register {
 struct Login(Accounts);
 
 impl RequestHandler for Login {
+    fn allowed_methods(&self) -> &[&str] {
+        &["GET", "HEAD", "POST"]
+    }
+
     fn get(&self, cx: &Ctx) -> HandlerResult {
         show_form(cx, "login.html", 200, None)
     }

@@ -40,6 +40,10 @@ struct CartPage {
 }
 
 impl RequestHandler for CartPage {
+    fn allowed_methods(&self) -> &[&str] {
+        &["GET", "HEAD", "POST"]
+    }
+
     fn get(&self, cx: &Ctx) -> HandlerResult {
         let session = uuid::Uuid::new_v4().to_string();
         cx.render(

@@ -107,6 +107,10 @@ struct MessageNew {
 }
 
 impl RequestHandler for MessageNew {
+    fn allowed_methods(&self) -> &[&str] {
+        &["POST"]
+    }
+
     fn prepare(&self, cx: &Ctx) -> HandlerResult {
         self.accounts.require_known_user(cx, true)
     }
@@ -139,6 +143,10 @@ struct MessageUpdates {
 }
 
 impl RequestHandler for MessageUpdates {
+    fn allowed_methods(&self) -> &[&str] {
+        &["POST"]
+    }
+
     fn prepare(&self, cx: &Ctx) -> HandlerResult {
         self.accounts.require_known_user(cx, true)
     }
