@@ -116,6 +116,54 @@ fn bad_upgrade_requests_are_refused_like_tornado() {
     assert!(server.events.all().is_empty());
 }
 
+/// RFC 9110 §15.5.22: "The server MUST send an Upgrade header field in a
+/// 426 response to indicate the required protocol(s)", and §7.8: "When
+/// Upgrade is sent, the sender MUST also send a Connection header field
+/// ... that contains an "upgrade" connection option". The refusal does
+/// not end the connection: a correct upgrade on it then succeeds.
+#[test]
+fn a_426_names_the_protocol_in_upgrade_and_connection() {
+    let server = TestServer::echo();
+    let addr = server.addr;
+    for version in ["Sec-WebSocket-Version: 8\r\n", ""] {
+        let request = format!(
+            "GET /echo HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {RAW_KEY}\r\n{version}\r\n"
+        );
+        let (head, mut c) = ask(&server, request);
+        assert_eq!(status_of(&head), 426, "{version:?}: {head}");
+        assert_eq!(header(&head, "Sec-WebSocket-Version"), Some("13"));
+        assert_eq!(header(&head, "Upgrade"), Some("websocket"), "{head}");
+        let connection = header(&head, "Connection").unwrap_or("");
+        assert!(
+            connection
+                .split(',')
+                .any(|option| option.trim().eq_ignore_ascii_case("upgrade")),
+            "{head}"
+        );
+        assert!(!connection.to_ascii_lowercase().contains("close"), "{head}");
+        let len: usize = header(&head, "Content-Length")
+            .and_then(|l| l.parse().ok())
+            .expect("Content-Length");
+        c.read_exact(len);
+        c.send(RawClient::upgrade_request(addr, "/echo", "").as_bytes());
+        let head = c.read_head();
+        assert_eq!(status_of(&head), 101, "{head}");
+    }
+    // When the connection closes after the answer, both options are sent.
+    let request = format!(
+        "GET /echo HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade, close\r\n\
+         Sec-WebSocket-Key: {RAW_KEY}\r\n\r\n"
+    );
+    let (head, _) = ask(&server, request);
+    assert_eq!(status_of(&head), 426, "{head}");
+    assert_eq!(
+        header(&head, "Connection"),
+        Some("close, Upgrade"),
+        "{head}"
+    );
+}
+
 /// A method the web layer does not know is refused before the handshake
 /// code runs; the 405 still names the one method a WebSocket route
 /// serves (RFC 9110 §15.5.6: a 405 MUST carry `Allow`).

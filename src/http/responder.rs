@@ -211,6 +211,7 @@ impl HTTPResponder {
                     }
                 }
                 Special::Framing => seen.framing = true,
+                Special::Upgrade => seen.upgrade = true,
                 Special::Other => {}
             }
         }
@@ -346,10 +347,22 @@ impl HTTPResponder {
             Framing::Chunked => push_header(out, "Transfer-Encoding", "chunked"),
             _ => {}
         }
-        match (self.version, self.keep_alive) {
-            (Version::Http11, false) => push_header(out, "Connection", "close"),
-            (Version::Http10, true) => push_header(out, "Connection", "keep-alive"),
-            _ => {}
+        // RFC 9110 §7.8: "When Upgrade is sent, the sender MUST also send a
+        // Connection header field (Section 7.6.1) that contains an
+        // "upgrade" connection option, in order to prevent Upgrade from
+        // being accidentally forwarded by intermediaries that might not
+        // implement the listed protocols." (A 426 names the protocol to
+        // upgrade to that way.) The option joins what persistence needs.
+        match (self.version, self.keep_alive, seen.upgrade) {
+            (Version::Http11, false, false) => push_header(out, "Connection", "close"),
+            (Version::Http11, false, true) => push_header(out, "Connection", "close, Upgrade"),
+            (Version::Http11, true, true) => push_header(out, "Connection", "Upgrade"),
+            (Version::Http10, true, false) => push_header(out, "Connection", "keep-alive"),
+            (Version::Http10, true, true) => {
+                push_header(out, "Connection", "keep-alive, Upgrade");
+            }
+            (Version::Http10, false, true) => push_header(out, "Connection", "Upgrade"),
+            (Version::Http11, true, false) | (Version::Http10, false, false) => {}
         }
         out.extend_from_slice(b"\r\n");
     }
@@ -559,6 +572,8 @@ struct HeadFlags {
     length: bool,
     /// `Connection` or `Transfer-Encoding` set: they must be filtered out.
     framing: bool,
+    /// `Upgrade` set: `Connection` must carry the `upgrade` option.
+    upgrade: bool,
     /// A `Content-Type` to send that is not among the headers (see
     /// [`HTTPResponder::write_headers_typed`]).
     implied_type: Option<&'static str>,
@@ -574,6 +589,9 @@ enum Special {
     ContentLength,
     /// `Connection`, `Transfer-Encoding`: dropped, the connection decides.
     Framing,
+    /// `Upgrade`: sent as set, and the responder's `Connection` gets the
+    /// `upgrade` option.
+    Upgrade,
     /// Everything else: sent as set.
     Other,
 }
@@ -586,6 +604,7 @@ impl Special {
         match name.len() {
             4 if is("Date") => Special::Date,
             6 if is("Server") => Special::Server,
+            7 if is("Upgrade") => Special::Upgrade,
             10 if is("Connection") => Special::Framing,
             14 if is("Content-Length") => Special::ContentLength,
             17 if is("Transfer-Encoding") => Special::Framing,

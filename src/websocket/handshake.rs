@@ -60,7 +60,7 @@ pub struct HandshakeError {
     /// Body / reason text (Tornado's wording where Tornado has one).
     pub message: &'static str,
     /// Headers the response must carry (`Allow` for 405,
-    /// `Sec-WebSocket-Version` for 426).
+    /// `Sec-WebSocket-Version` and `Upgrade` for 426).
     pub headers: &'static [(&'static str, &'static str)],
 }
 
@@ -136,7 +136,9 @@ fn has_token(value: Option<&str>, token: &str) -> bool {
 /// 4. `Connection` must contain the `upgrade` token → 400 `"Connection" must
 ///    be "Upgrade".`
 /// 5. `Sec-WebSocket-Version` must be 13 → 426 `Upgrade Required` with
-///    `Sec-WebSocket-Version: 13`: "If this version does not match a version
+///    `Sec-WebSocket-Version: 13` and `Upgrade: websocket` (RFC 9110
+///    §15.5.22: "The server MUST send an Upgrade header field in a 426
+///    response"; Tornado sends none): "If this version does not match a version
 ///    understood by the server, the server MUST abort the WebSocket
 ///    handshake described in this section and instead send an appropriate
 ///    HTTP error code (such as 426 Upgrade Required) and a
@@ -173,10 +175,14 @@ pub fn validate_request<'h>(
         return Err(refuse(400, "\"Connection\" must be \"Upgrade\"."));
     }
     if header("Sec-WebSocket-Version").map(str::trim) != Some(VERSION) {
+        // RFC 9110 §15.5.22: "The server MUST send an Upgrade header field
+        // in a 426 response to indicate the required protocol(s)". The
+        // `Connection: Upgrade` that §7.8 requires beside it is the HTTP
+        // responder's to add (the application may not set `Connection`).
         return Err(HandshakeError {
             status: 426,
             message: "Upgrade Required",
-            headers: &[("Sec-WebSocket-Version", VERSION)],
+            headers: &[("Sec-WebSocket-Version", VERSION), ("Upgrade", "websocket")],
         });
     }
     let key = header("Sec-WebSocket-Key").map(str::trim).unwrap_or("");
@@ -433,7 +439,10 @@ mod tests {
         for value in [None, Some("8"), Some("14"), Some("13, 8")] {
             let err = check(&with("Sec-WebSocket-Version", value)).unwrap_err();
             assert_eq!(err.status, 426, "{value:?}");
-            assert_eq!(err.headers, &[("Sec-WebSocket-Version", "13")]);
+            assert_eq!(
+                err.headers,
+                &[("Sec-WebSocket-Version", "13"), ("Upgrade", "websocket")]
+            );
         }
     }
 

@@ -503,7 +503,9 @@ impl RawClient {
         self.buf.drain(..n).collect()
     }
 
-    fn read_head(&mut self) -> String {
+    /// The next response head (up to the blank line), or what came before
+    /// EOF.
+    pub fn read_head(&mut self) -> String {
         loop {
             if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 let head = self.take(i + 4);
