@@ -34,7 +34,9 @@ pub use cookies::{format_set_cookie, parse_cookie, CookieOptions, InvalidCookie,
 pub use date::{format_http_date, parse_http_date, DateCache};
 pub use error::HTTPInputError;
 pub use headers::{is_field_value, is_tchar, is_token, HTTPHeaders};
-pub use multipart::{parse_body_arguments, parse_multipart_form_data, HTTPFile, MultipartConfig};
+pub use multipart::{
+    parse_body_arguments, parse_multipart_form_data, HTTPFile, MultipartConfig, MAX_FORM_FIELDS,
+};
 pub use params::{parse_header, ParsedHeader};
 pub use range::{parse_range, ByteRange};
 pub use url::{parse_query, url_escape, url_unescape};

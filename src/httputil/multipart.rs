@@ -47,6 +47,13 @@ impl Default for MultipartConfig {
     }
 }
 
+/// Most fields an `application/x-www-form-urlencoded` body may hold
+/// (Django's `DATA_UPLOAD_MAX_NUMBER_FIELDS`; Tornado sets none). Each field
+/// becomes two owned strings and an entry, about 80 bytes even when empty:
+/// without a cap, a 10 MB body of `a&a&…` grew the server by over 600 MB
+/// before the XSRF check could refuse it.
+pub const MAX_FORM_FIELDS: usize = 1000;
+
 /// Longest boundary RFC 2046 §5.1.1 allows:
 /// `boundary := 0*69<bchars> bcharsnospace`. Bounding it also bounds the
 /// cost of every delimiter search below to 70-ish bytes per body byte.
@@ -59,7 +66,8 @@ pub const MAX_BOUNDARY_LEN: usize = 70;
 /// that check here, but only the caller has the headers).
 ///
 /// `application/x-www-form-urlencoded` bodies are split with
-/// [`parse_query`]; `multipart/form-data` ones need a `boundary` parameter
+/// [`parse_query`], and refused with more than [`MAX_FORM_FIELDS`] fields;
+/// `multipart/form-data` ones need a `boundary` parameter
 /// (quoted or not) and are parsed with [`parse_multipart_form_data`] and
 /// the default [`MultipartConfig`]. Any other content type is left alone.
 /// Media types compare ASCII case-insensitively.
@@ -77,6 +85,17 @@ pub fn parse_body_arguments(
     // post needs none of the parameters: they are parsed for multipart only.
     let media_type = content_type.split(';').next().unwrap_or_default().trim();
     if media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        // Counted before anything is allocated (empty segments are skipped,
+        // as `parse_query` skips them).
+        let fields = body
+            .split(|&b| b == b'&')
+            .filter(|field| !field.is_empty())
+            .count();
+        if fields > MAX_FORM_FIELDS {
+            return Err(HTTPInputError::new(format!(
+                "more than {MAX_FORM_FIELDS} form fields"
+            )));
+        }
         arguments.extend(parse_query(body));
         Ok(())
     } else if media_type.eq_ignore_ascii_case("multipart/form-data") {
@@ -327,6 +346,25 @@ fn split<'a>(haystack: &'a [u8], separator: &'a [u8]) -> impl Iterator<Item = &'
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_form_body_may_hold_max_form_fields_and_no_more() {
+        let form = "application/x-www-form-urlencoded";
+        let body = |n: usize| "a=1&".repeat(n).into_bytes();
+        let (mut args, mut files) = (Arguments::new(), Files::new());
+        assert!(parse_body_arguments(form, &body(MAX_FORM_FIELDS), &mut args, &mut files).is_ok());
+        assert_eq!(args.get_all("a").count(), MAX_FORM_FIELDS);
+        // Empty segments are not fields.
+        let mut sparse = body(MAX_FORM_FIELDS);
+        sparse.extend_from_slice(&b"&".repeat(10_000));
+        let (mut args, mut files) = (Arguments::new(), Files::new());
+        assert!(parse_body_arguments(form, &sparse, &mut args, &mut files).is_ok());
+        let (mut args, mut files) = (Arguments::new(), Files::new());
+        let err = parse_body_arguments(form, &body(MAX_FORM_FIELDS + 1), &mut args, &mut files)
+            .expect_err("one field too many");
+        assert!(err.message().contains("form fields"), "{}", err.message());
+        assert!(args.is_empty(), "nothing added on error");
+    }
 
     fn crlf(s: &str) -> Vec<u8> {
         s.replace('\n', "\r\n").into_bytes()
