@@ -460,6 +460,9 @@ pub(crate) fn split_target(method: &str, target: &[u8]) -> Result<TargetParts, P
 /// without an authority. A port must also fit in 16 bits (RFC 9110 §4.2.1
 /// uses it as a TCP port). `Err` says what is wrong, for the 400.
 fn check_host(value: &[u8]) -> Result<(), &'static str> {
+    if is_plain_host(value) {
+        return Ok(());
+    }
     let port = if let Some(literal) = value.strip_prefix(b"[") {
         let Some(close) = literal.iter().position(|&b| b == b']') else {
             return Err("IP literal without a closing \"]\"");
@@ -489,6 +492,58 @@ fn check_host(value: &[u8]) -> Result<(), &'static str> {
         }
         None => Ok(()),
     }
+}
+
+/// The bytes a reg-name holds as they are, `unreserved / sub-delims`, as a
+/// table: one load per byte of the Host value every request carries.
+const REG_NAME_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        b += 1;
+    }
+    table
+};
+
+/// The Host nearly every request sends, `name` or `name:port` of plain
+/// reg-name bytes and a port up to 65535, recognised in one pass. `false`
+/// only means "not this simple form": [`check_host`] then applies the
+/// whole grammar, which accepts everything this accepts.
+fn is_plain_host(value: &[u8]) -> bool {
+    let name_len = value
+        .iter()
+        .position(|&b| !REG_NAME_BYTES[usize::from(b)])
+        .unwrap_or(value.len());
+    let Some(rest) = value.get(name_len..) else {
+        return false;
+    };
+    let port = match rest {
+        [] => return true,
+        [b':', port @ ..] => port,
+        _ => return false,
+    };
+    port.len() <= 5
+        && port.iter().all(u8::is_ascii_digit)
+        && port.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= 65535
 }
 
 /// `unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~"` (RFC 3986 §2.3).
@@ -979,6 +1034,23 @@ mod tests {
             "caf\u{e9}",
         ] {
             assert!(check_host(bad.as_bytes()).is_err(), "{bad:?}");
+            assert!(!is_plain_host(bad.as_bytes()), "fast path took {bad:?}");
+        }
+        // The fast path takes the usual forms (and the grammar agrees).
+        for plain in [
+            "",
+            "x",
+            "x:",
+            "localhost:8888",
+            "10.0.0.1:65535",
+            "!$&'()*+,;=",
+        ] {
+            assert!(is_plain_host(plain.as_bytes()), "{plain:?}");
+        }
+        // Left to the grammar: literals, escapes, long ports.
+        for other in ["[::1]:80", "a%2Fb", "x:000080"] {
+            assert!(!is_plain_host(other.as_bytes()), "{other:?}");
+            assert_eq!(check_host(other.as_bytes()), Ok(()), "{other:?}");
         }
     }
 
