@@ -481,17 +481,20 @@ fn check_host(value: &[u8]) -> Result<(), &'static str> {
         check_reg_name(name)?;
         port
     };
-    match port {
-        Some(port) if !port.iter().all(u8::is_ascii_digit) => Err("the port is not a number"),
-        Some(port) => {
-            let fits = port.iter().try_fold(0u32, |n, &d| {
-                let n = n * 10 + u32::from(d - b'0');
-                (n <= 65535).then_some(n)
-            });
-            fits.map(drop).ok_or("the port is over 65535")
-        }
-        None => Ok(()),
+    port.map_or(Ok(()), check_port)
+}
+
+/// `port = *DIGIT`, and at most 65535 (RFC 9110 §4.2.1 uses it as a TCP
+/// port).
+fn check_port(port: &[u8]) -> Result<(), &'static str> {
+    if !port.iter().all(u8::is_ascii_digit) {
+        return Err("the port is not a number");
     }
+    let fits = port.iter().try_fold(0u32, |n, &d| {
+        let n = n * 10 + u32::from(d - b'0');
+        (n <= 65535).then_some(n)
+    });
+    fits.map(drop).ok_or("the port is over 65535")
 }
 
 /// The bytes a reg-name holds as they are, `unreserved / sub-delims`, as a
@@ -500,25 +503,7 @@ const REG_NAME_BYTES: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0;
     while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-            );
+        table[b] = is_unreserved(b as u8) || is_sub_delim(b as u8);
         b += 1;
     }
     table
@@ -541,19 +526,17 @@ fn is_plain_host(value: &[u8]) -> bool {
         [b':', port @ ..] => port,
         _ => return false,
     };
-    port.len() <= 5
-        && port.iter().all(u8::is_ascii_digit)
-        && port.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= 65535
+    port.len() <= 5 && check_port(port).is_ok()
 }
 
 /// `unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~"` (RFC 3986 §2.3).
-fn is_unreserved(b: u8) -> bool {
+const fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
 /// `sub-delims = "!" / "$" / "&" / "'" / "(" / ")" / "*" / "+" / "," / ";" /
 /// "="` (RFC 3986 §2.2).
-fn is_sub_delim(b: u8) -> bool {
+const fn is_sub_delim(b: u8) -> bool {
     matches!(
         b,
         b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='

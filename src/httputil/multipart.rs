@@ -85,13 +85,18 @@ pub fn parse_body_arguments(
     // post needs none of the parameters: they are parsed for multipart only.
     let media_type = content_type.split(';').next().unwrap_or_default().trim();
     if media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        // Counted before anything is allocated (empty segments are skipped,
-        // as `parse_query` skips them).
-        let fields = body
-            .split(|&b| b == b'&')
-            .filter(|field| !field.is_empty())
-            .count();
-        if fields > MAX_FORM_FIELDS {
+        // Counted before anything is allocated. The separators bound the
+        // fields from above in one cheap pass (every chat re-poll is a
+        // form); only a body with that many is counted exactly, skipping
+        // empty segments as `parse_query` does.
+        let separators = body.iter().filter(|&&b| b == b'&').count();
+        if separators >= MAX_FORM_FIELDS
+            && body
+                .split(|&b| b == b'&')
+                .filter(|field| !field.is_empty())
+                .count()
+                > MAX_FORM_FIELDS
+        {
             return Err(HTTPInputError::new(format!(
                 "more than {MAX_FORM_FIELDS} form fields"
             )));
