@@ -213,16 +213,43 @@ mod tests {
     use super::*;
     use std::sync::mpsc;
 
-    /// Wait (bounded) until `pool` has `n` threads.
-    fn wait_for_threads(pool: &WorkerPool, n: usize) {
+    /// Spin (bounded) until `done` holds; `what` names it in the failure.
+    fn wait_until(what: &str, done: impl Fn() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while pool.threads() != n {
-            assert!(
-                Instant::now() < deadline,
-                "pool stuck at {} threads, want {n}",
-                pool.threads()
-            );
+        while !done() {
+            assert!(Instant::now() < deadline, "never happened: {what}");
             std::thread::yield_now();
+        }
+    }
+
+    /// Wait until `pool` has `n` threads.
+    fn wait_for_threads(pool: &WorkerPool, n: usize) {
+        wait_until(&format!("{n} threads"), || pool.threads() == n);
+    }
+
+    /// Wait until `n` workers wait for a job.
+    fn wait_for_idle(pool: &WorkerPool, n: usize) {
+        wait_until(&format!("{n} idle workers"), || {
+            pool.shared.lock().idle == n
+        });
+    }
+
+    /// Run `n` jobs that can only finish together (a barrier of `n`), so
+    /// they need `n` threads at once; return once all have finished.
+    fn run_jobs_that_meet(pool: &WorkerPool, n: usize) {
+        let barrier = Arc::new(std::sync::Barrier::new(n));
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..n {
+            let (barrier, tx) = (Arc::clone(&barrier), tx.clone());
+            assert!(pool
+                .submit(Box::new(move || {
+                    barrier.wait();
+                    let _ = tx.send(());
+                }))
+                .is_ok());
+        }
+        for _ in 0..n {
+            assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(()));
         }
     }
 
@@ -250,33 +277,10 @@ mod tests {
         assert_eq!(pool.threads(), 1);
     }
 
-    /// Wait (bounded) until `n` workers wait for a job.
-    fn wait_for_idle(pool: &WorkerPool, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while pool.shared.lock().idle != n {
-            assert!(Instant::now() < deadline, "workers never went idle");
-            std::thread::yield_now();
-        }
-    }
-
     #[test]
     fn jobs_that_wait_for_each_other_get_a_thread_each_up_to_the_limit() {
         let pool = WorkerPool::new(3, DEFAULT_KEEP_ALIVE);
-        // Three jobs that can only finish together: they need three threads.
-        let barrier = Arc::new(std::sync::Barrier::new(3));
-        let (tx, rx) = mpsc::channel();
-        for _ in 0..3 {
-            let (barrier, tx) = (Arc::clone(&barrier), tx.clone());
-            assert!(pool
-                .submit(Box::new(move || {
-                    barrier.wait();
-                    let _ = tx.send(());
-                }))
-                .is_ok());
-        }
-        for _ in 0..3 {
-            assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(()));
-        }
+        run_jobs_that_meet(&pool, 3);
         assert_eq!(pool.threads(), 3);
         // A fourth job over the limit waits for a thread instead of a new one.
         let (gate_tx, gate_rx) = mpsc::channel::<()>();
@@ -310,20 +314,8 @@ mod tests {
     #[test]
     fn idle_workers_exit_after_the_keep_alive_and_come_back_on_demand() {
         let pool = WorkerPool::new(2, Duration::from_millis(20));
-        let barrier = Arc::new(std::sync::Barrier::new(2));
+        run_jobs_that_meet(&pool, 2);
         let (tx, rx) = mpsc::channel();
-        for _ in 0..2 {
-            let (barrier, tx) = (Arc::clone(&barrier), tx.clone());
-            assert!(pool
-                .submit(Box::new(move || {
-                    barrier.wait();
-                    let _ = tx.send(());
-                }))
-                .is_ok());
-        }
-        for _ in 0..2 {
-            assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(()));
-        }
         wait_for_threads(&pool, 0);
         assert!(pool
             .submit(Box::new(move || {
@@ -356,11 +348,9 @@ mod tests {
         assert!(gate_tx.send(()).is_ok());
         assert_eq!(done_rx.recv_timeout(Duration::from_secs(10)), Ok(1));
         assert_eq!(done_rx.recv_timeout(Duration::from_secs(10)), Ok(2));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while shared.lock().threads != 0 {
-            assert!(Instant::now() < deadline, "worker did not exit after close");
-            std::thread::yield_now();
-        }
+        wait_until("the worker exits after close", || {
+            shared.lock().threads == 0
+        });
     }
 
     #[test]
@@ -383,20 +373,8 @@ mod tests {
     #[test]
     fn lowering_the_limit_lets_the_extra_threads_go() {
         let pool = WorkerPool::new(2, DEFAULT_KEEP_ALIVE);
-        let barrier = Arc::new(std::sync::Barrier::new(2));
+        run_jobs_that_meet(&pool, 2);
         let (tx, rx) = mpsc::channel();
-        for _ in 0..2 {
-            let (barrier, tx) = (Arc::clone(&barrier), tx.clone());
-            assert!(pool
-                .submit(Box::new(move || {
-                    barrier.wait();
-                    let _ = tx.send(());
-                }))
-                .is_ok());
-        }
-        for _ in 0..2 {
-            assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(()));
-        }
         wait_for_idle(&pool, 2);
         pool.set_max_threads(1);
         // The idle workers learn of the new limit when they next wake.
