@@ -250,6 +250,26 @@ fn a_405_lists_the_methods_the_handler_allows() {
     assert!(r.text().contains("\"code\":405"), "{}", r.text());
 }
 
+/// A handler's own `send_error(405, …)` carries `Allow` as well, without
+/// the method it refused, and without the headers set before it (Tornado's
+/// `clear()`).
+#[test]
+fn a_405_sent_by_hand_carries_allow_too() {
+    let (server, _events) = start();
+    let mut client = server.raw();
+    let r = client.request("POST /frozen HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.headers_named("Allow"), ["GET, HEAD"]);
+    assert!(r.headers_named("Allow-Later").is_empty());
+    assert!(
+        r.text().contains("read-only until the migration ends"),
+        "{}",
+        r.text()
+    );
+    // The connection goes on.
+    assert_eq!(client.request(get("/frozen")).text(), "frozen");
+}
+
 #[test]
 fn render_autoescapes() {
     let (server, _events) = start();

@@ -132,6 +132,24 @@ pub(crate) struct AppInner {
 }
 
 impl AppInner {
+    /// The `Allow` header of a 405 from route `index`, which RFC 9110
+    /// §15.5.6 requires: "The origin server MUST generate an Allow header
+    /// field in a 405 response containing a list of the target resource's
+    /// currently supported methods." The list is the handler's
+    /// [`allowed_methods`](RequestHandler::allowed_methods) without the
+    /// method just refused.
+    pub(crate) fn allow_header(&self, index: usize, refused: &str) -> Option<String> {
+        let route = self.routes.get(index)?;
+        let allow: Vec<&str> = route
+            .handler
+            .allowed_methods()
+            .iter()
+            .copied()
+            .filter(|m| *m != refused)
+            .collect();
+        Some(allow.join(", "))
+    }
+
     /// The first route (in the order added) that matches `path`, with its
     /// captures.
     fn find_route(&self, path: &str) -> Option<(usize, Vec<(String, String)>)> {
@@ -254,15 +272,22 @@ fn execute(app: &Rc<AppInner>, request: HTTPServerRequest, responder: HTTPRespon
     let found = app.find_route(request.path());
     let Some((index, path_args)) = found else {
         let api = request.path().starts_with("/a/");
-        let cx = Ctx::new(Rc::clone(app), request, responder, Vec::new(), api);
+        let cx = Ctx::new(Rc::clone(app), request, responder, None, Vec::new(), api);
         cx.send_error(404, "Not Found");
         return;
     };
     let route = &app.routes[index];
-    let cx = Ctx::new(Rc::clone(app), request, responder, path_args, route.api);
+    let cx = Ctx::new(
+        Rc::clone(app),
+        request,
+        responder,
+        Some(index),
+        path_args,
+        route.api,
+    );
     let result = run_handler(app, route, &cx);
     match result {
-        Err(e) if e.status == 405 => cx.send_http_error(&with_allow(e, route, &cx)),
+        // A 405 gets its `Allow` in `Ctx::send_error_with_headers`.
         Err(e) => cx.send_http_error(&e),
         Ok(()) => {
             // Nobody kept a clone or a response handle: the handler is done
@@ -272,31 +297,6 @@ fn execute(app: &Rc<AppInner>, request: HTTPServerRequest, responder: HTTPRespon
             }
         }
     }
-}
-
-/// `error`, a 405, with the `Allow` header RFC 9110 §15.5.6 requires: "The
-/// origin server MUST generate an Allow header field in a 405 response
-/// containing a list of the target resource's currently supported
-/// methods." The list is the handler's
-/// [`allowed_methods`](RequestHandler::allowed_methods) without the method
-/// just refused. An `Allow` the error already carries wins.
-fn with_allow(error: HTTPError, route: &Route, cx: &Ctx) -> HTTPError {
-    if error
-        .headers
-        .iter()
-        .any(|(name, _)| name.eq_ignore_ascii_case("Allow"))
-    {
-        return error;
-    }
-    let refused = cx.request().method();
-    let allow: Vec<&str> = route
-        .handler
-        .allowed_methods()
-        .iter()
-        .copied()
-        .filter(|m| *m != refused)
-        .collect();
-    error.with_header("Allow", allow.join(", "))
 }
 
 fn run_handler(app: &AppInner, route: &Route, cx: &Ctx) -> HandlerResult {

@@ -158,6 +158,10 @@ pub(crate) struct CtxInner {
     pub(crate) app: Rc<AppInner>,
     /// The request.
     request: HTTPServerRequest,
+    /// The index of the route that matched, whose handler names the
+    /// methods a 405 lists in `Allow`; `None` for the 404 of a path no
+    /// route matches.
+    route: Option<usize>,
     /// Captures of the route pattern, in order.
     path_args: Vec<(String, String)>,
     /// Route serves an API: errors are JSON, unauthenticated is 403.
@@ -215,6 +219,7 @@ impl Ctx {
         app: Rc<AppInner>,
         request: HTTPServerRequest,
         responder: HTTPResponder,
+        route: Option<usize>,
         path_args: Vec<(String, String)>,
         api: bool,
     ) -> Ctx {
@@ -222,6 +227,7 @@ impl Ctx {
             inner: Rc::new(CtxInner {
                 app,
                 request,
+                route,
                 path_args,
                 api,
                 local: Shared {
@@ -496,7 +502,8 @@ impl Ctx {
     /// Answer with an error page for `status` (Tornado's `send_error`):
     /// HTML for pages, JSON `{"error": {"code", "message"}}` for API routes.
     /// Headers set so far are dropped (Tornado's `clear()`), except
-    /// `Set-Cookie`.
+    /// `Set-Cookie`. A 405 gets the `Allow` header from the route's
+    /// [`allowed_methods`](super::RequestHandler::allowed_methods).
     pub fn send_error(&self, status: u16, message: &str) {
         self.send_error_with_headers(status, message, &[]);
     }
@@ -530,6 +537,19 @@ impl Ctx {
         }
         for (name, value) in headers {
             self.set_header(name, value);
+        }
+        // Every 405 carries `Allow` (RFC 9110 §15.5.6, see
+        // `AppInner::allow_header`), whether it came from a handler's
+        // `Err`, the method check, or a handler's own `send_error`. An
+        // `Allow` the caller gave wins.
+        if status == 405 && !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("Allow")) {
+            let allow = self
+                .inner
+                .route
+                .and_then(|index| self.inner.app.allow_header(index, self.request().method()));
+            if let Some(allow) = allow {
+                self.set_header("Allow", &allow);
+            }
         }
         let reason = reason_phrase(status);
         if self.inner.api {

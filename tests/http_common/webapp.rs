@@ -65,6 +65,7 @@ pub fn start(events: Sender<&'static str>) -> TestServer {
         app.route("/upload", Upload).no_xsrf();
         app.route("/fast", Fast);
         app.route("/own-headers", OwnHeaders);
+        app.route("/frozen", Frozen).no_xsrf();
         app.route("/a/fast", Fast).api();
         app.route(
             "/slow",
@@ -197,6 +198,25 @@ impl RequestHandler for OwnHeaders {
         cx.set_header("Connection", "close");
         cx.set_header("Transfer-Encoding", "chunked");
         cx.write("own");
+        Ok(())
+    }
+}
+
+/// Declares POST but refuses it today with a 405 of its own, sent by hand
+/// (`send_error`, not an `Err`), with a header set before the refusal.
+struct Frozen;
+impl RequestHandler for Frozen {
+    fn allowed_methods(&self) -> &[&str] {
+        &["GET", "HEAD", "POST"]
+    }
+
+    fn get(&self, cx: &Ctx) -> HandlerResult {
+        cx.write("frozen");
+        Ok(())
+    }
+    fn post(&self, cx: &Ctx) -> HandlerResult {
+        cx.set_header("Allow-Later", "yes");
+        cx.send_error(405, "frozen: read-only until the migration ends");
         Ok(())
     }
 }
