@@ -393,6 +393,27 @@ fn trailers_count_against_the_body_limit() {
     expect_refusal(&server, "trailers", request.as_bytes(), 413);
 }
 
+/// A trailer line is a field line: it may be as long as a header line
+/// (here 200 bytes, over the 64 a chunk-size line gets), and a longer one
+/// than the header limit is a 431 that says so.
+#[test]
+fn trailer_lines_get_the_header_line_limit() {
+    let server = limited(64 * 1024, 1024);
+    let chunked = format!("{POST}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n");
+    let mut client = server.raw();
+    let digest = "d".repeat(200);
+    let r = client.request(format!("{chunked}X-Digest: {digest}\r\n\r\n"));
+    assert_eq!((r.status, r.text().as_str()), (200, "hello"));
+    let too_long = "d".repeat(2048);
+    let r = expect_refusal(
+        &server,
+        "2 KiB trailer line",
+        format!("{chunked}X-Digest: {too_long}\r\n\r\n").as_bytes(),
+        431,
+    );
+    assert!(r.text().contains("trailer line too large"), "{}", r.text());
+}
+
 #[test]
 fn oversize_head_is_431() {
     let server = limited(1024, 4096);

@@ -195,7 +195,7 @@ fn pump(conn: &Rc<Conn>) {
             State::ReadingHead => ReadTarget::UntilEmptyLine {
                 max_bytes: Some(conn.options.max_header_size),
             },
-            State::ReadingBody { step, .. } => body_target(*step),
+            State::ReadingBody { step, .. } => body_target(*step, conn.options.max_header_size),
             State::Responding | State::Closed => return,
         };
         let next_head = matches!(target, ReadTarget::UntilEmptyLine { .. });
@@ -259,16 +259,22 @@ impl ReadHandler for Conn {
     }
 }
 
-/// What to read for the next piece of a body.
-fn body_target(step: BodyStep) -> ReadTarget {
+/// What to read for the next piece of a body. A trailer line is a field
+/// line, so it may be as long as a header line (`max_header_size`); a
+/// chunk-size line is short (`MAX_CHUNK_LINE`).
+fn body_target(step: BodyStep, max_header_size: usize) -> ReadTarget {
     match step {
         BodyStep::Fixed(n) => ReadTarget::Bytes {
             n: usize::try_from(n).unwrap_or(usize::MAX),
             partial: false,
         },
-        BodyStep::ChunkSize | BodyStep::Trailers(_) => ReadTarget::Until {
+        BodyStep::ChunkSize => ReadTarget::Until {
             delimiter: Cow::Borrowed(b"\r\n"),
             max_bytes: Some(MAX_CHUNK_LINE),
+        },
+        BodyStep::Trailers(_) => ReadTarget::Until {
+            delimiter: Cow::Borrowed(b"\r\n"),
+            max_bytes: Some(max_header_size),
         },
         BodyStep::ChunkData(n) => ReadTarget::Bytes {
             n: usize::try_from(n.saturating_add(2)).unwrap_or(usize::MAX),
@@ -282,12 +288,19 @@ fn on_read(conn: &Rc<Conn>, result: Result<Vec<u8>, StreamError>) -> bool {
     let data = match result {
         Ok(data) => data,
         Err(err) => {
-            let reading_head = matches!(&*conn.state.borrow(), State::ReadingHead);
+            let (reading_head, reading_trailers) = match &*conn.state.borrow() {
+                State::ReadingHead => (true, false),
+                State::ReadingBody { step, .. } => (false, matches!(step, BodyStep::Trailers(_))),
+                _ => (false, false),
+            };
             match err {
                 StreamError::Unsatisfiable { .. } | StreamError::BufferFull { .. }
                     if reading_head =>
                 {
                     reject(conn, 431, "request head too large");
+                }
+                StreamError::Unsatisfiable { .. } if reading_trailers => {
+                    reject(conn, 431, "trailer line too large");
                 }
                 StreamError::Unsatisfiable { .. } => reject(conn, 400, "chunk size line too long"),
                 StreamError::BufferFull { .. } => reject(conn, 413, "request body too large"),
