@@ -250,6 +250,24 @@ fn a_405_lists_the_methods_the_handler_allows() {
     assert!(r.text().contains("\"code\":405"), "{}", r.text());
 }
 
+/// The login redirect's `next` is the path and query, also when the
+/// target came in absolute-form (which a proxy-minded client may send):
+/// a full URI would be refused as not local after the login.
+#[test]
+fn the_login_redirect_names_the_path_for_any_target_form() {
+    let (server, _events) = start();
+    let mut client = server.raw();
+    for target in ["/private?a=1", "http://t/private?a=1"] {
+        let r = client.request(format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n"));
+        assert_eq!(r.status, 302, "{target}");
+        assert_eq!(
+            r.header("Location"),
+            Some("/auth/login?next=%2Fprivate%3Fa%3D1"),
+            "{target}"
+        );
+    }
+}
+
 /// A handler's own `send_error(405, …)` carries `Allow` as well, without
 /// the method it refused, and without the headers set before it (Tornado's
 /// `clear()`).

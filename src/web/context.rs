@@ -489,12 +489,19 @@ impl Ctx {
     }
 
     /// Redirect (302) to the application's `login_url` with `next=` the
-    /// current URI, form-encoded like Tornado's `urlencode(dict(next=uri))`
-    /// (`/` and `?` become `%2F` and `%3F`), and finish: what an
-    /// authenticated page does for a visitor who is not logged in.
+    /// current path and query, form-encoded like Tornado's
+    /// `urlencode(dict(next=uri))` (`/` and `?` become `%2F` and `%3F`), and
+    /// finish: what an authenticated page does for a visitor who is not
+    /// logged in. An absolute-form target (`GET http://host/room/x`) gives
+    /// its path too: a `next` that names a host would be refused as not
+    /// local after the login.
     pub fn redirect_to_login(&self) {
         let login_url = &self.inner.app.settings.login_url;
-        let next = url_escape(self.request().uri(), true);
+        let request = self.request();
+        let next = match request.query() {
+            "" => url_escape(request.path(), true),
+            query => url_escape(&format!("{}?{query}", request.path()), true),
+        };
         let sep = if login_url.contains('?') { '&' } else { '?' };
         self.redirect(&format!("{login_url}{sep}next={next}"), false);
     }
