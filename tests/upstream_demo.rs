@@ -112,9 +112,16 @@ impl RequestHandler for Ping {
 
 /// The demo mounted on its own loop and thread, pointed at `upstream`.
 fn start_app(upstream: &HeldUpstream) -> SocketAddr {
+    start_demo(
+        RateConfig::new(upstream.base.clone(), 0),
+        Arc::clone(&upstream.answers),
+    )
+}
+
+/// The demo with `config` on its own loop and thread; `/ping` reports
+/// `answers`.
+fn start_demo(config: RateConfig, answers: Arc<AtomicUsize>) -> SocketAddr {
     let (tx, rx) = mpsc::channel();
-    let base = upstream.base.clone();
-    let answers = Arc::clone(&upstream.answers);
     thread::spawn(move || {
         let ioloop = IOLoop::current();
         let settings = Settings {
@@ -123,13 +130,7 @@ fn start_app(upstream: &HeldUpstream) -> SocketAddr {
         };
         let mut app = Application::new(settings).expect("app");
         app.route("/ping", Ping(answers));
-        mount(
-            &mut app,
-            RateConfig {
-                upstream: base,
-                default_delay_ms: 0,
-            },
-        );
+        mount(&mut app, config);
         let (_server, addr) = app
             .listen(
                 "127.0.0.1:0".parse().expect("addr"),
@@ -140,6 +141,25 @@ fn start_app(upstream: &HeldUpstream) -> SocketAddr {
         ioloop.start();
     });
     rx.recv_timeout(GUARD).expect("app started")
+}
+
+/// An upstream that accepts up to `n` connections, reads each request and
+/// never answers. Its sockets stay open until the returned sender drops.
+fn silent_upstream(n: usize) -> (String, Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (done, done_rx) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for _ in 0..n {
+            let Ok((sock, _)) = listener.accept() else {
+                return;
+            };
+            held.push(sock);
+        }
+        let _ = done_rx.recv_timeout(GUARD);
+    });
+    (base, done)
 }
 
 /// A rate request on a thread; its result arrives on the returned channel.
@@ -331,4 +351,22 @@ fn site_serves_the_demo() {
     let v: serde_json::Value = serde_json::from_str(&json).expect("json");
     assert_eq!(v["query"], "abc");
     assert_eq!(v["results"].as_array().map(Vec::len), Some(100));
+}
+
+/// An upstream that never answers costs each route a 504 Gateway Timeout
+/// (RFC 9110 §15.6.5) saying so, after the delay plus the slack — not a
+/// hang, and not the 502 of a broken answer.
+#[test]
+fn an_upstream_that_never_answers_is_a_504() {
+    let (base, _hold) = silent_upstream(3);
+    let config = RateConfig {
+        slack: Duration::from_millis(200),
+        ..RateConfig::new(base, 0)
+    };
+    let addr = start_demo(config, Arc::default());
+    for route in ["async", "offload", "blocking"] {
+        let (status, body) = get(addr, &format!("/rate/{route}?q=x")).expect("answer");
+        assert_eq!(status, 504, "{route}: {body}");
+        assert!(body.contains("Timeout during request"), "{route}: {body}");
+    }
 }

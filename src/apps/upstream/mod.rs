@@ -19,7 +19,7 @@ use std::rc::Rc;
 use crate::httpclient::AsyncHTTPClient;
 use crate::web::{Application, Ctx, HandlerResult, RequestHandler};
 
-pub use rate::{RateAsync, RateBlocking, RateConfig, RateOffload};
+pub use rate::{RateAsync, RateBlocking, RateConfig, RateOffload, DEFAULT_SLACK};
 pub use server::{fake_search, PendingUpstream, Upstream, UpstreamServer, MAX_DELAY_MS};
 
 /// Bind the upstream server's port (on `bind`, a free port) and mount the
@@ -33,10 +33,7 @@ pub fn start(app: &mut Application, bind: IpAddr, default_delay_ms: u64) -> io::
     );
     mount_routes(
         app,
-        RateConfig {
-            upstream: format!("http://{addr}"),
-            default_delay_ms,
-        },
+        RateConfig::new(format!("http://{addr}"), default_delay_ms),
         Some(upstream),
     );
     Ok(addr)

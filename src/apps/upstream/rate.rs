@@ -22,17 +22,33 @@ use crate::web::{Ctx, HTTPError, HandlerResult, RequestHandler};
 
 use super::server::{delay_arg, query_arg};
 
-/// What every rate handler needs: where the upstream is and its default
-/// delay.
+/// Default of [`RateConfig::slack`].
+pub const DEFAULT_SLACK: Duration = Duration::from_secs(10);
+
+/// What every rate handler needs: where the upstream is, its default
+/// delay, and how long past that delay a fetch may take.
 #[derive(Clone, Debug)]
 pub struct RateConfig {
     /// Base URL of the upstream server, e.g. `http://127.0.0.1:40123`.
     pub upstream: String,
     /// `delay_ms` sent to the upstream when the request gives none.
     pub default_delay_ms: u64,
+    /// A fetch's request timeout is the delay it asks for plus this
+    /// ([`DEFAULT_SLACK`]): an upstream that never answers costs the page
+    /// a 504 after that long, not a hang.
+    pub slack: Duration,
 }
 
 impl RateConfig {
+    /// The upstream at `upstream`, `default_delay_ms`, default slack.
+    pub fn new(upstream: impl Into<String>, default_delay_ms: u64) -> RateConfig {
+        RateConfig {
+            upstream: upstream.into(),
+            default_delay_ms,
+            slack: DEFAULT_SLACK,
+        }
+    }
+
     /// The upstream request for this page request (400 on bad arguments).
     fn request(&self, cx: &Ctx) -> Result<(String, HTTPRequest), HTTPError> {
         let q = query_arg(cx)?;
@@ -42,8 +58,7 @@ impl RateConfig {
             self.upstream,
             url_escape(&q, true)
         );
-        // The delay is at most 10 s; leave room above it.
-        let timeout = Duration::from_millis(delay) + Duration::from_secs(10);
+        let timeout = Duration::from_millis(delay) + self.slack;
         Ok((q, HTTPRequest::new(url).request_timeout(timeout)))
     }
 }
@@ -139,8 +154,9 @@ pub fn tweets_per_second(answer: &serde_json::Value) -> Option<f64> {
     })
 }
 
-/// Write the book's fragment and finish, or answer a 502 saying what went
-/// wrong upstream. Either way the response is finished on return.
+/// Write the book's fragment and finish, or answer a 502 (504 for a
+/// timeout) saying what went wrong upstream. Either way the response is
+/// finished on return.
 fn render_rate(cx: &Ctx, q: &str, how: &str, result: FetchResult) {
     let rate = result.as_ref().ok().and_then(|r| {
         serde_json::from_slice::<serde_json::Value>(&r.body)
@@ -161,7 +177,16 @@ fn render_rate(cx: &Ctx, q: &str, how: &str, result: FetchResult) {
         (Ok(_), None) => cx.send_error(502, "the upstream answered something other than results"),
         (Err(e), _) => {
             log::warn!("/rate/{how}: upstream fetch failed: {e}");
-            cx.send_error(502, &format!("upstream fetch failed: {e}"));
+            // RFC 9110 §15.6.5: 504 "indicates that the server, while acting
+            // as a gateway or proxy, did not receive a timely response from
+            // an upstream server it needed to access in order to complete
+            // the request". Anything else that went wrong upstream is 502
+            // (§15.6.3, "received an invalid response").
+            let status = match e {
+                HTTPClientError::Timeout(_) => 504,
+                _ => 502,
+            };
+            cx.send_error(status, &format!("upstream fetch failed: {e}"));
         }
     }
 }
