@@ -336,6 +336,13 @@ struct StreamInner {
     /// The kernel may have more bytes for us: we stopped reading before
     /// `WouldBlock` (buffer limits), so no edge will come to remind us.
     readable_pending: bool,
+    /// An event said the peer hung up (or the socket failed). Sticky: the
+    /// FIN, RST or error is queued behind whatever data the kernel still
+    /// holds and raises no further edge, so every later read of the socket
+    /// goes on to EOF instead of stopping at a short read. Without this, a
+    /// read resumed after a backpressure stop (`readable_pending`) took its
+    /// short read for "drained" and waited for an event that never came.
+    peer_closed: bool,
     /// A read failed on a limit: reading is over, the stream closes once the
     /// failed read's callback ran and writes flushed.
     read_failed: bool,
@@ -428,6 +435,7 @@ impl IOStream {
                 scan_from: 0,
                 read: None,
                 readable_pending: false,
+                peer_closed: false,
                 read_failed: false,
                 input_ended: false,
                 write_buf: WriteBuffer::default(),
@@ -566,7 +574,7 @@ impl IOStream {
             return Some(end_input(&mut st, target));
         }
         if st.readable_pending && st.closed.is_none() && !st.read_failed {
-            let eof = read_to_buffer(&mut st, Some(target), false);
+            let eof = read_to_buffer(&mut st, Some(target));
             match find_read(&mut st, target) {
                 Found::Ready(n) => {
                     if eof == Some(StreamError::Closed) {
@@ -1057,14 +1065,11 @@ fn fail_read(st: &mut StreamInner, err: StreamError) -> StreamError {
 /// A read that returns fewer bytes than asked for emptied the kernel's
 /// buffer, so we stop there instead of paying one more `read` just to see
 /// `WouldBlock`: with edge-triggered polling, bytes that arrive later raise
-/// a new event (nginx does the same). The exception is an event that said
-/// the peer closed (`peer_closed`): the FIN is already queued behind the
-/// data and will not raise another event, so then we read on until EOF.
-fn read_to_buffer(
-    st: &mut StreamInner,
-    target: Option<&ReadTarget>,
-    peer_closed: bool,
-) -> Option<StreamError> {
+/// a new event (nginx does the same). The exception is a peer known to
+/// have closed (`StreamInner::peer_closed`, from this event or an earlier
+/// one): the FIN is already queued behind the data and will not raise
+/// another event, so then we read on until EOF.
+fn read_to_buffer(st: &mut StreamInner, target: Option<&ReadTarget>) -> Option<StreamError> {
     thread_local! {
         /// One read buffer per thread: the kernel copies into it, and only the
         /// bytes actually received are appended to the stream's own buffer,
@@ -1101,7 +1106,7 @@ fn read_to_buffer(
                         st.read_buf = spare::take();
                     }
                     st.read_buf.extend_from_slice(&scratch[..n]);
-                    if n < want && !peer_closed {
+                    if n < want && !st.peer_closed {
                         st.readable_pending = false;
                         return None;
                     }
@@ -1154,7 +1159,8 @@ fn handle_events(inner: &Rc<RefCell<StreamInner>>, ready: Ready) {
         if st.read_failed || st.input_ended {
             return;
         }
-        let met = handle_read(&mut st, ready.hup, Delivery::ToCaller);
+        st.peer_closed |= ready.hup || ready.error;
+        let met = handle_read(&mut st, Delivery::ToCaller);
         // The loop is dispatching this event: nothing of the user's is on
         // the stack and the borrow is released, so a read met by the bytes
         // just received is delivered here, not queued (see the invariants).
@@ -1175,19 +1181,15 @@ enum Delivery {
     ToCaller,
 }
 
-/// Readable: pull bytes in, then see whether the pending read is met.
-/// `peer_closed`: the event said the peer closed (see `read_to_buffer`).
-/// With [`Delivery::ToCaller`], a read met with data is returned instead of
+/// Readable: pull bytes in (on to EOF once the peer is known to have
+/// closed, `StreamInner::peer_closed`), then see whether the pending read
+/// is met. With [`Delivery::ToCaller`], a read met with data is returned instead of
 /// queued; failures are always queued.
-fn handle_read(
-    st: &mut StreamInner,
-    peer_closed: bool,
-    delivery: Delivery,
-) -> Option<(ReadCompletion, Vec<u8>)> {
+fn handle_read(st: &mut StreamInner, delivery: Delivery) -> Option<(ReadCompletion, Vec<u8>)> {
     // Take the pending read out while reading (no clone of its delimiter),
     // and put it back before anything else can look at it.
     let read = st.read.take();
-    let eof = read_to_buffer(st, read.as_ref().map(|(t, _)| t), peer_closed);
+    let eof = read_to_buffer(st, read.as_ref().map(|(t, _)| t));
     st.read = read;
     let (met, delivered) = match try_satisfy_read(st, delivery) {
         ReadOutcome::Met(completion, data) => (Some((completion, data)), true),
@@ -1225,7 +1227,7 @@ fn try_inline_read(st: &mut StreamInner) {
         return;
     }
     if st.readable_pending && !st.read_failed {
-        handle_read(st, false, Delivery::Queued);
+        handle_read(st, Delivery::Queued);
     }
 }
 

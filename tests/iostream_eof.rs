@@ -59,3 +59,49 @@ fn reads_after_eof_drain_the_buffer_first() {
     );
     drop(stream);
 }
+
+/// A peer's FIN seen by an event in which the stream stopped reading early
+/// (a whole chunk buffered and the pending read met: backpressure) is not
+/// forgotten. The next read resumes on the socket, takes a short read, and
+/// must go on to the EOF behind it: the hang-up was signalled once, on
+/// that earlier edge, and no other event comes. An HTTP client reading a
+/// body the server cut short waited here for its request timeout.
+#[test]
+fn eof_seen_before_a_backpressure_stop_reaches_the_next_read() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut peer =
+        std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+    let (sock, _) = listener.accept().expect("accept");
+    // More than one read chunk (64 KiB) and less than two, then the FIN,
+    // all queued in the kernel before the stream reads at all: its first
+    // event carries data and hang-up together.
+    let mut data = b"line\n".to_vec();
+    data.resize(64 * 1024 + 10_000, b'x');
+    peer.set_write_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    peer.write_all(&data).expect("fits in the socket buffers");
+    peer.shutdown(std::net::Shutdown::Write).expect("FIN");
+    sock.set_nonblocking(true).expect("nonblocking");
+    let ioloop = IOLoop::current();
+    let stream = IOStream::new(mio::net::TcpStream::from_std(sock)).expect("stream");
+    let log: Log = Rc::default();
+    let (s2, log2) = (stream.clone(), Rc::clone(&log));
+    stream.read_until(b"\n", None, move |r| {
+        log2.borrow_mut().push(r);
+        let log3 = Rc::clone(&log2);
+        // Asks for more than the peer sent: only the EOF can end it.
+        s2.read_bytes(1_000_000, false, move |r| {
+            log3.borrow_mut().push(r);
+            IOLoop::current().stop();
+        });
+    });
+    let guard = ioloop.call_later(Duration::from_secs(10), || IOLoop::current().stop());
+    ioloop.start();
+    ioloop.remove_timeout(guard);
+    assert_eq!(
+        *log.borrow(),
+        vec![Ok(b"line\n".to_vec()), Err(StreamError::Closed)],
+        "the second read must fail with Closed, not wait for the guard"
+    );
+    drop(peer);
+}
