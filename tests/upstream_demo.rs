@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use squall::apps::config::Config;
 use squall::apps::site;
-use squall::apps::upstream::{fake_search, mount, RateConfig};
+use squall::apps::upstream::{fake_search, mount, RateConfig, MAX_ANSWER_SIZE};
 use squall::http::HTTPServerOptions;
 use squall::ioloop::IOLoop;
 use squall::web::{Application, Ctx, HandlerResult, RequestHandler, Settings};
@@ -365,8 +365,48 @@ fn an_upstream_that_never_answers_is_a_504() {
     };
     let addr = start_demo(config, Arc::default());
     for route in ["async", "offload", "blocking"] {
-        let (status, body) = get(addr, &format!("/rate/{route}?q=x")).expect("answer");
+        let (status, body) =
+            get(addr, &format!("/rate/{route}?q=x")).unwrap_or_else(|e| panic!("{route}: {e}"));
         assert_eq!(status, 504, "{route}: {body}");
         assert!(body.contains("Timeout during request"), "{route}: {body}");
+    }
+}
+
+/// An upstream answering more than `MAX_ANSWER_SIZE` is refused with a 502
+/// that names the limit: the demo's clients do not read (and hold) up to
+/// the client's default 100 MiB per waiting page request.
+#[test]
+fn an_oversized_upstream_answer_is_refused() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    thread::spawn(move || {
+        for _ in 0..3 {
+            let Ok((mut sock, _)) = listener.accept() else {
+                return;
+            };
+            // Read the request first, so that closing sends a FIN, not a
+            // reset that could overtake the answer.
+            let mut reader = BufReader::new(sock.try_clone().expect("clone"));
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let size = MAX_ANSWER_SIZE + 1;
+            let _ = write!(
+                sock,
+                "HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"
+            );
+            let _ = sock.write_all(&vec![b' '; size]);
+        }
+    });
+    let addr = start_demo(RateConfig::new(base, 0), Arc::default());
+    for route in ["async", "offload", "blocking"] {
+        let (status, body) =
+            get(addr, &format!("/rate/{route}?q=x")).unwrap_or_else(|e| panic!("{route}: {e}"));
+        assert_eq!(status, 502, "{route}: {body}");
+        assert!(
+            body.contains(&format!("larger than the limit of {MAX_ANSWER_SIZE} bytes")),
+            "{route}: {body}"
+        );
     }
 }

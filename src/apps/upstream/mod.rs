@@ -19,7 +19,10 @@ use std::rc::Rc;
 use crate::httpclient::AsyncHTTPClient;
 use crate::web::{Application, Ctx, HandlerResult, RequestHandler};
 
-pub use rate::{RateAsync, RateBlocking, RateConfig, RateOffload, DEFAULT_SLACK};
+pub use rate::{
+    client_options, RateAsync, RateBlocking, RateConfig, RateOffload, DEFAULT_SLACK,
+    MAX_ANSWER_SIZE,
+};
 pub use server::{fake_search, PendingUpstream, Upstream, UpstreamServer, MAX_DELAY_MS};
 
 /// Bind the upstream server's port (on `bind`, a free port) and mount the
@@ -67,7 +70,7 @@ fn mount_routes(app: &mut Application, config: RateConfig, upstream: Option<Rc<P
             &upstream,
             RateAsync {
                 config: config.clone(),
-                client: AsyncHTTPClient::new(),
+                client: AsyncHTTPClient::with_options(rate::client_options()),
             },
         ),
     );

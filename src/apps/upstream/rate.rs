@@ -15,7 +15,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::escape::xhtml_escape;
-use crate::httpclient::{AsyncHTTPClient, FetchResult, HTTPClient, HTTPClientError, HTTPRequest};
+use crate::httpclient::{
+    AsyncHTTPClient, ClientOptions, FetchResult, HTTPClient, HTTPClientError, HTTPRequest,
+};
 use crate::httputil::url_escape;
 use crate::ioloop::IOLoop;
 use crate::web::{Ctx, HTTPError, HandlerResult, RequestHandler};
@@ -24,6 +26,21 @@ use super::server::{delay_arg, query_arg};
 
 /// Default of [`RateConfig::slack`].
 pub const DEFAULT_SLACK: Duration = Duration::from_secs(10);
+
+/// Largest upstream answer the rate routes read (1 MiB). The real answer
+/// is about 8 KiB of JSON; the client's default limit (100 MiB, Tornado's)
+/// would let a broken upstream make every waiting page request hold that
+/// much.
+pub const MAX_ANSWER_SIZE: usize = 1024 * 1024;
+
+/// Client options of the rate routes: the defaults with the body capped at
+/// [`MAX_ANSWER_SIZE`].
+pub fn client_options() -> ClientOptions {
+    ClientOptions {
+        max_body_size: MAX_ANSWER_SIZE,
+        ..ClientOptions::default()
+    }
+}
 
 /// What every rate handler needs: where the upstream is, its default
 /// delay, and how long past that delay a fetch may take.
@@ -82,7 +99,8 @@ impl RequestHandler for RateBlocking {
 pub struct RateAsync {
     /// Settings.
     pub config: RateConfig,
-    /// One client for all requests (its `max_clients` slots are shared).
+    /// One client for all requests (its `max_clients` slots are shared),
+    /// made with [`client_options`].
     pub client: AsyncHTTPClient,
 }
 
@@ -127,7 +145,7 @@ fn blocking_fetch(request: HTTPRequest) -> FetchResult {
     let client = CLIENT.with(|c| {
         let mut c = c.borrow_mut();
         if c.is_none() {
-            *c = HTTPClient::new().ok().map(Rc::new);
+            *c = HTTPClient::with_options(client_options()).ok().map(Rc::new);
         }
         c.clone()
     });
