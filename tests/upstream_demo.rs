@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use squall::apps::config::Config;
 use squall::apps::site;
-use squall::apps::upstream::{fake_search, mount, RateConfig, MAX_ANSWER_SIZE};
+use squall::apps::upstream::{
+    fake_search, mount, BlockingPolicy, RateConfig, BLOCKING_OFF_MESSAGE, MAX_ANSWER_SIZE,
+};
 use squall::http::HTTPServerOptions;
 use squall::ioloop::IOLoop;
 use squall::web::{Application, Ctx, HandlerResult, RequestHandler, Settings};
@@ -111,11 +113,18 @@ impl RequestHandler for Ping {
 }
 
 /// The demo mounted on its own loop and thread, pointed at `upstream`.
+///
+/// The blocking route's fetch may take the whole guard time: the held
+/// upstream answers when the test says so, however loaded the machine.
 fn start_app(upstream: &HeldUpstream) -> SocketAddr {
-    start_demo(
-        RateConfig::new(upstream.base.clone(), 0),
-        Arc::clone(&upstream.answers),
-    )
+    let config = RateConfig {
+        blocking: BlockingPolicy {
+            slack: GUARD,
+            ..BlockingPolicy::default()
+        },
+        ..RateConfig::new(upstream.base.clone(), 0)
+    };
+    start_demo(config, Arc::clone(&upstream.answers))
 }
 
 /// The demo with `config` on its own loop and thread; `/ping` reports
@@ -409,4 +418,68 @@ fn an_oversized_upstream_answer_is_refused() {
             "{route}: {body}"
         );
     }
+}
+
+/// The operator's switch: with `--no-rate-blocking` the route answers 403
+/// saying why and how to turn it back on, and never reaches the upstream;
+/// the page and the other routes are unchanged.
+#[test]
+fn blocking_route_can_be_turned_off() {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let config = Config {
+            port: 0,
+            upstream_delay_ms: 0,
+            rate_blocking: false,
+            cookie_secret: Some("test".into()),
+            ..Config::default()
+        };
+        let s = site::build(&config).expect("site");
+        tx.send(s.addrs[0]).expect("send");
+        IOLoop::current().start();
+    });
+    let addr = rx.recv_timeout(GUARD).expect("site up");
+    let (status, body) = get(addr, "/rate/blocking?q=x").expect("answer");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("--no-rate-blocking"), "{body}");
+    assert!(BLOCKING_OFF_MESSAGE.contains("start squall without --no-rate-blocking"));
+    let (status, body) = get(addr, "/rate/async?q=x").expect("answer");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(get(addr, "/rate").expect("page").0, 200);
+}
+
+/// `--rate-blocking-max-delay-ms` caps the delay, so the freeze, of
+/// `/rate/blocking` only: over it is a 400 naming the option, before any
+/// fetch; the default delay is lowered to the cap.
+#[test]
+fn blocking_delay_is_capped() {
+    let upstream = held_upstream(1);
+    let config = RateConfig {
+        blocking: BlockingPolicy {
+            max_delay_ms: 50,
+            ..BlockingPolicy::default()
+        },
+        ..RateConfig::new(upstream.base.clone(), 5000)
+    };
+    let addr = start_demo(config, Arc::clone(&upstream.answers));
+    let (status, body) = get(addr, "/rate/blocking?q=x&delay_ms=51").expect("answer");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("--rate-blocking-max-delay-ms"), "{body}");
+    // No delay_ms: the default (5000) is lowered to the cap, not refused.
+    let rate = rate_request(addr, "blocking");
+    upstream.accepted.recv_timeout(GUARD).expect("fetched");
+    upstream.release.send(()).expect("release");
+    let (status, body) = rate.recv_timeout(GUARD).expect("done").expect("answer");
+    assert_eq!(status, 200, "{body}");
+}
+
+/// A silent upstream freezes the loop through `/rate/blocking` for the
+/// delay plus the blocking slack (1 s), not plus the 10 s the non-blocking
+/// routes allow: the page is a 504 well within the test's guard.
+#[test]
+fn a_silent_upstream_freezes_the_blocking_route_only_briefly() {
+    let (base, _hold) = silent_upstream(1);
+    let addr = start_demo(RateConfig::new(base, 0), Arc::default());
+    let (status, body) = get(addr, "/rate/blocking?q=x").expect("answered within the guard");
+    assert_eq!(status, 504, "{body}");
 }

@@ -52,6 +52,12 @@ pub struct Config {
     /// Delay of the slow upstream in the async-vs-blocking demo (ms), when
     /// a request gives no `delay_ms`.
     pub upstream_delay_ms: u64,
+    /// Serve `/rate/blocking` (on by default: it is the demo's lesson; off,
+    /// it answers 403 saying how to turn it on).
+    pub rate_blocking: bool,
+    /// Largest `delay_ms` `/rate/blocking` accepts: the longest one request
+    /// may freeze the loop, bar the timeout's 1 s of slack.
+    pub rate_blocking_max_delay_ms: u64,
     /// Most worker threads for blocking work (`run_in_executor`); they
     /// start on demand and exit after idling. The offload
     /// demo parks one per request for the upstream's whole delay, so this is
@@ -79,6 +85,8 @@ impl Default for Config {
             http: HTTPServerOptions::default(),
             max_line: super::echo::DEFAULT_MAX_LINE,
             upstream_delay_ms: 1000,
+            rate_blocking: true,
+            rate_blocking_max_delay_ms: super::upstream::MAX_DELAY_MS,
             worker_threads: 16,
             chat_post_rate: crate::apps::chat::PostRate::default(),
             shutdown_grace: super::shutdown::DEFAULT_GRACE,
@@ -113,6 +121,12 @@ OPTIONS:
     --xheaders                  trust X-Real-Ip / X-Forwarded-For (behind a proxy)
     --max-line BYTES            echo: longest line [65536]
     --upstream-delay-ms MS      /rate demo: the slow upstream's delay [1000; max 10000]
+    --no-rate-blocking          /rate demo: turn off /rate/blocking (403), which
+                                freezes the whole server for each request's delay
+    --rate-blocking-max-delay-ms MS
+                                /rate demo: the longest delay /rate/blocking
+                                accepts; it freezes the server that long, plus
+                                at most 1 s if the upstream is silent [10000]
     --worker-threads N          most threads for blocking work (run_in_executor),
                                 started on demand, gone after 10 s idle [16]
     --shutdown-grace SECS       after SIGINT/SIGTERM, time left to requests in
@@ -184,6 +198,17 @@ where
                     ));
                 }
                 config.upstream_delay_ms = ms;
+            }
+            Long("no-rate-blocking") => config.rate_blocking = false,
+            Long("rate-blocking-max-delay-ms") => {
+                let ms: u64 = parser.value().map_err(err)?.parse().map_err(err)?;
+                if ms > super::upstream::MAX_DELAY_MS {
+                    return Err(format!(
+                        "--rate-blocking-max-delay-ms: at most {} ms",
+                        super::upstream::MAX_DELAY_MS
+                    ));
+                }
+                config.rate_blocking_max_delay_ms = ms;
             }
             Long("shutdown-grace") => {
                 config.shutdown_grace = secs(parser.value().map_err(err)?.parse().map_err(err)?)
@@ -273,6 +298,23 @@ mod tests {
         assert!(parse(args(&["--shutdown-grace", "-1"])).is_err());
         assert!(parse(args(&["--upstream-delay-ms", "10001"])).is_err());
         assert!(parse(args(&["--worker-threads", "0"])).is_err());
+    }
+
+    #[test]
+    fn rate_blocking_switches() {
+        let c = parse(args(&[])).expect("parses").expect("not help");
+        assert!(c.rate_blocking);
+        assert_eq!(c.rate_blocking_max_delay_ms, 10_000);
+        let c = parse(args(&[
+            "--no-rate-blocking",
+            "--rate-blocking-max-delay-ms=500",
+        ]))
+        .expect("parses")
+        .expect("not help");
+        assert!(!c.rate_blocking);
+        assert_eq!(c.rate_blocking_max_delay_ms, 500);
+        assert!(parse(args(&["--rate-blocking-max-delay-ms", "10001"])).is_err());
+        assert!(parse(args(&["--rate-blocking-max-delay-ms", "-1"])).is_err());
     }
 
     #[test]

@@ -140,7 +140,14 @@ pub fn build(config: &Config) -> io::Result<Site> {
         let help = "Open WebSocket connections.";
         write_metric(out, "squall_websocket_connections", "gauge", help, open);
     });
-    if let Err(e) = super::upstream::start(&mut app, config.address, config.upstream_delay_ms) {
+    let blocking = super::upstream::BlockingPolicy {
+        enabled: config.rate_blocking,
+        max_delay_ms: config.rate_blocking_max_delay_ms,
+        ..super::upstream::BlockingPolicy::default()
+    };
+    let started =
+        super::upstream::start(&mut app, config.address, config.upstream_delay_ms, blocking);
+    if let Err(e) = started {
         log::error!("the /rate demo is off: cannot bind its upstream server's port: {e}");
     }
 

@@ -20,15 +20,21 @@ use crate::httpclient::AsyncHTTPClient;
 use crate::web::{Application, Ctx, HandlerResult, RequestHandler};
 
 pub use rate::{
-    client_options, RateAsync, RateBlocking, RateConfig, RateOffload, DEFAULT_SLACK,
-    MAX_ANSWER_SIZE,
+    client_options, BlockingPolicy, RateAsync, RateBlocking, RateConfig, RateOffload,
+    BLOCKING_OFF_MESSAGE, DEFAULT_BLOCKING_SLACK, DEFAULT_SLACK, MAX_ANSWER_SIZE,
 };
 pub use server::{fake_search, PendingUpstream, Upstream, UpstreamServer, MAX_DELAY_MS};
 
 /// Bind the upstream server's port (on `bind`, a free port) and mount the
 /// demo's routes on `app`, pointed at it. The upstream's thread starts with
 /// the first request to a `/rate/...` route ([`PendingUpstream`]).
-pub fn start(app: &mut Application, bind: IpAddr, default_delay_ms: u64) -> io::Result<SocketAddr> {
+/// `blocking` limits `/rate/blocking`.
+pub fn start(
+    app: &mut Application,
+    bind: IpAddr,
+    default_delay_ms: u64,
+    blocking: BlockingPolicy,
+) -> io::Result<SocketAddr> {
     let upstream = Rc::new(PendingUpstream::bind(SocketAddr::new(bind, 0))?);
     let addr = upstream.addr;
     log::info!(
@@ -36,7 +42,10 @@ pub fn start(app: &mut Application, bind: IpAddr, default_delay_ms: u64) -> io::
     );
     mount_routes(
         app,
-        RateConfig::new(format!("http://{addr}"), default_delay_ms),
+        RateConfig {
+            blocking,
+            ..RateConfig::new(format!("http://{addr}"), default_delay_ms)
+        },
         Some(upstream),
     );
     Ok(addr)

@@ -22,7 +22,7 @@ use crate::httputil::url_escape;
 use crate::ioloop::IOLoop;
 use crate::web::{Ctx, HTTPError, HandlerResult, RequestHandler};
 
-use super::server::{delay_arg, query_arg};
+use super::server::{delay_arg, query_arg, MAX_DELAY_MS};
 
 /// Default of [`RateConfig::slack`].
 pub const DEFAULT_SLACK: Duration = Duration::from_secs(10);
@@ -42,6 +42,39 @@ pub fn client_options() -> ClientOptions {
     }
 }
 
+/// Default of [`BlockingPolicy::slack`].
+pub const DEFAULT_BLOCKING_SLACK: Duration = Duration::from_secs(1);
+
+/// What `/rate/blocking` may cost the server. Each of its requests freezes
+/// the whole loop for up to `max_delay_ms + slack`, and requests queue up
+/// behind one another, so an operator can turn it off or shorten it; the
+/// default keeps the lesson (any delay the upstream allows).
+#[derive(Clone, Debug)]
+pub struct BlockingPolicy {
+    /// Serve the route (default). Off (`--no-rate-blocking`): it answers
+    /// 403 saying why and how to turn it on, and fetches nothing.
+    pub enabled: bool,
+    /// Largest `delay_ms` it accepts (`--rate-blocking-max-delay-ms`,
+    /// default [`MAX_DELAY_MS`]); more is a 400 naming the option. The
+    /// default delay is lowered to this if it is higher.
+    pub max_delay_ms: u64,
+    /// Its fetch's request timeout is the delay plus this
+    /// ([`DEFAULT_BLOCKING_SLACK`]), not plus [`RateConfig::slack`]: an
+    /// upstream that never answers freezes the loop this long past the
+    /// delay, then the page is a 504.
+    pub slack: Duration,
+}
+
+impl Default for BlockingPolicy {
+    fn default() -> BlockingPolicy {
+        BlockingPolicy {
+            enabled: true,
+            max_delay_ms: MAX_DELAY_MS,
+            slack: DEFAULT_BLOCKING_SLACK,
+        }
+    }
+}
+
 /// What every rate handler needs: where the upstream is, its default
 /// delay, and how long past that delay a fetch may take.
 #[derive(Clone, Debug)]
@@ -54,15 +87,19 @@ pub struct RateConfig {
     /// ([`DEFAULT_SLACK`]): an upstream that never answers costs the page
     /// a 504 after that long, not a hang.
     pub slack: Duration,
+    /// What `/rate/blocking` may cost.
+    pub blocking: BlockingPolicy,
 }
 
 impl RateConfig {
-    /// The upstream at `upstream`, `default_delay_ms`, default slack.
+    /// The upstream at `upstream`, `default_delay_ms`, default slack and
+    /// blocking policy.
     pub fn new(upstream: impl Into<String>, default_delay_ms: u64) -> RateConfig {
         RateConfig {
             upstream: upstream.into(),
             default_delay_ms,
             slack: DEFAULT_SLACK,
+            blocking: BlockingPolicy::default(),
         }
     }
 
@@ -70,24 +107,55 @@ impl RateConfig {
     fn request(&self, cx: &Ctx) -> Result<(String, HTTPRequest), HTTPError> {
         let q = query_arg(cx)?;
         let delay = delay_arg(cx, self.default_delay_ms)?;
+        Ok((q.clone(), self.upstream_request(&q, delay, self.slack)))
+    }
+
+    /// [`request`](Self::request) for `/rate/blocking`, within its policy.
+    fn blocking_request(&self, cx: &Ctx) -> Result<(String, HTTPRequest), HTTPError> {
+        let policy = &self.blocking;
+        let q = query_arg(cx)?;
+        let delay = delay_arg(cx, self.default_delay_ms.min(policy.max_delay_ms))?;
+        if delay > policy.max_delay_ms {
+            return Err(HTTPError::bad_request(format!(
+                "delay_ms: /rate/blocking accepts at most {} ms on this server \
+                 (--rate-blocking-max-delay-ms); /rate/async waits longer \
+                 without freezing anyone",
+                policy.max_delay_ms
+            )));
+        }
+        Ok((q.clone(), self.upstream_request(&q, delay, policy.slack)))
+    }
+
+    /// The fetch of `q` with `delay_ms`, timing out `slack` past the delay.
+    fn upstream_request(&self, q: &str, delay: u64, slack: Duration) -> HTTPRequest {
         let url = format!(
             "{}/upstream?q={}&delay_ms={delay}",
             self.upstream,
-            url_escape(&q, true)
+            url_escape(q, true)
         );
-        let timeout = Duration::from_millis(delay) + self.slack;
-        Ok((q, HTTPRequest::new(url).request_timeout(timeout)))
+        HTTPRequest::new(url).request_timeout(Duration::from_millis(delay) + slack)
     }
 }
 
+/// What `/rate/blocking` answers when [`BlockingPolicy::enabled`] is off.
+pub const BLOCKING_OFF_MESSAGE: &str = "/rate/blocking is turned off on this \
+    server (--no-rate-blocking): it freezes the whole server while it waits \
+    for the upstream. /rate/async and /rate/offload fetch the same answer \
+    without blocking; start squall without --no-rate-blocking to see the \
+    blocking one.";
+
 /// `GET /rate/blocking`: listing 5-1. While `fetch` waits, this thread —
 /// the main loop's — does nothing else: every other request, timer and
-/// callback of the server waits too.
+/// callback of the server waits too. How long, at most, and whether the
+/// route runs at all, is [`RateConfig::blocking`].
 pub struct RateBlocking(pub RateConfig);
 
 impl RequestHandler for RateBlocking {
     fn get(&self, cx: &Ctx) -> HandlerResult {
-        let (q, request) = self.0.request(cx)?;
+        if !self.0.blocking.enabled {
+            return Err(HTTPError::forbidden(BLOCKING_OFF_MESSAGE));
+        }
+        let (q, request) = self.0.blocking_request(cx)?;
         let result = blocking_fetch(request);
         render_rate(cx, &q, "blocking", result);
         Ok(())
