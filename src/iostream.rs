@@ -108,6 +108,14 @@ const EAGER_FLUSH_BYTES: usize = 64 * 1024;
 /// At most this many buffers go into one `writev`.
 const MAX_IOVECS: usize = 64;
 
+/// What one queued chunk costs besides its bytes: its slot in the write
+/// queue, counted twice because the queue (a `VecDeque`) grows by doubling
+/// and may have as many free slots as used ones. It matters for chunks
+/// shared with other streams ([`IOStream::write_shared`]), which are never
+/// coalesced: ten thousand 2-byte broadcast frames are 20 KB of bytes but
+/// ten thousand slots.
+pub const QUEUED_CHUNK_COST: usize = 2 * std::mem::size_of::<write_buffer::Chunk>();
+
 /// A read buffer that emptied keeps its allocation only if at most this big,
 /// so idle connections hold (almost) no buffer memory.
 const KEEP_READ_CAPACITY: usize = 4 * 1024;
@@ -745,6 +753,17 @@ impl IOStream {
     /// Bytes queued and not yet sent.
     pub fn write_buffer_len(&self) -> usize {
         self.inner.borrow().write_buf.len
+    }
+
+    /// Memory the write buffer holds for the peer: the unsent bytes plus
+    /// [`QUEUED_CHUNK_COST`] per queued chunk. A bound on what a peer that
+    /// does not read may cost should check this, not
+    /// [`write_buffer_len`](Self::write_buffer_len): shared chunks are
+    /// queued one by one however small, so their slots can outweigh their
+    /// bytes many times over.
+    pub fn write_buffer_footprint(&self) -> usize {
+        let st = self.inner.borrow();
+        st.write_buf.len + st.write_buf.chunks.len() * QUEUED_CHUNK_COST
     }
 
     /// True while bytes are queued.

@@ -183,8 +183,7 @@ pub(super) struct ChunkQueue {
 
 impl ChunkQueue {
     /// How many chunks are queued.
-    #[cfg(test)]
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         usize::from(self.first.is_some()) + self.rest.len()
     }
 

@@ -51,8 +51,9 @@
 //!   runs from a queued loop callback, never inside `close()`.
 //! * **Bounded.** Reads come in chunks of at most 64 KiB; a message is at
 //!   most `max_message_size` (the reader refuses more with 1009); unsent
-//!   output is at most `max_write_buffer` — past it the connection is
-//!   aborted (a peer that does not read cannot make us hold more).
+//!   output, counted with its queue slots, is at most `max_write_buffer` —
+//!   past it the connection is aborted (a peer that does not read cannot
+//!   make us hold more).
 //! * **Nothing after our Close.** Once we sent a Close frame no other frame
 //!   is written, and data messages that still arrive are dropped.
 
@@ -69,7 +70,7 @@ use super::handler::{RequestInfo, WebSocketHandler};
 use super::message::{Message, MessageReader, DEFAULT_MAX_MESSAGE_SIZE};
 use super::prepared::PreparedMessage;
 use crate::ioloop::{IOLoop, TimeoutHandle};
-use crate::iostream::{IOStream, ReadTarget};
+use crate::iostream::{IOStream, ReadTarget, QUEUED_CHUNK_COST};
 
 /// Default bound on unsent output per connection: 4 MiB, four times the
 /// default largest message, so a client may fall a few messages behind but
@@ -108,8 +109,10 @@ pub struct WebSocketOptions {
     /// After a Ping, close (1001) if nothing at all arrived from the peer
     /// within this time. `None`: the ping interval.
     pub ping_timeout: Option<Duration>,
-    /// Most unsent bytes the connection may hold. A write that would go
-    /// past it aborts the connection (`on_close` gets 1008). Must exceed the
+    /// Most unsent output the connection may hold: the bytes, plus
+    /// [`QUEUED_CHUNK_COST`] for each frame queued on its own (a broadcast
+    /// frame, or any frame of 2 KiB or more). A write that would go past it
+    /// aborts the connection (`on_close` gets 1008). Must exceed the
     /// largest message the application sends.
     pub max_write_buffer: usize,
     /// How long to wait for the peer's part of the closing handshake before
@@ -518,11 +521,18 @@ impl WebSocket {
     /// The write bound, checked before queuing a frame of `len` bytes (the
     /// caller checked that the connection is `Open`): past it the peer is
     /// not reading, and the connection is aborted with 1008.
+    ///
+    /// What counts is the stream's footprint, the unsent bytes plus a slot
+    /// per queued chunk, and the new frame is charged a slot too (it may
+    /// get one). Counting bytes alone let a peer that does not read, in a
+    /// room of small broadcast frames (each queued by reference in a slot
+    /// of its own), cost several times the bound: 2-byte frames under a
+    /// 16 KiB bound queued 8 192 slots.
     fn make_room(&self, len: usize) -> Result<(), WebSocketClosedError> {
-        let pending = self.inner.stream.write_buffer_len();
-        if pending + len > self.inner.options.max_write_buffer {
+        let held = self.inner.stream.write_buffer_footprint();
+        if held + len + QUEUED_CHUNK_COST > self.inner.options.max_write_buffer {
             log::warn!(
-                "websocket #{}: peer is not reading ({pending} bytes unsent); closing it",
+                "websocket #{}: peer is not reading ({held} bytes held); closing it",
                 self.inner.id
             );
             self.step(Event::Abort {
