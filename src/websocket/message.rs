@@ -33,6 +33,11 @@ use super::utf8::Utf8Validator;
 /// chat and cart messages are tiny, so it keeps a smaller bound.)
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1024 * 1024;
 
+/// Most payload room reserved at a data frame's header, before its bytes
+/// arrive: one read's worth (the connection reads 64 KiB at a time).
+/// Larger frames grow their buffer as their bytes come.
+pub const MAX_PREALLOCATION: usize = 64 * 1024;
+
 /// One thing received from the peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -182,7 +187,8 @@ enum State {
 ///
 /// Push-style and sans-IO: give it whatever bytes arrived, in any pieces.
 /// Each payload byte is copied once (from the input into the message being
-/// built, unmasked on the way); the reader holds at most one partial frame
+/// built, unmasked on the way; a frame over [`MAX_PREALLOCATION`] may be
+/// moved again as its buffer grows); the reader holds at most one partial frame
 /// header, one partial message (bounded by the maximum message size) and one
 /// partial control frame (at most 125 bytes).
 ///
@@ -372,12 +378,16 @@ impl MessageReader {
             (opcode, None) => Partial::new(opcode),
         };
         self.check_size(&message, header.payload_len)?;
-        // Make room for the whole frame now, so that a frame arriving in
-        // many reads is copied once and not again by `Vec` regrowth. Safe to
-        // do before the bytes arrive: `check_size` bounded it by the limit.
-        message
-            .buf
-            .reserve(usize::try_from(header.payload_len).unwrap_or(0));
+        // Make room for the frame now, so that a frame arriving in many
+        // reads is not copied again and again by `Vec` regrowth; but only
+        // for what may arrive soon. The length is the peer's claim, not
+        // bytes received: reserving all of it let each connection pin
+        // `max_message_size` of address space (committed memory, under
+        // strict overcommit) with a 14-byte header whose payload never
+        // came. Past the cap the buffer grows as bytes arrive, so it is
+        // never more than about twice what the peer actually sent.
+        let announced = usize::try_from(header.payload_len).unwrap_or(usize::MAX);
+        message.buf.reserve(announced.min(MAX_PREALLOCATION));
         Ok(State::Data {
             message,
             fin: header.fin,
@@ -997,6 +1007,44 @@ mod tests {
             Some([1, 2, 3, 4]),
         );
         assert_eq!(code(read(&wire)), (vec![], Some(MESSAGE_TOO_BIG)));
+    }
+
+    /// Room the reader holds for the message in progress.
+    fn reserved(reader: &MessageReader) -> usize {
+        match &reader.state {
+            State::Data { message, .. } | State::Fragmented { message } => message.buf.capacity(),
+            _ => 0,
+        }
+    }
+
+    #[test]
+    fn a_frame_header_reserves_at_most_one_read_not_its_announced_length() {
+        let mut wire = Vec::new();
+        let announced = DEFAULT_MAX_MESSAGE_SIZE;
+        encode_header(
+            &mut wire,
+            true,
+            OpCode::Binary,
+            announced as u64,
+            // A zero key: the payload is its own masked form.
+            Some([0; 4]),
+        );
+        wire.extend_from_slice(&[0; 10]);
+        let mut reader = MessageReader::new(Role::Server);
+        let mut input = &wire[..];
+        assert_eq!(reader.read_message(&mut input), Ok(None));
+        let room = reserved(&reader);
+        assert!(
+            (10..=MAX_PREALLOCATION).contains(&room),
+            "{room} bytes reserved for 10 received"
+        );
+        // The rest still arrives and completes the message.
+        let rest = vec![0; announced - 10];
+        let mut input = &rest[..];
+        assert_eq!(
+            reader.read_message(&mut input),
+            Ok(Some(Message::Binary(vec![0; announced])))
+        );
     }
 
     // ---- Reader states ----------------------------------------------------------
