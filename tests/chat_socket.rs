@@ -394,3 +394,61 @@ fn everything_is_released_when_members_leave() {
     server.wait_metric("squall_chat_websocket_users", 0.0);
     server.wait_metric("squall_websocket_connections", 0.0);
 }
+
+/// Probe: one user opening and closing `/chatsocket` in a loop made every
+/// member hear a join and a leave per handshake, past the post limit (300
+/// cycles in a room of 500: 13.6 MB sent, 1.5 s of the server's loop).
+/// Entering a room is now limited at the post rate, in a bucket of its
+/// own; a user already in the room opens more sockets freely.
+#[test]
+fn entering_a_room_over_and_over_is_limited_like_posting() {
+    // Three entries at once, then one per 1000 s: the test sees no refill.
+    let server = Server::start(&["--chat-post-rate", "0.001", "--chat-post-burst", "3"]);
+    let alice = Client::user(&server, "alice");
+    let mut bob = Client::user(&server, "bob");
+    let mut listener = open(&bob, "door");
+    assert_eq!(next_json(&mut listener)["type"], "join");
+    // Alice walks in and out until she is turned away (bounded).
+    let mut entered = 0;
+    let status = loop {
+        assert!(entered < 20, "entered {entered} times, never refused");
+        match try_open(&alice, "room=door", None) {
+            Ok(ws) => {
+                entered += 1;
+                close(ws);
+            }
+            Err(status) => break status,
+        }
+    };
+    assert_eq!((entered, status), (3, 429));
+    // Bob, already in the room, opens more tabs than his bucket holds
+    // (two entries left): they announce nothing and cost nothing.
+    let tabs: Vec<Ws> = (0..4).map(|_| open(&bob, "door")).collect();
+    // Joining does not cost a post: bob still posts.
+    server.wait_metric("squall_chat_websocket_users", 1.0);
+    let r = bob.post(
+        "/a/message/new",
+        &[("body", "who was here?"), ("room", "door")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The listener heard each of alice's three visits, then the message.
+    let mut notices = Vec::new();
+    let message = loop {
+        let frame = next_json(&mut listener);
+        if frame.get("type").is_none() {
+            break frame;
+        }
+        notices.push(frame);
+    };
+    assert_message(&message, "bob", "who was here?");
+    let visit = [
+        json!({"type": "join", "user": "alice", "members": 2}),
+        json!({"type": "leave", "user": "alice", "members": 1}),
+    ];
+    let three_visits: Vec<Value> = (0..3).flat_map(|_| visit.clone()).collect();
+    assert_eq!(notices, three_visits);
+    for tab in tabs {
+        close(tab);
+    }
+    close(listener);
+}

@@ -196,6 +196,11 @@ impl Chat {
         Ok(room)
     }
 
+    /// How often one user may post (`--chat-post-rate`, `--chat-post-burst`).
+    pub fn post_rate(&self) -> PostRate {
+        self.inner.shared.post_limit.borrow().rate()
+    }
+
     /// Largest accepted message body, in bytes.
     pub fn max_body_bytes(&self) -> usize {
         self.inner.shared.max_body_bytes

@@ -124,6 +124,11 @@ impl PostLimiter {
         }
     }
 
+    /// The rate every user gets.
+    pub fn rate(&self) -> PostRate {
+        self.rate
+    }
+
     /// Users with a bucket now (who posted recently).
     pub fn tracked(&self) -> usize {
         self.buckets.len()
