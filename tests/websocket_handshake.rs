@@ -225,6 +225,28 @@ fn cross_origin_is_403_unless_the_handler_allows_it() {
         let (head, _) = upgrade(&server, path, extra);
         assert_eq!(status_of(&head), status, "{path} {extra}: {head}");
     }
+    // An absolute-form target's authority is the request's host (RFC 9112
+    // §3.2.2: the Host header is then ignored), for the origin check too.
+    for (target, host, status) in [
+        (format!("http://{addr}/same"), "other.example", 101),
+        (
+            "http://other.example/same".to_string(),
+            &*addr.to_string(),
+            403,
+        ),
+    ] {
+        let request = RawClient::upgrade_request(addr, &target, &same).replacen(
+            &format!("Host: {addr}"),
+            &format!("Host: {host}"),
+            1,
+        );
+        let (head, _) = ask(&server, request);
+        assert_eq!(
+            status_of(&head),
+            status,
+            "{target} with Host {host}: {head}"
+        );
+    }
 }
 
 /// Reports what it captured from the upgrade request as its first message.

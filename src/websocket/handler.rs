@@ -71,7 +71,8 @@ pub trait WebSocketHandler: 'static {
     }
 
     /// May a page from `origin` open this WebSocket? `host` is the request's
-    /// `Host` header. Only asked when the request has an `Origin` (browsers
+    /// host: its `Host` header, or an absolute-form target's authority,
+    /// which replaces it (RFC 9112 §3.2.2). Only asked when the request has an `Origin` (browsers
     /// always send one; other clients usually don't). Default: same origin
     /// only ([`handshake::same_origin`]); refusal is a 403. Server side only.
     fn check_origin(&self, origin: &str, host: &str) -> bool {
@@ -408,8 +409,9 @@ fn validate(cx: &Ctx, handler: &dyn WebSocketHandler) -> Result<Accepted, Refusa
         .get("Origin")
         .or_else(|| request.headers().get("Sec-WebSocket-Origin"));
     if let Some(origin) = origin {
-        let host = request.headers().get("Host").unwrap_or("");
-        if !handler.check_origin(origin, host) {
+        // The request's host: an absolute-form target's authority, else
+        // the Host header (RFC 9112 §3.2.2).
+        if !handler.check_origin(origin, request.host()) {
             return Err(Refusal {
                 status: 403,
                 message: "Cross origin websockets not allowed",
