@@ -150,6 +150,12 @@ fn refilled(bucket: &Bucket, rate: PostRate, now: Instant) -> f64 {
     (bucket.tokens + elapsed * rate.per_second).min(f64::from(rate.burst))
 }
 
+/// `wait` in whole seconds, rounded up, as HTTP's `Retry-After` wants it
+/// (a client told `0` would retry at once and be refused again).
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use super::message::{Message, MessageTemplate};
 use super::message_buffer::{messages_json, MessageBuffer, WaiterId};
-use super::post_limit::PostLimiter;
+use super::post_limit::{retry_after_secs, PostLimiter};
 use crate::apps::store::AppendLog;
 
 /// A persistent listener: called with every new message of the room.
@@ -63,9 +63,7 @@ impl MessageError {
     /// up, as HTTP's `Retry-After` wants it.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            MessageError::TooFast { retry_after } => {
-                Some(retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0))
-            }
+            MessageError::TooFast { retry_after } => Some(retry_after_secs(*retry_after)),
             _ => None,
         }
     }

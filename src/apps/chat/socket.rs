@@ -45,6 +45,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::post_limit::retry_after_secs;
 use super::{Chat, PostLimiter, Room, Subscription, LOBBY};
 use crate::apps::accounts::Accounts;
 use crate::apps::site::{write_metric, Metrics};
@@ -224,7 +225,7 @@ impl WebSocketHandler for ChatSocket {
         if !present {
             let now = IterationClock::now();
             if let Err(wait) = self.joins.borrow_mut().take(user, now) {
-                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                let secs = retry_after_secs(wait);
                 return Err(
                     HTTPError::new(429, format!("joining too often: wait {secs} s"))
                         .with_header("Retry-After", secs.to_string()),
