@@ -542,14 +542,12 @@ impl Ctx {
             }
             resp.status = status;
         }
-        for (name, value) in headers {
-            self.set_header(name, value);
-        }
         // Every 405 carries `Allow` (RFC 9110 §15.5.6, see
         // `AppInner::allow_header`), whether it came from a handler's
-        // `Err`, the method check, or a handler's own `send_error`. An
-        // `Allow` the caller gave wins.
-        if status == 405 && !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("Allow")) {
+        // `Err`, the method check, or a handler's own `send_error`. Set
+        // before the caller's headers, so that an `Allow` among them
+        // replaces it.
+        if status == 405 {
             let allow = self
                 .inner
                 .route
@@ -557,6 +555,9 @@ impl Ctx {
             if let Some(allow) = allow {
                 self.set_header("Allow", &allow);
             }
+        }
+        for (name, value) in headers {
+            self.set_header(name, value);
         }
         let reason = reason_phrase(status);
         if self.inner.api {

@@ -72,9 +72,10 @@ pub trait WebSocketHandler: 'static {
 
     /// May a page from `origin` open this WebSocket? `host` is the request's
     /// host: its `Host` header, or an absolute-form target's authority,
-    /// which replaces it (RFC 9112 §3.2.2). Only asked when the request has an `Origin` (browsers
-    /// always send one; other clients usually don't). Default: same origin
-    /// only ([`handshake::same_origin`]); refusal is a 403. Server side only.
+    /// which replaces it (RFC 9112 §3.2.2). Only asked when the request has
+    /// an `Origin` (browsers always send one; other clients usually don't).
+    /// Default: same origin only ([`handshake::same_origin`]); refusal is a
+    /// 403. Server side only.
     fn check_origin(&self, origin: &str, host: &str) -> bool {
         handshake::same_origin(Some(origin), Some(host))
     }

@@ -107,7 +107,8 @@ impl RateConfig {
     fn request(&self, cx: &Ctx) -> Result<(String, HTTPRequest), HTTPError> {
         let q = query_arg(cx)?;
         let delay = delay_arg(cx, self.default_delay_ms)?;
-        Ok((q.clone(), self.upstream_request(&q, delay, self.slack)))
+        let request = self.upstream_request(&q, delay, self.slack);
+        Ok((q, request))
     }
 
     /// [`request`](Self::request) for `/rate/blocking`, within its policy.
@@ -123,7 +124,8 @@ impl RateConfig {
                 policy.max_delay_ms
             )));
         }
-        Ok((q.clone(), self.upstream_request(&q, delay, policy.slack)))
+        let request = self.upstream_request(&q, delay, policy.slack);
+        Ok((q, request))
     }
 
     /// The fetch of `q` with `delay_ms`, timing out `slack` past the delay.
