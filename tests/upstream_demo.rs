@@ -64,6 +64,16 @@ struct HeldUpstream {
     answers: Arc<AtomicUsize>,
 }
 
+/// Read one request head from `sock` (up to its empty line), so that the
+/// upstream answers after the whole request, as a server does.
+fn read_request_head(sock: &TcpStream) {
+    let mut reader = BufReader::new(sock.try_clone().expect("clone"));
+    let mut line = String::new();
+    while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+        line.clear();
+    }
+}
+
 fn held_upstream(n: usize) -> HeldUpstream {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -76,11 +86,7 @@ fn held_upstream(n: usize) -> HeldUpstream {
             let Ok((mut sock, _)) = listener.accept() else {
                 return;
             };
-            let mut reader = BufReader::new(sock.try_clone().expect("clone"));
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-                line.clear();
-            }
+            read_request_head(&sock);
             let _ = accepted_tx.send(());
             if release_rx.recv_timeout(GUARD).is_err() {
                 return;
@@ -152,8 +158,8 @@ fn start_demo(config: RateConfig, answers: Arc<AtomicUsize>) -> SocketAddr {
     rx.recv_timeout(GUARD).expect("app started")
 }
 
-/// An upstream that accepts up to `n` connections, reads each request and
-/// never answers. Its sockets stay open until the returned sender drops.
+/// An upstream that accepts up to `n` connections and never answers (nor
+/// reads). Its sockets stay open until the returned sender drops.
 fn silent_upstream(n: usize) -> (String, Sender<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -169,6 +175,23 @@ fn silent_upstream(n: usize) -> (String, Sender<()>) {
         let _ = done_rx.recv_timeout(GUARD);
     });
     (base, done)
+}
+
+/// The whole server as the binary builds it from `config` (on a free port,
+/// with a fixed cookie secret), on its own loop and thread.
+fn start_site(config: Config) -> SocketAddr {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let config = Config {
+            port: 0,
+            cookie_secret: Some("test".into()),
+            ..config
+        };
+        let s = site::build(&config).expect("site");
+        tx.send(s.addrs[0]).expect("send");
+        IOLoop::current().start();
+    });
+    rx.recv_timeout(GUARD).expect("site up")
 }
 
 /// A rate request on a thread; its result arrives on the returned channel.
@@ -321,19 +344,10 @@ fn blocking_route_sends_each_response_before_blocking_again() {
 /// the page, the three routes, argument checks.
 #[test]
 fn site_serves_the_demo() {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let config = Config {
-            port: 0,
-            upstream_delay_ms: 5,
-            cookie_secret: Some("test".into()),
-            ..Config::default()
-        };
-        let s = site::build(&config).expect("site");
-        tx.send(s.addrs[0]).expect("send");
-        IOLoop::current().start();
+    let addr = start_site(Config {
+        upstream_delay_ms: 5,
+        ..Config::default()
     });
-    let addr = rx.recv_timeout(GUARD).expect("site up");
     // The index (the chat lobby, behind a login) links the demo.
     let index = include_str!("../templates/index.html");
     assert!(index.contains("href=\"/rate\""), "index links the demo");
@@ -395,11 +409,7 @@ fn an_oversized_upstream_answer_is_refused() {
             };
             // Read the request first, so that closing sends a FIN, not a
             // reset that could overtake the answer.
-            let mut reader = BufReader::new(sock.try_clone().expect("clone"));
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-                line.clear();
-            }
+            read_request_head(&sock);
             let size = MAX_ANSWER_SIZE + 1;
             let _ = write!(
                 sock,
@@ -425,20 +435,11 @@ fn an_oversized_upstream_answer_is_refused() {
 /// the page and the other routes are unchanged.
 #[test]
 fn blocking_route_can_be_turned_off() {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let config = Config {
-            port: 0,
-            upstream_delay_ms: 0,
-            rate_blocking: false,
-            cookie_secret: Some("test".into()),
-            ..Config::default()
-        };
-        let s = site::build(&config).expect("site");
-        tx.send(s.addrs[0]).expect("send");
-        IOLoop::current().start();
+    let addr = start_site(Config {
+        upstream_delay_ms: 0,
+        rate_blocking: false,
+        ..Config::default()
     });
-    let addr = rx.recv_timeout(GUARD).expect("site up");
     let (status, body) = get(addr, "/rate/blocking?q=x").expect("answer");
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("--no-rate-blocking"), "{body}");
