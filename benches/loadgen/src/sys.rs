@@ -56,6 +56,23 @@ pub fn proc_rss_kb(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// The parts of process `pid`'s resident set in KiB, `(RssAnon, RssFile +
+/// RssShmem)`: heap and stacks apart from the mapped binary and libraries,
+/// whose pages come in as code is first run and are not memory a
+/// connection holds.
+pub fn proc_rss_parts_kb(pid: u32) -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        s.lines()
+            .find(|l| l.starts_with(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    Some((field("RssAnon:")?, field("RssFile:")? + field("RssShmem:")?))
+}
+
 /// Whether process `pid` still exists.
 pub fn proc_alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()

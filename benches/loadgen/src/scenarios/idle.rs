@@ -13,7 +13,7 @@ use crate::cli::{Args, Target};
 use crate::http::{parse_response, Client};
 use crate::net::Pool;
 use crate::stats::{merge, round3, ClientCpu};
-use crate::sys::{proc_alive, proc_rss_kb, Rng};
+use crate::sys::{proc_alive, proc_rss_kb, proc_rss_parts_kb, Rng};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,7 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
     };
     std::thread::sleep(Duration::from_millis(300));
     let rss0 = proc_rss_kb(pid).ok_or("cannot read the server's VmRSS")?;
+    let parts0 = proc_rss_parts_kb(pid);
     let waiters0 = crate::http::read_metric(&target, &metric);
     let conns0 = crate::http::read_metric(&target, &conns_metric);
     let mut first_error: Option<String> = None;
@@ -180,6 +181,7 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
         pool.pump(Duration::from_millis(50), |_, _, _| {});
     }
     let rss1 = proc_rss_kb(pid).ok_or("cannot read the server's VmRSS")?;
+    let parts1 = proc_rss_parts_kb(pid);
     let waiters1 = crate::http::read_metric(&target, &metric);
     let conns1 = crate::http::read_metric(&target, &conns_metric);
     println!("idle: {held}/{n} {kind} connections held; server RSS {rss0} KiB -> {rss1} KiB");
@@ -207,6 +209,7 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
     }
     std::thread::sleep(settle);
     let rss2 = proc_rss_kb(pid).ok_or("cannot read the server's VmRSS")?;
+    let parts2 = proc_rss_parts_kb(pid);
     let waiters2 = crate::http::read_metric(&target, &metric);
     let conns2 = crate::http::read_metric(&target, &conns_metric);
 
@@ -229,6 +232,10 @@ pub fn run(argv: &[String]) -> Result<Value, String> {
         "rss_before_kb": rss0,
         "rss_open_kb": rss1,
         "rss_after_close_kb": rss2,
+        // The same three readings split (heap / mapped files), to tell what
+        // connections held from code pages first touched during the run.
+        "rss_anon_kb": [parts0.map(|p| p.0), parts1.map(|p| p.0), parts2.map(|p| p.0)],
+        "rss_file_kb": [parts0.map(|p| p.1), parts1.map(|p| p.1), parts2.map(|p| p.1)],
         "bytes_per_conn": per_conn.round(),
         "rss_after_close_vs_before_pct": round3(ret_pct),
         "waiters_before": waiters0,
