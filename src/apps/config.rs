@@ -68,7 +68,17 @@ pub struct Config {
     /// After SIGINT/SIGTERM: time in-flight requests get before the loop
     /// stops (a second signal stops at once).
     pub shutdown_grace: Duration,
+    /// Keep-alive of the site's WebSockets (chat, cart, echo): a ping this
+    /// often, and a peer silent for as long again is dropped; `None` = no
+    /// pings. Tornado's `websocket_ping_interval` setting.
+    pub ws_ping_interval: Option<Duration>,
 }
+
+/// Default of [`Config::ws_ping_interval`]: a vanished browser leaves its
+/// chat room within about a minute. (Tornado sends no pings unless
+/// `websocket_ping_interval` is set; a chat needs them to tell who is
+/// still there.)
+pub const DEFAULT_WS_PING_INTERVAL: Duration = Duration::from_secs(30);
 
 impl Default for Config {
     fn default() -> Config {
@@ -90,6 +100,7 @@ impl Default for Config {
             worker_threads: 16,
             chat_post_rate: crate::apps::chat::PostRate::default(),
             shutdown_grace: super::shutdown::DEFAULT_GRACE,
+            ws_ping_interval: Some(DEFAULT_WS_PING_INTERVAL),
         }
     }
 }
@@ -134,6 +145,8 @@ OPTIONS:
     --chat-post-rate N          chat: posts per second one user may keep up
                                 (0 = no limit; fractions allowed) [5]
     --chat-post-burst N         chat: posts one user may send back to back [20]
+    --ws-ping-interval SECS     WebSockets (chat, cart, echo): ping this often and
+                                drop a peer silent as long again (0 = no pings) [30]
     -h, --help                  this text
 
 Logging: RUST_LOG=info (default), e.g. RUST_LOG=info,squall::access=warn to
@@ -227,6 +240,13 @@ where
                 }
                 config.chat_post_rate.per_second = n;
             }
+            Long("ws-ping-interval") => {
+                let s: f64 = parser.value().map_err(err)?.parse().map_err(err)?;
+                if !(0.0..=86_400.0).contains(&s) {
+                    return Err("--ws-ping-interval: seconds, 0 (off) to 86400".into());
+                }
+                config.ws_ping_interval = (s > 0.0).then(|| Duration::from_secs_f64(s));
+            }
             Long("chat-post-burst") => {
                 let n: u32 = parser.value().map_err(err)?.parse().map_err(err)?;
                 if n == 0 {
@@ -298,6 +318,23 @@ mod tests {
         assert!(parse(args(&["--shutdown-grace", "-1"])).is_err());
         assert!(parse(args(&["--upstream-delay-ms", "10001"])).is_err());
         assert!(parse(args(&["--worker-threads", "0"])).is_err());
+    }
+
+    #[test]
+    fn websocket_ping_interval() {
+        let c = parse(args(&[])).expect("parses").expect("not help");
+        assert_eq!(c.ws_ping_interval, Some(DEFAULT_WS_PING_INTERVAL));
+        let off = parse(args(&["--ws-ping-interval", "0"]))
+            .expect("ok")
+            .expect("serve");
+        assert_eq!(off.ws_ping_interval, None);
+        let quick = parse(args(&["--ws-ping-interval=0.5"]))
+            .expect("ok")
+            .expect("serve");
+        assert_eq!(quick.ws_ping_interval, Some(Duration::from_millis(500)));
+        for bad in ["-1", "NaN", "86401", "soon"] {
+            assert!(parse(args(&["--ws-ping-interval", bad])).is_err(), "{bad}");
+        }
     }
 
     #[test]

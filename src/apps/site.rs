@@ -93,7 +93,8 @@ pub fn build(config: &Config) -> io::Result<Site> {
     super::chat::handlers::mount(&mut app, &chat, &accounts);
     accounts.register_metrics(&metrics);
     chat.register_metrics(&metrics);
-    let chat_socket = super::chat::socket::mount(&mut app, &chat, &accounts);
+    let chat_socket =
+        super::chat::socket::mount(&mut app, &chat, &accounts, config.ws_ping_interval);
     chat_socket.register_metrics(&metrics);
     app.route("/hello", Hello);
     let draining = super::shutdown::Draining::default();
@@ -109,7 +110,7 @@ pub fn build(config: &Config) -> io::Result<Site> {
             metrics: metrics.clone(),
         },
     );
-    let inventory = super::cart::mount(&mut app);
+    let inventory = super::cart::mount(&mut app, config.ws_ping_interval);
     metrics.register(move |out| {
         write_metric(
             out,
@@ -134,7 +135,10 @@ pub fn build(config: &Config) -> io::Result<Site> {
         );
     });
 
-    app.route("/ws/echo", WebSocketRoute::new(super::ws_echo::WsEcho));
+    let echo = super::ws_echo::WsEcho {
+        ping_interval: config.ws_ping_interval,
+    };
+    app.route("/ws/echo", WebSocketRoute::new(echo));
     metrics.register(|out| {
         let open = crate::websocket::open_connections();
         let help = "Open WebSocket connections.";

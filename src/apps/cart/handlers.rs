@@ -2,6 +2,7 @@
 //! `StatusHandler`); [`mount`] also adds the WebSocket (`socket.rs`).
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -12,8 +13,9 @@ use crate::websocket::WebSocketRoute;
 /// Longest session id accepted (a uuid is 36).
 const MAX_SESSION_LEN: usize = 64;
 
-/// Mount the cart's routes on `app`; returns the shared inventory.
-pub fn mount(app: &mut Application) -> Rc<Inventory> {
+/// Mount the cart's routes on `app`, its WebSocket pinging every
+/// `ping_interval`; returns the shared inventory.
+pub fn mount(app: &mut Application, ping_interval: Option<Duration>) -> Rc<Inventory> {
     let inventory = Rc::new(Inventory::default());
     app.route(
         "/cart",
@@ -29,7 +31,7 @@ pub fn mount(app: &mut Application) -> Rc<Inventory> {
         },
     )
     .api();
-    let socket = super::socket::CartSocket::new(Rc::clone(&inventory));
+    let socket = super::socket::CartSocket::new(Rc::clone(&inventory), ping_interval);
     app.route("/cart/socket", WebSocketRoute::new(socket));
     inventory
 }

@@ -12,6 +12,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -27,14 +28,19 @@ pub struct CartSocket {
     inventory: Rc<Inventory>,
     /// Subscription key per open connection, for `on_close`.
     subscriptions: RefCell<HashMap<WebSocket, usize>>,
+    /// Keep-alive pings (`None`: none): the page says nothing, so without
+    /// them a vanished one holds its subscription until TCP gives up.
+    ping_interval: Option<Duration>,
 }
 
 impl CartSocket {
-    /// A handler pushing `inventory`'s count.
-    pub fn new(inventory: Rc<Inventory>) -> CartSocket {
+    /// A handler pushing `inventory`'s count, pinging every
+    /// `ping_interval` (see [`WebSocketOptions::ping_interval`]).
+    pub fn new(inventory: Rc<Inventory>, ping_interval: Option<Duration>) -> CartSocket {
         CartSocket {
             inventory,
             subscriptions: RefCell::new(HashMap::new()),
+            ping_interval,
         }
     }
 }
@@ -48,6 +54,7 @@ impl WebSocketHandler for CartSocket {
     fn options(&self) -> WebSocketOptions {
         WebSocketOptions {
             max_message_size: MAX_FRAME,
+            ping_interval: self.ping_interval,
             ..WebSocketOptions::default()
         }
     }

@@ -65,10 +65,6 @@ pub const MAX_FRAME: usize = 64 * 1024;
 /// (a reload shows them).
 pub const MAX_CATCH_UP_BYTES: usize = 2 * 1024 * 1024;
 
-/// Keep-alive: a ping this often, and a peer silent for as long again is
-/// dropped (1001), so a vanished browser leaves the room within a minute.
-pub const PING_INTERVAL: Duration = Duration::from_secs(30);
-
 /// Longest `ref` echoed back; a longer one is ignored.
 pub const MAX_REF: usize = 64;
 
@@ -78,10 +74,16 @@ const UNSUPPORTED_DATA: u16 = 1003;
 
 /// Add `/chatsocket` to `app` (logged-in users only: 403 before the
 /// handshake otherwise). Returns the handler, for its metrics.
-pub fn mount(app: &mut Application, chat: &Chat, accounts: &Accounts) -> Rc<ChatSocket> {
+pub fn mount(
+    app: &mut Application,
+    chat: &Chat,
+    accounts: &Accounts,
+    ping_interval: Option<Duration>,
+) -> Rc<ChatSocket> {
     let socket = Rc::new(ChatSocket {
         chat: chat.clone(),
         accounts: accounts.clone(),
+        ping_interval,
         members: RefCell::new(HashMap::new()),
         presence: RefCell::new(HashMap::new()),
         joins: RefCell::new(PostLimiter::new(chat.post_rate())),
@@ -99,6 +101,10 @@ pub struct ChatSocket {
     chat: Chat,
     /// To refuse a signed cookie whose account is gone.
     accounts: Accounts,
+    /// Keep-alive: a ping this often, and a peer silent for as long again
+    /// is dropped (1001), so a vanished browser leaves the room (`None`:
+    /// it stays until TCP gives up). `--ws-ping-interval`.
+    ping_interval: Option<Duration>,
     /// Every open connection: its room and subscription. Dropping an entry
     /// unsubscribes it.
     members: RefCell<HashMap<WebSocket, Member>>,
@@ -245,7 +251,7 @@ impl WebSocketHandler for ChatSocket {
     fn options(&self) -> WebSocketOptions {
         WebSocketOptions {
             max_message_size: MAX_FRAME,
-            ping_interval: Some(PING_INTERVAL),
+            ping_interval: self.ping_interval,
             ..WebSocketOptions::default()
         }
     }
