@@ -29,7 +29,7 @@
 //!
 //! | state     | event                                    | action                                                    | next      |
 //! |-----------|------------------------------------------|-----------------------------------------------------------|-----------|
-//! | `Open`    | `LocalClose` (app, protocol error, ping timeout) | send Close(code); FIN once it is flushed; arm close timer | `Closing` |
+//! | `Open`    | `LocalClose` (app, protocol error, ping timeout) | send Close(code); FIN once it is flushed; arm close timer; discard incoming data | `Closing` |
 //! | `Open`    | `PeerClose`                              | echo the peer's code; close TCP once flushed; arm close timer | `Closed`  |
 //! | `Closing` | `PeerClose`                              | close TCP (nothing left to send)                          | `Closed`  |
 //! | `Open`, `Closing` | `Abort` (write bound exceeded)   | close TCP now, dropping unsent bytes                      | `Closed`  |
@@ -599,6 +599,13 @@ impl WebSocket {
         let next = match (state, event) {
             (ConnState::Open, Event::LocalClose { code, reason }) => {
                 *inner.local_close.borrow_mut() = Some((code, reason.to_string()));
+                // Data that arrives before the peer's Close is never
+                // delivered: stop keeping it. (The reader is borrowed only
+                // inside `on_bytes`' read statement, never across a step;
+                // if it ever were, messages would merely be assembled.)
+                if let Ok(mut reader) = inner.reader.try_borrow_mut() {
+                    reader.discard_data();
+                }
                 self.send_close_frame(Some((code, &reason)), AfterClose::HalfClose);
                 self.arm_close_timer();
                 ConnState::Closing

@@ -101,6 +101,15 @@ impl Partial {
         }
     }
 
+    /// The same message with its payload dropped (see
+    /// [`MessageReader::discard_data`]); it will never be finished.
+    fn emptied(self) -> Partial {
+        Partial {
+            buf: Vec::new(),
+            text: None,
+        }
+    }
+
     fn invalid_utf8() -> ProtocolError {
         ProtocolError::new(INVALID_PAYLOAD, "invalid UTF-8 in text message")
     }
@@ -211,6 +220,10 @@ pub struct MessageReader {
     decoder: FrameDecoder,
     max_message_size: usize,
     state: State,
+    /// Whether data messages are assembled and returned. Cleared by
+    /// [`MessageReader::discard_data`] once this side has sent its Close:
+    /// nobody will read them, so their bytes are not kept.
+    keep_data: bool,
 }
 
 impl MessageReader {
@@ -221,7 +234,38 @@ impl MessageReader {
             decoder: FrameDecoder::new(role),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             state: State::Idle,
+            keep_data: true,
         }
+    }
+
+    /// From now on, check data frames' framing but drop their payload and
+    /// return no Text or Binary messages; control frames are returned as
+    /// before. For the closing handshake: after sending a Close an endpoint
+    /// waits for the peer's, and §1.4 lets it discard what comes first
+    /// (the peer "may not have received" the Close yet). A message being
+    /// assembled is dropped at once.
+    pub fn discard_data(&mut self) {
+        self.keep_data = false;
+        let state = std::mem::replace(&mut self.state, State::Idle);
+        self.state = match state {
+            State::Data { message, fin } => State::Data {
+                message: message.emptied(),
+                fin,
+            },
+            State::Fragmented { message } => State::Fragmented {
+                message: message.emptied(),
+            },
+            State::Control {
+                kind,
+                payload,
+                resume,
+            } => State::Control {
+                kind,
+                payload,
+                resume: resume.map(Partial::emptied),
+            },
+            other => other,
+        };
     }
 
     /// Set the largest message (sum of its fragments' payloads) to accept;
@@ -279,11 +323,14 @@ impl MessageReader {
                 (self.begin_frame(header, Some(message))?, None)
             }
             (State::Data { mut message, fin }, FrameEvent::Payload(chunk)) => {
-                message.append(&chunk)?;
+                if self.keep_data {
+                    message.append(&chunk)?;
+                }
                 match (chunk.is_last(), fin) {
                     (false, _) => (State::Data { message, fin }, None),
                     (true, false) => (State::Fragmented { message }, None),
-                    (true, true) => (State::Idle, Some(message.finish()?)),
+                    (true, true) if self.keep_data => (State::Idle, Some(message.finish()?)),
+                    (true, true) => (State::Idle, None),
                 }
             }
             (
@@ -377,6 +424,13 @@ impl MessageReader {
             }
             (opcode, None) => Partial::new(opcode),
         };
+        if !self.keep_data {
+            // Framing still checked above; nothing kept, nothing to size.
+            return Ok(State::Data {
+                message,
+                fin: header.fin,
+            });
+        }
         self.check_size(&message, header.payload_len)?;
         // Make room for the frame now, so that a frame arriving in many
         // reads is not copied again and again by `Vec` regrowth; but only
@@ -849,6 +903,42 @@ mod tests {
     }
 
     // ---- 7. Close handling ----------------------------------------------------
+
+    /// After this side's Close: data frames are read past (their framing
+    /// still checked), nothing of them kept; control frames still count.
+    #[test]
+    fn discarding_data_keeps_control_frames_and_framing_rules() {
+        let mut reader = MessageReader::new(Role::Server).with_max_message_size(16);
+        // A fragmented message under way when the Close goes out.
+        let mut first = &frame(false, TEXT, b"half a")[..];
+        assert_eq!(reader.read_message(&mut first), Ok(None));
+        reader.discard_data();
+        assert!(matches!(&reader.state, State::Fragmented { message } if message.buf.is_empty()));
+        let wire = cat(&[
+            frame(false, CONT, &[0xFF; 8]), // not UTF-8: not looked at
+            frame(true, PING, b"p"),
+            frame(true, CONT, b" message"),
+            frame(true, BINARY, &[7; 64]), // over the size limit: not kept either
+            frame(true, PONG, b""),
+            frame(true, CLOSE, &close_body(1000, b"")),
+        ]);
+        let (messages, error) = read_pieces(reader, &wire, 5);
+        assert_eq!(error, None);
+        assert_eq!(
+            messages,
+            vec![
+                Message::Ping(b"p".to_vec()),
+                Message::Pong(Vec::new()),
+                Message::Close(Some((1000, String::new()))),
+            ]
+        );
+        // A framing error is still one.
+        let mut reader = MessageReader::new(Role::Server);
+        reader.discard_data();
+        let (messages, error) = read_pieces(reader, &frame(true, CONT, b"x"), 64);
+        assert!(messages.is_empty());
+        assert_eq!(error.map(|e| e.code), Some(PROTOCOL_ERROR));
+    }
 
     fn close_body(code: u16, reason: &[u8]) -> Vec<u8> {
         let mut body = code.to_be_bytes().to_vec();
