@@ -84,7 +84,7 @@ fn a_silent_peer_is_pinged_then_closed_with_1001_on_every_site_socket() {
 
 #[test]
 fn a_peer_that_answers_pings_stays_open() {
-    let server = Server::start(&["--ws-ping-interval", "0.3"]);
+    let server = Server::start(&["--ws-ping-interval", "0.5"]);
     let url = format!("ws://{}/ws/echo", server.addr);
     let stream = TcpStream::connect(server.addr).expect("connect");
     stream.set_read_timeout(Some(GUARD)).expect("timeout");

@@ -163,6 +163,7 @@ enum Control {
 /// Data        chunk, not the last        Data
 /// Data        last chunk, FIN clear      Fragmented
 /// Data        last chunk, FIN set        Idle                 Text / Binary
+///                                                             (none after discard_data)
 /// Control     chunk, not the last        Control
 /// Control     last chunk of Ping/Pong    Idle or Fragmented   Ping / Pong
 /// Control     last chunk of Close        Closed               Close
@@ -241,8 +242,9 @@ impl MessageReader {
     /// From now on, check data frames' framing but drop their payload and
     /// return no Text or Binary messages; control frames are returned as
     /// before. For the closing handshake: after sending a Close an endpoint
-    /// waits for the peer's, and §1.4 lets it discard what comes first
-    /// (the peer "may not have received" the Close yet). A message being
+    /// waits for the peer's Close, and data the peer sent before reading
+    /// ours still arrives; the connection delivers none of it to the
+    /// application, so there is nothing to keep it for. A message being
     /// assembled is dropped at once.
     pub fn discard_data(&mut self) {
         self.keep_data = false;
