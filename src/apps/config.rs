@@ -165,11 +165,9 @@ where
     while let Some(arg) = parser.next().map_err(err)? {
         match arg {
             Short('h') | Long("help") => return Ok(None),
-            Long("address") => {
-                config.address = parser.value().map_err(err)?.parse().map_err(err)?
-            }
+            Long("address") => config.address = parsed(&mut parser)?,
             Long("port") => {
-                config.port = parser.value().map_err(err)?.parse().map_err(err)?;
+                config.port = parsed(&mut parser)?;
                 port_given = true;
             }
             Long("debug") => config.debug = true,
@@ -180,75 +178,48 @@ where
             Long("template-path") => config.template_path = parser.value().map_err(err)?.into(),
             Long("static-path") => config.static_path = parser.value().map_err(err)?.into(),
             Long("reuse-port") => config.reuse_port = true,
-            Long("max-body-size") => {
-                config.http.max_body_size = parser.value().map_err(err)?.parse().map_err(err)?
-            }
-            Long("max-header-size") => {
-                config.http.max_header_size = parser.value().map_err(err)?.parse().map_err(err)?
-            }
-            Long("header-timeout") => {
-                config.http.header_timeout =
-                    secs(parser.value().map_err(err)?.parse().map_err(err)?)
-            }
-            Long("body-timeout") => {
-                config.http.body_timeout = secs(parser.value().map_err(err)?.parse().map_err(err)?)
-            }
+            Long("max-body-size") => config.http.max_body_size = parsed(&mut parser)?,
+            Long("max-header-size") => config.http.max_header_size = parsed(&mut parser)?,
+            Long("header-timeout") => config.http.header_timeout = secs(parsed(&mut parser)?),
+            Long("body-timeout") => config.http.body_timeout = secs(parsed(&mut parser)?),
             Long("idle-timeout") => {
-                config.http.idle_connection_timeout =
-                    secs(parser.value().map_err(err)?.parse().map_err(err)?)
+                config.http.idle_connection_timeout = secs(parsed(&mut parser)?)
             }
             Long("no-keep-alive") => config.http.no_keep_alive = true,
             Long("xheaders") => config.http.xheaders = true,
-            Long("max-line") => {
-                config.max_line = parser.value().map_err(err)?.parse().map_err(err)?
-            }
+            Long("max-line") => config.max_line = parsed(&mut parser)?,
             Long("upstream-delay-ms") => {
-                let ms: u64 = parser.value().map_err(err)?.parse().map_err(err)?;
-                if ms > super::upstream::MAX_DELAY_MS {
-                    return Err(format!(
-                        "--upstream-delay-ms: at most {} ms",
-                        super::upstream::MAX_DELAY_MS
-                    ));
-                }
-                config.upstream_delay_ms = ms;
+                config.upstream_delay_ms = delay_ms(&mut parser, "upstream-delay-ms")?
             }
             Long("no-rate-blocking") => config.rate_blocking = false,
             Long("rate-blocking-max-delay-ms") => {
-                let ms: u64 = parser.value().map_err(err)?.parse().map_err(err)?;
-                if ms > super::upstream::MAX_DELAY_MS {
-                    return Err(format!(
-                        "--rate-blocking-max-delay-ms: at most {} ms",
-                        super::upstream::MAX_DELAY_MS
-                    ));
-                }
-                config.rate_blocking_max_delay_ms = ms;
+                config.rate_blocking_max_delay_ms =
+                    delay_ms(&mut parser, "rate-blocking-max-delay-ms")?
             }
-            Long("shutdown-grace") => {
-                config.shutdown_grace = secs(parser.value().map_err(err)?.parse().map_err(err)?)
-            }
+            Long("shutdown-grace") => config.shutdown_grace = secs(parsed(&mut parser)?),
             Long("worker-threads") => {
-                let n: usize = parser.value().map_err(err)?.parse().map_err(err)?;
+                let n: usize = parsed(&mut parser)?;
                 if n == 0 {
                     return Err("--worker-threads: at least 1".into());
                 }
                 config.worker_threads = n;
             }
             Long("chat-post-rate") => {
-                let n: f64 = parser.value().map_err(err)?.parse().map_err(err)?;
+                let n: f64 = parsed(&mut parser)?;
                 if !(n >= 0.0 && n.is_finite()) {
                     return Err("--chat-post-rate: a number, 0 or more".into());
                 }
                 config.chat_post_rate.per_second = n;
             }
             Long("ws-ping-interval") => {
-                let s: f64 = parser.value().map_err(err)?.parse().map_err(err)?;
+                let s: f64 = parsed(&mut parser)?;
                 if !(0.0..=86_400.0).contains(&s) {
                     return Err("--ws-ping-interval: seconds, 0 (off) to 86400".into());
                 }
                 config.ws_ping_interval = (s > 0.0).then(|| Duration::from_secs_f64(s));
             }
             Long("chat-post-burst") => {
-                let n: u32 = parser.value().map_err(err)?.parse().map_err(err)?;
+                let n: u32 = parsed(&mut parser)?;
                 if n == 0 {
                     return Err("--chat-post-burst: at least 1".into());
                 }
@@ -275,6 +246,30 @@ where
             .map(PathBuf::from);
     }
     Ok(Some(config))
+}
+
+/// The value of the option just read, parsed as a `T`.
+fn parsed<T>(parser: &mut lexopt::Parser) -> Result<T, String>
+where
+    T: std::str::FromStr,
+    T::Err: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+{
+    use lexopt::ValueExt;
+    parser
+        .value()
+        .and_then(|value| value.parse())
+        .map_err(|e| e.to_string())
+}
+
+/// The value of `--flag`, a delay of the `/rate` demo in milliseconds:
+/// at most [`super::upstream::MAX_DELAY_MS`].
+fn delay_ms(parser: &mut lexopt::Parser, flag: &str) -> Result<u64, String> {
+    let ms: u64 = parsed(parser)?;
+    let max = super::upstream::MAX_DELAY_MS;
+    if ms > max {
+        return Err(format!("--{flag}: at most {max} ms"));
+    }
+    Ok(ms)
 }
 
 fn secs(n: u64) -> Duration {
