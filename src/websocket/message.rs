@@ -101,13 +101,12 @@ impl Partial {
         }
     }
 
-    /// The same message with its payload dropped (see
-    /// [`MessageReader::discard_data`]); it will never be finished.
-    fn emptied(self) -> Partial {
-        Partial {
-            buf: Vec::new(),
-            text: None,
-        }
+    /// Drop the payload received so far (see
+    /// [`MessageReader::discard_data`]); the message will never be
+    /// finished.
+    fn drop_payload(&mut self) {
+        self.buf = Vec::new();
+        self.text = None;
     }
 
     fn invalid_utf8() -> ProtocolError {
@@ -248,26 +247,15 @@ impl MessageReader {
     /// assembled is dropped at once.
     pub fn discard_data(&mut self) {
         self.keep_data = false;
-        let state = std::mem::replace(&mut self.state, State::Idle);
-        self.state = match state {
-            State::Data { message, fin } => State::Data {
-                message: message.emptied(),
-                fin,
-            },
-            State::Fragmented { message } => State::Fragmented {
-                message: message.emptied(),
-            },
-            State::Control {
-                kind,
-                payload,
-                resume,
-            } => State::Control {
-                kind,
-                payload,
-                resume: resume.map(Partial::emptied),
-            },
-            other => other,
-        };
+        match &mut self.state {
+            State::Data { message, .. }
+            | State::Fragmented { message }
+            | State::Control {
+                resume: Some(message),
+                ..
+            } => message.drop_payload(),
+            _ => {}
+        }
     }
 
     /// Set the largest message (sum of its fragments' payloads) to accept;
