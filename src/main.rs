@@ -23,7 +23,7 @@ fn main() {
     match config.command {
         config::Command::Echo => {
             let addr = std::net::SocketAddr::new(config.address, config.port);
-            if let Err(e) = echo::listen(addr, config.max_line) {
+            if let Err(e) = echo::listen_with(addr, config.max_line, &config.bind_options()) {
                 eprintln!("squall: cannot listen on {addr}: {e}");
                 std::process::exit(1);
             }

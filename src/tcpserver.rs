@@ -51,6 +51,10 @@ pub struct BindOptions {
     /// Set `SO_REUSEPORT`, so several processes can listen on one port and
     /// the kernel spreads connections among them (Linux).
     pub reuse_port: bool,
+    /// TCP keep-alive probes on every accepted connection, so a peer that
+    /// vanished without a FIN is noticed (`None`: the kernel's default,
+    /// which is off; Tornado sets none either).
+    pub keepalive: Option<TcpKeepalive>,
 }
 
 impl Default for BindOptions {
@@ -58,7 +62,79 @@ impl Default for BindOptions {
         BindOptions {
             backlog: DEFAULT_BACKLOG,
             reuse_port: false,
+            keepalive: None,
         }
+    }
+}
+
+/// TCP keep-alive for the connections a listener accepts.
+///
+/// A peer that vanished without a FIN or an RST (power cut, a laptop lid,
+/// a NAT box that forgot the flow) sends nothing more, so a connection
+/// that waits for it (a parked long-poll, an idle keep-alive or telnet
+/// session) would wait forever: nothing on the wire tells the server. With
+/// keep-alive on, once the connection has carried nothing either way for
+/// `idle`, the kernel sends an empty probe, then one every `interval`:
+///
+/// ```text
+///  silent for idle ──▶ probe ──ACK──▶ (alive: silent for idle again)
+///                        │ RST (the peer's host forgot the connection)
+///                        ├────────▶ socket fails now: ECONNRESET
+///                        │ no answer
+///                        └─ every interval; `probes` unanswered in a row
+///                           ──▶ socket fails: ETIMEDOUT
+/// ```
+///
+/// The failure reaches the loop as a readable event; the read fails, the
+/// stream closes with [`StreamError::Io`](crate::iostream::StreamError)
+/// and its close callback runs, as for any hang-up. WebSocket pings do the
+/// same job one layer up, and also catch a peer whose kernel is alive but
+/// whose program is stuck; this catches the rest, for every protocol.
+///
+/// Whole seconds only (the kernel's unit); `idle` and `interval` at least
+/// 1 s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpKeepalive {
+    /// Silence, both ways, before the first probe (`TCP_KEEPIDLE`).
+    pub idle: Duration,
+    /// Time between unanswered probes (`TCP_KEEPINTVL`).
+    pub interval: Duration,
+    /// Unanswered probes in a row that end the connection (`TCP_KEEPCNT`).
+    pub probes: u32,
+}
+
+impl TcpKeepalive {
+    /// Default time between unanswered probes, when [`after`](Self::after)
+    /// is given a longer `idle`.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+    /// Default count of unanswered probes (the kernel's own default is 9,
+    /// with a 75 s interval: 11 minutes).
+    pub const DEFAULT_PROBES: u32 = 6;
+
+    /// Probe after `idle` of silence, then every
+    /// [`DEFAULT_INTERVAL`](Self::DEFAULT_INTERVAL) (or `idle`, if
+    /// shorter), [`DEFAULT_PROBES`](Self::DEFAULT_PROBES) times.
+    pub fn after(idle: Duration) -> TcpKeepalive {
+        TcpKeepalive {
+            idle,
+            interval: idle.min(Self::DEFAULT_INTERVAL),
+            probes: Self::DEFAULT_PROBES,
+        }
+    }
+
+    /// The longest a vanished peer that answers nothing can hold its
+    /// connection once the connection went silent: `idle` plus every probe
+    /// interval. A peer whose host answers with an RST goes at the first
+    /// probe.
+    pub fn gives_up_after(&self) -> Duration {
+        self.idle + self.interval * self.probes
+    }
+
+    fn to_socket2(self) -> socket2::TcpKeepalive {
+        socket2::TcpKeepalive::new()
+            .with_time(self.idle)
+            .with_interval(self.interval)
+            .with_retries(self.probes)
     }
 }
 
@@ -82,7 +158,8 @@ impl Default for StreamOptions {
 
 /// Bind a non-blocking listening socket on `addr` (Tornado's
 /// `bind_sockets`, for one address): `SO_REUSEADDR` always, `IPV6_V6ONLY` on
-/// IPv6 so a v4 socket can share the port, `SO_REUSEPORT` if asked.
+/// IPv6 so a v4 socket can share the port, `SO_REUSEPORT` and TCP
+/// keep-alive if asked.
 pub fn bind_socket(addr: SocketAddr, options: &BindOptions) -> io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
@@ -93,6 +170,13 @@ pub fn bind_socket(addr: SocketAddr, options: &BindOptions) -> io::Result<TcpLis
     #[cfg(unix)]
     if options.reuse_port {
         socket.set_reuse_port(true)?;
+    }
+    if let Some(keepalive) = options.keepalive {
+        // Set once, on the listener: Linux copies `SO_KEEPALIVE` and the
+        // three `TCP_KEEP*` values to every socket `accept` returns
+        // (`tcp_create_openreq_child`), so no connection costs a syscall
+        // for it (test `accepted_connections_inherit_the_listeners_keepalive`).
+        socket.set_tcp_keepalive(&keepalive.to_socket2())?;
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;

@@ -7,12 +7,13 @@ use std::cell::Cell;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::Duration;
 
 use common::*;
 use squall::apps::echo;
 use squall::ioloop::IOLoop;
 use squall::iostream::{IOStream, StreamError};
-use squall::tcpserver::{BindOptions, TCPServer};
+use squall::tcpserver::{bind_socket, BindOptions, TCPServer, TcpKeepalive};
 
 fn localhost() -> SocketAddr {
     "127.0.0.1:0".parse().expect("addr")
@@ -294,4 +295,65 @@ fn listen_host_binds_every_address_on_one_port() {
     let port = addrs[0].port();
     assert_ne!(port, 0);
     assert!(addrs.iter().all(|a| a.port() == port), "{addrs:?}");
+}
+
+#[test]
+fn accepted_connections_inherit_the_listeners_keepalive() {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let keepalive = TcpKeepalive {
+        idle: Duration::from_secs(7),
+        interval: Duration::from_secs(3),
+        probes: 4,
+    };
+    let options = BindOptions {
+        keepalive: Some(keepalive),
+        ..BindOptions::default()
+    };
+    let listener = bind_socket(localhost(), &options).expect("bind");
+    // SAFETY: the descriptor comes straight from the listener, which gives
+    // it up.
+    let listener = unsafe { std::net::TcpListener::from_raw_fd(listener.into_raw_fd()) };
+    listener.set_nonblocking(false).expect("blocking");
+    let _client = client(listener.local_addr().expect("addr"));
+    let (accepted, _) = listener.accept().expect("accept");
+    // What the server's accept loop gets, with no call of its own.
+    let socket = socket2::SockRef::from(&accepted);
+    assert!(socket.keepalive().expect("SO_KEEPALIVE"));
+    assert_eq!(socket.keepalive_time().expect("idle"), keepalive.idle);
+    assert_eq!(
+        socket.keepalive_interval().expect("interval"),
+        keepalive.interval
+    );
+    assert_eq!(socket.keepalive_retries().expect("probes"), 4);
+    assert_eq!(keepalive.gives_up_after(), Duration::from_secs(19));
+}
+
+#[test]
+fn keepalive_closes_the_connection_of_a_peer_that_vanished_without_a_fin() {
+    let events: Log<String> = log();
+    run_loop(|_| {
+        let e = events.clone();
+        let server = TCPServer::new(move |stream, _| {
+            let (e, s) = (e.clone(), stream.clone());
+            // Idle: no read pending, nothing to write. Only the probe's
+            // answer can tell this stream that its peer is gone.
+            stream.set_close_callback(move || {
+                e.borrow_mut().push(format!("closed: {:?}", s.error()));
+                stop();
+            });
+        });
+        let options = BindOptions {
+            keepalive: Some(TcpKeepalive::after(Duration::from_secs(1))),
+            ..BindOptions::default()
+        };
+        let addr = server.bind(localhost(), &options).expect("bind");
+        // The handshake completes from the backlog; the loop accepts later.
+        vanish(client(addr));
+    });
+    let events = events.take();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(
+        events[0].contains("Connection reset by peer"),
+        "the probe's RST closes the stream: {events:?}"
+    );
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::http::HTTPServerOptions;
+use crate::tcpserver::{BindOptions, TcpKeepalive};
 
 /// Where the repository's `templates/` and `static/` are, for `cargo run`
 /// from any directory. An installed binary passes `--template-path` and
@@ -72,6 +73,33 @@ pub struct Config {
     /// often, and a peer silent for as long again is dropped; `None` = no
     /// pings. Tornado's `websocket_ping_interval` setting.
     pub ws_ping_interval: Option<Duration>,
+    /// TCP keep-alive on every accepted connection (site and echo): probes
+    /// after this long with no traffic either way, so a client that
+    /// vanished without a FIN is let go (its parked long-poll, its idle
+    /// connection); `None` = the kernel's default (off).
+    pub tcp_keepalive: Option<Duration>,
+}
+
+/// Default of [`Config::tcp_keepalive`]: a client that vanished is let go
+/// about two minutes after its connection went silent (60 s, then six
+/// probes 10 s apart: [`TcpKeepalive::after`]), at once if its host
+/// answers the first probe with an RST. An idle connection costs one
+/// probe and its answer a minute.
+pub const DEFAULT_TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// Longest `--tcp-keepalive` Linux accepts (`MAX_TCP_KEEPIDLE`).
+const MAX_TCP_KEEPALIVE_SECS: u64 = 32_767;
+
+impl Config {
+    /// How the server's listening sockets are bound: `--reuse-port` and
+    /// `--tcp-keepalive`.
+    pub fn bind_options(&self) -> BindOptions {
+        BindOptions {
+            reuse_port: self.reuse_port,
+            keepalive: self.tcp_keepalive.map(TcpKeepalive::after),
+            ..BindOptions::default()
+        }
+    }
 }
 
 /// Default of [`Config::ws_ping_interval`]: a vanished browser leaves its
@@ -101,6 +129,7 @@ impl Default for Config {
             chat_post_rate: crate::apps::chat::PostRate::default(),
             shutdown_grace: super::shutdown::DEFAULT_GRACE,
             ws_ping_interval: Some(DEFAULT_WS_PING_INTERVAL),
+            tcp_keepalive: Some(DEFAULT_TCP_KEEPALIVE),
         }
     }
 }
@@ -147,6 +176,10 @@ OPTIONS:
     --chat-post-burst N         chat: posts one user may send back to back [20]
     --ws-ping-interval SECS     WebSockets (chat, cart, echo): ping this often and
                                 drop a peer silent as long again (0 = no pings) [30]
+    --tcp-keepalive SECS        TCP keep-alive: probe a connection silent for SECS
+                                (then up to 6 probes 10 s apart), so a client that
+                                vanished without a FIN is let go (0 = off;
+                                at most 32767) [60]
     -h, --help                  this text
 
 Logging: RUST_LOG=info (default), e.g. RUST_LOG=info,squall::access=warn to
@@ -217,6 +250,15 @@ where
                     return Err("--ws-ping-interval: seconds, 0 (off) to 86400".into());
                 }
                 config.ws_ping_interval = (s > 0.0).then(|| Duration::from_secs_f64(s));
+            }
+            Long("tcp-keepalive") => {
+                let s: u64 = parsed(&mut parser)?;
+                if s > MAX_TCP_KEEPALIVE_SECS {
+                    return Err(format!(
+                        "--tcp-keepalive: whole seconds, 0 (off) to {MAX_TCP_KEEPALIVE_SECS}"
+                    ));
+                }
+                config.tcp_keepalive = (s > 0).then(|| secs(s));
             }
             Long("chat-post-burst") => {
                 let n: u32 = parsed(&mut parser)?;
@@ -329,6 +371,37 @@ mod tests {
         assert_eq!(quick.ws_ping_interval, Some(Duration::from_millis(500)));
         for bad in ["-1", "NaN", "86401", "soon"] {
             assert!(parse(args(&["--ws-ping-interval", bad])).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tcp_keepalive() {
+        let c = parse(args(&[])).expect("parses").expect("not help");
+        assert_eq!(c.tcp_keepalive, Some(DEFAULT_TCP_KEEPALIVE));
+        let bind = c.bind_options();
+        assert_eq!(
+            bind.keepalive,
+            Some(TcpKeepalive {
+                idle: Duration::from_secs(60),
+                interval: Duration::from_secs(10),
+                probes: 6,
+            })
+        );
+        assert!(!bind.reuse_port);
+        let off = parse(args(&["--tcp-keepalive", "0", "--reuse-port"]))
+            .expect("ok")
+            .expect("serve");
+        assert_eq!(off.bind_options().keepalive, None);
+        assert!(off.bind_options().reuse_port);
+        let quick = parse(args(&["--tcp-keepalive=2"]))
+            .expect("ok")
+            .expect("serve");
+        let quick = quick.bind_options().keepalive.expect("on");
+        // A short idle shortens the probes' spacing too.
+        assert_eq!((quick.idle, quick.interval), (secs(2), secs(2)));
+        assert_eq!(quick.gives_up_after(), secs(14));
+        for bad in ["-1", "0.5", "32768", "soon"] {
+            assert!(parse(args(&["--tcp-keepalive", bad])).is_err(), "{bad}");
         }
     }
 

@@ -11,18 +11,29 @@
 use std::net::SocketAddr;
 
 use crate::iostream::{IOStream, StreamError};
-use crate::tcpserver::TCPServer;
+use crate::tcpserver::{BindOptions, TCPServer};
 
 /// Longest line accepted by default, newline included.
 pub const DEFAULT_MAX_LINE: usize = 64 * 1024;
 
 /// Start an echo server on `addr`; returns it and the bound address.
 pub fn listen(addr: SocketAddr, max_line: usize) -> std::io::Result<(TCPServer, SocketAddr)> {
+    listen_with(addr, max_line, &BindOptions::default())
+}
+
+/// [`listen`] with bind options (the `squall echo` command passes its
+/// `--reuse-port` and `--tcp-keepalive`: a telnet client that vanished
+/// would otherwise hold its connection forever).
+pub fn listen_with(
+    addr: SocketAddr,
+    max_line: usize,
+    options: &BindOptions,
+) -> std::io::Result<(TCPServer, SocketAddr)> {
     let server = TCPServer::new(move |stream, peer| {
         log::debug!("echo: connection from {peer}");
         echo_next_line(stream, max_line);
     });
-    let bound = server.listen(addr)?;
+    let bound = server.bind(addr, options)?;
     log::info!("echo server listening on {bound}");
     Ok((server, bound))
 }

@@ -13,7 +13,6 @@ use std::rc::Rc;
 use super::config::Config;
 use crate::http::{HTTPServer, ServerStats};
 use crate::ioloop::IOLoop;
-use crate::tcpserver::BindOptions;
 use crate::web::{Application, Ctx, HandlerResult, RequestHandler, Settings};
 use crate::websocket::WebSocketRoute;
 
@@ -161,11 +160,11 @@ pub fn build(config: &Config) -> io::Result<Site> {
     let trimmer = super::memory::start(move || {
         stats.open_connections.get() + crate::websocket::open_connections()
     });
-    let bind = BindOptions {
-        reuse_port: config.reuse_port,
-        ..BindOptions::default()
-    };
-    let addrs = server.listen_host(&config.address.to_string(), config.port, &bind)?;
+    let addrs = server.listen_host(
+        &config.address.to_string(),
+        config.port,
+        &config.bind_options(),
+    )?;
     Ok(Site {
         server,
         addrs,

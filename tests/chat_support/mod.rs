@@ -50,7 +50,13 @@ impl Server {
                 if std::env::var_os("SQUALL_TEST_LOG").is_some() {
                     eprintln!("[squall] {line}");
                 }
-                if let Some(rest) = line.split("squall listening on http://").nth(1) {
+                // The site says "squall listening on http://ADDR/", `squall
+                // echo` says "echo server listening on ADDR".
+                let rest = line
+                    .split("squall listening on http://")
+                    .nth(1)
+                    .or_else(|| line.split("echo server listening on ").nth(1));
+                if let Some(rest) = rest {
                     if let (Some(tx), Ok(addr)) = (tx.take(), rest.trim_end_matches('/').parse()) {
                         let _ = tx.send(addr);
                     }
@@ -124,6 +130,14 @@ impl Server {
     pub fn threads(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/task", self.child.id()))
             .expect("/proc/PID/task")
+            .count()
+    }
+
+    /// File descriptors the process has open now (`/proc/PID/fd`): its
+    /// sockets, for servers that count nothing else.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .expect("/proc/PID/fd")
             .count()
     }
 

@@ -178,3 +178,34 @@ pub fn stream_pair() -> (squall::iostream::IOStream, TcpStream) {
         .expect("register stream");
     (stream, client)
 }
+
+/// Make `stream`'s end of the connection disappear without a trace, like a
+/// peer whose host lost power: no FIN, no RST now. The socket is switched
+/// to `TCP_REPAIR` mode (as CRIU does to checkpoint a connection), in which
+/// closing it sends nothing; the kernel then forgets it. The other end
+/// learns only if it sends something: its next packet (a keep-alive probe,
+/// say) meets no socket and is answered with an RST.
+///
+/// Needs `CAP_NET_ADMIN` (tests run as root, on the CI machine too); fails
+/// the test, rather than passing it vacuously, without it.
+pub fn vanish(stream: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket descriptor and a c_int option of its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_REPAIR,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "TCP_REPAIR refused ({}): vanishing a peer needs CAP_NET_ADMIN",
+        std::io::Error::last_os_error()
+    );
+    drop(stream);
+}

@@ -29,7 +29,8 @@ pub struct CartSocket {
     /// Subscription key per open connection, for `on_close`.
     subscriptions: RefCell<HashMap<WebSocket, usize>>,
     /// Keep-alive pings (`None`: none): the page says nothing, so without
-    /// them a vanished one holds its subscription until TCP gives up.
+    /// them a vanished one holds its subscription for as long as its idle
+    /// connection lasts (for ever, without TCP keep-alive).
     ping_interval: Option<Duration>,
 }
 

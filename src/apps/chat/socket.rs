@@ -103,7 +103,7 @@ pub struct ChatSocket {
     accounts: Accounts,
     /// Keep-alive: a ping this often, and a peer silent for as long again
     /// is dropped (1001), so a vanished browser leaves the room (`None`:
-    /// it stays until TCP gives up). `--ws-ping-interval`.
+    /// it stays until TCP keep-alive, if on, gives up). `--ws-ping-interval`.
     ping_interval: Option<Duration>,
     /// Every open connection: its room and subscription. Dropping an entry
     /// unsubscribes it.
