@@ -459,6 +459,86 @@ fn oversize_responses_are_refused() {
 }
 
 #[test]
+fn an_oversize_head_or_trailer_section_is_told_apart_from_an_oversize_body() {
+    let small = ClientOptions {
+        max_header_size: 200,
+        ..ClientOptions::default()
+    };
+    let client = AsyncHTTPClient::with_options(small);
+    let long = "y".repeat(300);
+    let head = raw_server(1, {
+        let long = long.clone();
+        move |_, mut sock| {
+            let _ = write!(sock, "HTTP/1.1 200 OK\r\nX-Long: {long}\r\n\r\n");
+        }
+    });
+    // One trailer line longer than the section may be, and a section of
+    // short lines that adds up past it.
+    let one_line = raw_server(1, {
+        let long = long.clone();
+        move |_, mut sock| {
+            let _ = write!(
+                sock,
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Long: {long}\r\n\r\n"
+            );
+        }
+    });
+    let many_lines = raw_server(1, move |_, mut sock| {
+        let trailers = "X-T: 0123456789\r\n".repeat(20);
+        let _ = write!(
+            sock,
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n{trailers}\r\n"
+        );
+    });
+    let results = fetch_all(
+        &client,
+        vec![
+            HTTPRequest::new(head),
+            HTTPRequest::new(one_line),
+            HTTPRequest::new(many_lines),
+        ],
+    );
+    for r in results {
+        match r {
+            Err(e @ HTTPClientError::HeadTooLarge { limit: 200 }) => assert_eq!(
+                e.to_string(),
+                "response head larger than the limit of 200 bytes"
+            ),
+            other => panic!("expected HeadTooLarge, got {other:?}"),
+        }
+    }
+}
+
+/// The trailer section has the head's grammar (RFC 9112 §7.1.2), and the
+/// client checks it as squall's server does: a line that is not a field
+/// line is a broken response, not something to skip.
+#[test]
+fn a_malformed_trailer_line_is_a_malformed_response() {
+    let bad: [&'static [u8]; 3] = [
+        b"no colon here\r\n",
+        b"Bad Name: x\r\n",
+        b" X-Folded: obs-fold\r\n",
+    ];
+    for line in bad {
+        let base = raw_server(1, move |_, mut sock| {
+            let _ = sock.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+            let _ = sock.write_all(b"5\r\nhello\r\n0\r\n");
+            let _ = sock.write_all(line);
+            let _ = sock.write_all(b"\r\n");
+        });
+        match fetch_one(&AsyncHTTPClient::new(), HTTPRequest::new(base)) {
+            Err(HTTPClientError::MalformedResponse(m)) => {
+                assert!(m.contains("malformed trailer line"), "{m}")
+            }
+            other => panic!(
+                "{:?}: expected MalformedResponse, got {other:?}",
+                String::from_utf8_lossy(line)
+            ),
+        }
+    }
+}
+
+#[test]
 fn https_is_refused_with_a_clear_error() {
     let r = fetch_one(
         &AsyncHTTPClient::new(),

@@ -26,7 +26,7 @@ use std::rc::Rc;
 
 use super::request::HTTPClientError;
 use super::response::{parse_response_head, ResponseFraming, ResponseHead};
-use crate::http::parse::{parse_chunk_size, MAX_CHUNK_LINE};
+use crate::http::parse::{check_trailer_line, parse_chunk_size, MAX_CHUNK_LINE};
 use crate::iostream::{IOStream, StreamError, READ_CHUNK_SIZE};
 
 /// Interim (1xx) responses skipped before the real one, at most.
@@ -131,7 +131,7 @@ fn on_head(ex: &Rc<Exchange>, result: Result<Vec<u8>, StreamError>) {
                 ex,
                 match e {
                     StreamError::Unsatisfiable { .. } | StreamError::BufferFull { .. } => {
-                        HTTPClientError::TooLarge { limit }
+                        HTTPClientError::HeadTooLarge { limit }
                     }
                     e => stream_error(e, "head"),
                 },
@@ -182,9 +182,16 @@ fn read_chunked(ex: &Rc<Exchange>, step: Step) {
     let again = Rc::clone(ex);
     let on_read = move |r: Result<Vec<u8>, StreamError>| match r {
         Ok(data) => on_chunk_piece(&again, step, data),
+        // One trailer line longer than the whole section may be.
+        Err(StreamError::Unsatisfiable { .. }) if matches!(step, Step::Trailers) => fail(
+            &again,
+            HTTPClientError::HeadTooLarge {
+                limit: again.limits.max_header_size,
+            },
+        ),
         Err(StreamError::Unsatisfiable { .. }) => fail(
             &again,
-            HTTPClientError::MalformedResponse("chunk size or trailer line too long".into()),
+            HTTPClientError::MalformedResponse("chunk size line too long".into()),
         ),
         Err(e) => fail(&again, body_error(&again, e)),
     };
@@ -232,15 +239,23 @@ fn on_chunk_piece(ex: &Rc<Exchange>, step: Step, data: Vec<u8>) {
             if data == b"\r\n" {
                 return complete(ex);
             }
-            // Trailer fields are read and dropped (RFC 9110 §6.5.1), within
-            // the head-size budget.
+            // Trailer fields are checked like the server checks them (a
+            // line that is no field line is a broken message, RFC 9112
+            // §7.1.2), then dropped (RFC 9110 §6.5.1), within the head-size
+            // budget.
             let total = ex.trailer_bytes.get() + data.len();
             if total > ex.limits.max_header_size {
                 return fail(
                     ex,
-                    HTTPClientError::TooLarge {
+                    HTTPClientError::HeadTooLarge {
                         limit: ex.limits.max_header_size,
                     },
+                );
+            }
+            if let Err(e) = check_trailer_line(&data) {
+                return fail(
+                    ex,
+                    HTTPClientError::MalformedResponse(format!("chunked body: {}", e.reason)),
                 );
             }
             ex.trailer_bytes.set(total);

@@ -210,8 +210,14 @@ pub enum HTTPClientError {
     Timeout(TimeoutPhase),
     /// The response broke HTTP/1.1 (status line, headers, framing).
     MalformedResponse(String),
-    /// The response body (or head) exceeds the client's limit.
+    /// The response body exceeds the client's limit (`max_body_size`).
     TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The response head, or the trailer section of a chunked body, exceeds
+    /// the client's limit (`max_header_size`).
+    HeadTooLarge {
         /// The limit in bytes.
         limit: usize,
     },
@@ -270,7 +276,10 @@ impl fmt::Display for HTTPClientError {
             HTTPClientError::Timeout(phase) => write!(f, "Timeout {}", phase.as_str()),
             HTTPClientError::MalformedResponse(m) => write!(f, "malformed response: {m}"),
             HTTPClientError::TooLarge { limit } => {
-                write!(f, "response larger than the limit of {limit} bytes")
+                write!(f, "response body larger than the limit of {limit} bytes")
+            }
+            HTTPClientError::HeadTooLarge { limit } => {
+                write!(f, "response head larger than the limit of {limit} bytes")
             }
             HTTPClientError::ClosedEarly => {
                 write!(f, "connection closed before the response was complete")
