@@ -91,8 +91,9 @@ impl Default for BindOptions {
 /// same job one layer up, and also catch a peer whose kernel is alive but
 /// whose program is stuck; this catches the rest, for every protocol.
 ///
-/// Whole seconds only (the kernel's unit); `idle` and `interval` at least
-/// 1 s.
+/// Whole seconds only (the kernel's unit): a fraction is dropped. `idle`
+/// and `interval` must be at least 1 s and `probes` at least 1; the kernel
+/// refuses 0, and [`bind_socket`] returns its `InvalidInput` error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TcpKeepalive {
     /// Silence, both ways, before the first probe (`TCP_KEEPIDLE`).
