@@ -407,6 +407,12 @@ impl IOStream {
         Self::register(Socket::Tcp(socket), peer, None)
     }
 
+    /// [`new`](Self::new) for a socket whose peer `accept` already named:
+    /// no `getpeername` call to learn it again.
+    pub(crate) fn accepted(socket: TcpStream, peer: SocketAddr) -> io::Result<IOStream> {
+        Self::register(Socket::Tcp(socket), Some(peer), None)
+    }
+
     /// Wrap a connected Unix-domain socket on the current loop.
     #[cfg(unix)]
     pub fn from_unix(socket: UnixStream) -> io::Result<IOStream> {

@@ -8,7 +8,7 @@
 //!                               then continue on the next iteration)
 //!                                   │ each connection
 //!                                   ▼
-//!                 IOStream::new(socket) ──▶ handle_stream(stream, addr)
+//!          IOStream::accepted(socket, addr) ──▶ handle_stream(stream, addr)
 //! ```
 //!
 //! When `accept` fails because the process (EMFILE) or the system (ENFILE)
@@ -386,7 +386,7 @@ fn accept_ready(server: &Rc<ServerInner>) {
         server.accepted.set(server.accepted.get() + 1);
         // Small responses should leave at once, not wait for Nagle.
         let _ = socket.set_nodelay(true);
-        match IOStream::new(socket) {
+        match IOStream::accepted(socket, addr) {
             Ok(stream) => {
                 stream.set_max_buffer_size(server.stream_options.max_buffer_size);
                 stream.set_max_write_buffer_size(server.stream_options.max_write_buffer_size);
