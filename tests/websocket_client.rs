@@ -51,7 +51,7 @@ impl Client {
 }
 
 impl WebSocketHandler for Client {
-    fn options(&self) -> WebSocketOptions {
+    fn options(&self, _inherited: WebSocketOptions) -> WebSocketOptions {
         self.options.clone()
     }
     fn open(&self, ws: &WebSocket) {

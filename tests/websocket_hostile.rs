@@ -36,7 +36,7 @@ struct TinyFlood {
 }
 
 impl WebSocketHandler for TinyFlood {
-    fn options(&self) -> WebSocketOptions {
+    fn options(&self, _inherited: WebSocketOptions) -> WebSocketOptions {
         WebSocketOptions {
             max_write_buffer: TINY_BOUND,
             ..WebSocketOptions::default()

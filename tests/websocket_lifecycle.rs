@@ -78,7 +78,7 @@ struct KeepAliveClient {
 }
 
 impl WebSocketHandler for KeepAliveClient {
-    fn options(&self) -> WebSocketOptions {
+    fn options(&self, _inherited: WebSocketOptions) -> WebSocketOptions {
         WebSocketOptions {
             ping_interval: Some(Duration::from_millis(20)),
             ping_timeout: Some(Duration::from_millis(200)),
@@ -159,7 +159,7 @@ struct Broadcast {
 }
 
 impl WebSocketHandler for Broadcast {
-    fn options(&self) -> WebSocketOptions {
+    fn options(&self, _inherited: WebSocketOptions) -> WebSocketOptions {
         WebSocketOptions {
             max_write_buffer: 256 * 1024,
             ..WebSocketOptions::default()

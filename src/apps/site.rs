@@ -81,6 +81,8 @@ pub fn build(config: &Config) -> io::Result<Site> {
         template_path: Some(config.template_path.clone()),
         static_path: Some(config.static_path.clone()),
         debug: config.debug,
+        // Every WebSocket route inherits it (chat, cart, echo).
+        websocket_ping_interval: config.ws_ping_interval,
         ..Settings::default()
     };
     let mut app = Application::new(settings)?;
@@ -92,8 +94,7 @@ pub fn build(config: &Config) -> io::Result<Site> {
     super::chat::handlers::mount(&mut app, &chat, &accounts);
     accounts.register_metrics(&metrics);
     chat.register_metrics(&metrics);
-    let chat_socket =
-        super::chat::socket::mount(&mut app, &chat, &accounts, config.ws_ping_interval);
+    let chat_socket = super::chat::socket::mount(&mut app, &chat, &accounts);
     chat_socket.register_metrics(&metrics);
     app.route("/hello", Hello);
     let draining = super::shutdown::Draining::default();
@@ -109,7 +110,7 @@ pub fn build(config: &Config) -> io::Result<Site> {
             metrics: metrics.clone(),
         },
     );
-    let inventory = super::cart::mount(&mut app, config.ws_ping_interval);
+    let inventory = super::cart::mount(&mut app);
     metrics.register(move |out| {
         write_metric(
             out,
@@ -134,10 +135,7 @@ pub fn build(config: &Config) -> io::Result<Site> {
         );
     });
 
-    let echo = super::ws_echo::WsEcho {
-        ping_interval: config.ws_ping_interval,
-    };
-    app.route("/ws/echo", WebSocketRoute::new(echo));
+    app.route("/ws/echo", WebSocketRoute::new(super::ws_echo::WsEcho));
     metrics.register(|out| {
         let open = crate::websocket::open_connections();
         let help = "Open WebSocket connections.";

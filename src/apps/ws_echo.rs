@@ -5,8 +5,10 @@
 //! Mirrors the echo handler Tornado uses for its Autobahn runs
 //! (`maint/test/websocket/server.py`): text comes back as text, binary as
 //! binary. The default limits apply: messages up to 1 MiB, 4 MiB of unsent
-//! output per client, same-origin browsers only; pings as the site's
-//! `--ws-ping-interval` says.
+//! output per client, same-origin browsers only; pings as the
+//! application's `websocket_ping_interval` says (the site's
+//! `--ws-ping-interval`), which a handler inherits without a line of its
+//! own.
 //!
 //! ```text
 //! $ python3 -c "from websockets.sync.client import connect
@@ -14,24 +16,12 @@
 //! hi
 //! ```
 
-use std::time::Duration;
-
-use crate::websocket::{Message, WebSocket, WebSocketHandler, WebSocketOptions};
+use crate::websocket::{Message, WebSocket, WebSocketHandler};
 
 /// Echoes every message to its sender.
-pub struct WsEcho {
-    /// Keep-alive pings (`None`: none), so a vanished peer is dropped.
-    pub ping_interval: Option<Duration>,
-}
+pub struct WsEcho;
 
 impl WebSocketHandler for WsEcho {
-    fn options(&self) -> WebSocketOptions {
-        WebSocketOptions {
-            ping_interval: self.ping_interval,
-            ..WebSocketOptions::default()
-        }
-    }
-
     fn on_message(&self, ws: &WebSocket, message: Message) {
         // A full write buffer closes the connection; nothing else to do.
         let _ = match message {

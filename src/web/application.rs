@@ -26,6 +26,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::context::Ctx;
 use super::handler::{HTTPError, HandlerResult, RequestHandler};
@@ -33,6 +34,7 @@ use super::routing::{BuildPathHasher, PathPattern};
 use super::static_files::{StaticFileHandler, StaticFiles};
 use super::template::Templates;
 use crate::http::{HTTPResponder, HTTPServer, HTTPServerOptions, HTTPServerRequest};
+use crate::websocket::DEFAULT_MAX_MESSAGE_SIZE;
 
 /// Application settings (Tornado's `Application(**settings)`).
 #[derive(Clone, Debug)]
@@ -58,6 +60,20 @@ pub struct Settings {
     pub compress_response: bool,
     /// Re-read templates and static files on every request.
     pub debug: bool,
+    /// Send every server-side WebSocket a Ping this often (`None`: never,
+    /// Tornado's default). Tornado's `websocket_ping_interval`: each
+    /// [`WebSocketRoute`](crate::websocket::WebSocketRoute) hands it to its
+    /// handler's [`options`](crate::websocket::WebSocketHandler::options),
+    /// which keeps it unless it says otherwise.
+    pub websocket_ping_interval: Option<Duration>,
+    /// After a Ping, close (1001) if the peer sent nothing within this time
+    /// (`None`: the ping interval, as in Tornado). Tornado's
+    /// `websocket_ping_timeout`.
+    pub websocket_ping_timeout: Option<Duration>,
+    /// Largest WebSocket message accepted, summed over its fragments
+    /// (default [`DEFAULT_MAX_MESSAGE_SIZE`], 1 MiB; Tornado's
+    /// `websocket_max_message_size` defaults to 10 MiB).
+    pub websocket_max_message_size: usize,
 }
 
 impl Default for Settings {
@@ -73,6 +89,9 @@ impl Default for Settings {
             static_url_prefix: "/static/".to_string(),
             compress_response: true,
             debug: false,
+            websocket_ping_interval: None,
+            websocket_ping_timeout: None,
+            websocket_max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
         }
     }
 }

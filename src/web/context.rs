@@ -246,6 +246,11 @@ impl Ctx {
 
     // ----- the request --------------------------------------------------
 
+    /// The application's settings (Tornado's `self.settings`).
+    pub fn settings(&self) -> &super::Settings {
+        &self.inner.app.settings
+    }
+
     /// The request.
     pub fn request(&self) -> &HTTPServerRequest {
         &self.inner.request

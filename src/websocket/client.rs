@@ -28,6 +28,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::connection::WebSocketOptions;
 use super::frame::Role;
 use super::handler::WebSocketHandler;
 use super::handshake;
@@ -55,6 +56,12 @@ pub struct ConnectOptions {
     pub subprotocols: Vec<String>,
     /// Give up if the connection is not open within this time.
     pub connect_timeout: Duration,
+    /// The connection's limits and timers once open (Tornado's
+    /// `websocket_connect` arguments `ping_interval`, `ping_timeout`,
+    /// `max_message_size`); the handler's
+    /// [`options`](WebSocketHandler::options) receives them and may change
+    /// them.
+    pub websocket: WebSocketOptions,
 }
 
 impl Default for ConnectOptions {
@@ -63,6 +70,7 @@ impl Default for ConnectOptions {
             headers: Vec::new(),
             subprotocols: Vec::new(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            websocket: WebSocketOptions::default(),
         }
     }
 }
@@ -221,6 +229,7 @@ pub fn websocket_connect(
         handler: Rc::new(handler),
         key,
         subprotocols: options.subprotocols,
+        websocket: options.websocket,
         request: RefCell::new(Some(request)),
         stream: RefCell::new(None),
         timer: Cell::new(None),
@@ -299,6 +308,9 @@ struct Attempt {
     key: String,
     /// What we offered, to check the server's pick.
     subprotocols: Vec<String>,
+    /// The caller's options for the open connection, before the handler's
+    /// say.
+    websocket: WebSocketOptions,
     /// The request bytes, until written.
     request: RefCell<Option<Vec<u8>>>,
     /// The stream, once connecting.
@@ -324,6 +336,9 @@ impl Attempt {
             Ok(stream) => stream,
             Err(e) => return self.fail(ConnectError::Stream(e.into())),
         };
+        // Small messages should leave at once (Tornado does the same); the
+        // server side gets this from `TCPServer` at accept.
+        stream.set_nodelay(true);
         // Writes and reads issued now are served once connected.
         if let Some(request) = self.request.borrow_mut().take() {
             let _ = stream.write(request);
@@ -376,10 +391,12 @@ impl Attempt {
             Err(e) => return self.fail(ConnectError::Handshake(status, e.reason.into())),
         };
         let Some(stream) = self.finish() else { return };
+        let options = self.handler.options(self.websocket.clone());
         super::connection::WebSocket::start(
             stream,
             Role::Client,
             Rc::clone(&self.handler),
+            options,
             None,
             subprotocol,
         );

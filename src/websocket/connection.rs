@@ -71,6 +71,7 @@ use super::message::{Message, MessageReader, DEFAULT_MAX_MESSAGE_SIZE};
 use super::prepared::PreparedMessage;
 use crate::ioloop::{IOLoop, TimeoutHandle};
 use crate::iostream::{IOStream, ReadTarget, QUEUED_CHUNK_COST};
+use crate::web::Settings;
 
 /// Default bound on unsent output per connection: 4 MiB, four times the
 /// default largest message, so a client may fall a few messages behind but
@@ -97,8 +98,11 @@ const MAX_SYNC_READS: usize = 16;
 /// checked first, and a Close frame (at most 131 bytes) must always fit.
 const WRITE_BUFFER_SLACK: usize = 1024;
 
-/// Per-connection limits and timers. Returned by
-/// [`WebSocketHandler::options`]; the defaults suit a chat.
+/// Per-connection limits and timers. A server connection starts from its
+/// application's settings ([`WebSocketOptions::from_settings`]), a client
+/// connection from [`ConnectOptions::websocket`](super::ConnectOptions);
+/// the handler's [`WebSocketHandler::options`] sees them and returns what
+/// the connection uses. The defaults suit a chat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebSocketOptions {
     /// Largest message accepted, summed over its fragments; larger ones
@@ -128,6 +132,22 @@ impl Default for WebSocketOptions {
             ping_timeout: None,
             max_write_buffer: DEFAULT_MAX_WRITE_BUFFER,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
+        }
+    }
+}
+
+impl WebSocketOptions {
+    /// What an application's [`Settings`] give every WebSocket it serves:
+    /// its `websocket_ping_interval`, `websocket_ping_timeout` and
+    /// `websocket_max_message_size`, the rest as
+    /// [`Default`]. This is what [`WebSocketHandler::options`] receives on
+    /// the server side.
+    pub fn from_settings(settings: &Settings) -> WebSocketOptions {
+        WebSocketOptions {
+            max_message_size: settings.websocket_max_message_size,
+            ping_interval: settings.websocket_ping_interval,
+            ping_timeout: settings.websocket_ping_timeout,
+            ..WebSocketOptions::default()
         }
     }
 }
@@ -298,12 +318,12 @@ impl WebSocket {
         stream: IOStream,
         role: Role,
         handler: Rc<dyn WebSocketHandler>,
+        options: WebSocketOptions,
         info: Option<RequestInfo>,
         subprotocol: Option<String>,
     ) -> WebSocket {
-        let options = handler.options();
-        // Small messages should leave at once (Tornado does the same).
-        stream.set_nodelay(true);
+        // Small messages leave at once: `TCP_NODELAY` is already on (set
+        // by `TCPServer` at accept, by the client's `Attempt::connect`).
         stream.set_max_write_buffer_size(options.max_write_buffer + WRITE_BUFFER_SLACK);
         let id = NEXT_ID.with(|n| {
             let id = n.get();
@@ -431,6 +451,12 @@ impl WebSocket {
     /// Where the connection is in its life.
     pub fn state(&self) -> ConnState {
         self.inner.state.get()
+    }
+
+    /// The limits and timers this connection runs with: what
+    /// [`WebSocketHandler::options`] returned as it opened.
+    pub fn options(&self) -> &WebSocketOptions {
+        &self.inner.options
     }
 
     /// Unsent bytes waiting for the peer to read them.

@@ -87,9 +87,17 @@ pub trait WebSocketHandler: 'static {
         None
     }
 
-    /// Limits and keep-alive for each connection (read once, at open).
-    fn options(&self) -> WebSocketOptions {
-        WebSocketOptions::default()
+    /// Limits and keep-alive for each connection, asked once per
+    /// connection as it opens. `inherited` is what the connection gets
+    /// unless the handler says otherwise: on the server side the
+    /// application's settings ([`WebSocketOptions::from_settings`], so
+    /// Tornado's `websocket_ping_interval` reaches every handler), on the
+    /// client side [`ConnectOptions::websocket`](super::ConnectOptions).
+    /// Default: `inherited` as it is. Override to change a field and keep
+    /// the rest, e.g. no pings on this route whatever the application says:
+    /// `WebSocketOptions { ping_interval: None, ..inherited }`.
+    fn options(&self, inherited: WebSocketOptions) -> WebSocketOptions {
+        inherited
     }
 
     /// Should request header `name` stay in the connection's
@@ -148,8 +156,8 @@ impl<H: WebSocketHandler + ?Sized> WebSocketHandler for Rc<H> {
     fn select_subprotocol(&self, offered: &[String]) -> Option<String> {
         (**self).select_subprotocol(offered)
     }
-    fn options(&self) -> WebSocketOptions {
-        (**self).options()
+    fn options(&self, inherited: WebSocketOptions) -> WebSocketOptions {
+        (**self).options(inherited)
     }
     fn keep_request_header(&self, name: &str) -> bool {
         (**self).keep_request_header(name)
@@ -303,6 +311,7 @@ impl RequestHandler for WebSocketRoute {
             .select_subprotocol(&accepted.subprotocols)
             .filter(|p| accepted.subprotocols.contains(p));
         let handler = &self.handler;
+        let options = handler.options(WebSocketOptions::from_settings(cx.settings()));
         let info = RequestInfo::capture_with(cx, |name| handler.keep_request_header(name));
         let Some((mut responder, headers)) = cx.detach() else {
             return Err(HTTPError::new(500, "response already started"));
@@ -313,6 +322,7 @@ impl RequestHandler for WebSocketRoute {
             stream,
             Role::Server,
             Rc::clone(&self.handler),
+            options,
             Some(info),
             subprotocol,
         );

@@ -170,7 +170,7 @@ pub struct Echo {
 }
 
 impl WebSocketHandler for Echo {
-    fn options(&self) -> WebSocketOptions {
+    fn options(&self, _inherited: WebSocketOptions) -> WebSocketOptions {
         self.options.clone()
     }
     fn select_subprotocol(&self, offered: &[String]) -> Option<String> {
@@ -274,6 +274,15 @@ impl TestServer {
 
     /// A server whose routes `build` adds (on the server thread).
     pub fn start(build: impl FnOnce(&mut Application, Events) + Send + 'static) -> TestServer {
+        Self::start_with_settings(Settings::default(), build)
+    }
+
+    /// Like [`TestServer::start`], with the application's `settings`
+    /// (the cookie secret is always [`COOKIE_SECRET`]).
+    pub fn start_with_settings(
+        settings: Settings,
+        build: impl FnOnce(&mut Application, Events) + Send + 'static,
+    ) -> TestServer {
         let events = Events::default();
         let (tx, rx) = mpsc::channel();
         let thread_events = events.clone();
@@ -282,7 +291,7 @@ impl TestServer {
             ioloop.make_current();
             let settings = Settings {
                 cookie_secret: COOKIE_SECRET.to_vec(),
-                ..Settings::default()
+                ..settings
             };
             let mut app = Application::new(settings).expect("application");
             build(&mut app, thread_events);

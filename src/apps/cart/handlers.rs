@@ -2,7 +2,6 @@
 //! `StatusHandler`); [`mount`] also adds the WebSocket (`socket.rs`).
 
 use std::rc::Rc;
-use std::time::Duration;
 
 use serde_json::json;
 
@@ -13,9 +12,10 @@ use crate::websocket::WebSocketRoute;
 /// Longest session id accepted (a uuid is 36).
 const MAX_SESSION_LEN: usize = 64;
 
-/// Mount the cart's routes on `app`, its WebSocket pinging every
-/// `ping_interval`; returns the shared inventory.
-pub fn mount(app: &mut Application, ping_interval: Option<Duration>) -> Rc<Inventory> {
+/// Mount the cart's routes on `app` (its WebSocket pings as the
+/// application's `websocket_ping_interval` says); returns the shared
+/// inventory.
+pub fn mount(app: &mut Application) -> Rc<Inventory> {
     let inventory = Rc::new(Inventory::default());
     app.route(
         "/cart",
@@ -31,7 +31,7 @@ pub fn mount(app: &mut Application, ping_interval: Option<Duration>) -> Rc<Inven
         },
     )
     .api();
-    let socket = super::socket::CartSocket::new(Rc::clone(&inventory), ping_interval);
+    let socket = super::socket::CartSocket::new(Rc::clone(&inventory));
     app.route("/cart/socket", WebSocketRoute::new(socket));
     inventory
 }

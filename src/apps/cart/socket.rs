@@ -12,7 +12,6 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Duration;
 
 use serde_json::json;
 
@@ -28,20 +27,14 @@ pub struct CartSocket {
     inventory: Rc<Inventory>,
     /// Subscription key per open connection, for `on_close`.
     subscriptions: RefCell<HashMap<WebSocket, usize>>,
-    /// Keep-alive pings (`None`: none): the page says nothing, so without
-    /// them a vanished one holds its subscription for as long as its idle
-    /// connection lasts (for ever, without TCP keep-alive).
-    ping_interval: Option<Duration>,
 }
 
 impl CartSocket {
-    /// A handler pushing `inventory`'s count, pinging every
-    /// `ping_interval` (see [`WebSocketOptions::ping_interval`]).
-    pub fn new(inventory: Rc<Inventory>, ping_interval: Option<Duration>) -> CartSocket {
+    /// A handler pushing `inventory`'s count.
+    pub fn new(inventory: Rc<Inventory>) -> CartSocket {
         CartSocket {
             inventory,
             subscriptions: RefCell::new(HashMap::new()),
-            ping_interval,
         }
     }
 }
@@ -52,11 +45,13 @@ fn count_frame(count: u32) -> String {
 }
 
 impl WebSocketHandler for CartSocket {
-    fn options(&self) -> WebSocketOptions {
+    /// The application's pings stay: the page says nothing, so without
+    /// them a vanished one would hold its subscription for as long as its
+    /// idle connection lasts (for ever, without TCP keep-alive).
+    fn options(&self, inherited: WebSocketOptions) -> WebSocketOptions {
         WebSocketOptions {
             max_message_size: MAX_FRAME,
-            ping_interval: self.ping_interval,
-            ..WebSocketOptions::default()
+            ..inherited
         }
     }
 

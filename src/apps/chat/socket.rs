@@ -41,7 +41,6 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -74,16 +73,10 @@ const UNSUPPORTED_DATA: u16 = 1003;
 
 /// Add `/chatsocket` to `app` (logged-in users only: 403 before the
 /// handshake otherwise). Returns the handler, for its metrics.
-pub fn mount(
-    app: &mut Application,
-    chat: &Chat,
-    accounts: &Accounts,
-    ping_interval: Option<Duration>,
-) -> Rc<ChatSocket> {
+pub fn mount(app: &mut Application, chat: &Chat, accounts: &Accounts) -> Rc<ChatSocket> {
     let socket = Rc::new(ChatSocket {
         chat: chat.clone(),
         accounts: accounts.clone(),
-        ping_interval,
         members: RefCell::new(HashMap::new()),
         presence: RefCell::new(HashMap::new()),
         joins: RefCell::new(PostLimiter::new(chat.post_rate())),
@@ -101,10 +94,6 @@ pub struct ChatSocket {
     chat: Chat,
     /// To refuse a signed cookie whose account is gone.
     accounts: Accounts,
-    /// Keep-alive: a ping this often, and a peer silent for as long again
-    /// is dropped (1001), so a vanished browser leaves the room (`None`:
-    /// it stays until TCP keep-alive, if on, gives up). `--ws-ping-interval`.
-    ping_interval: Option<Duration>,
     /// Every open connection: its room and subscription. Dropping an entry
     /// unsubscribes it.
     members: RefCell<HashMap<WebSocket, Member>>,
@@ -248,11 +237,14 @@ impl WebSocketHandler for ChatSocket {
         false
     }
 
-    fn options(&self) -> WebSocketOptions {
+    /// The application's pings (`websocket_ping_interval`, the site's
+    /// `--ws-ping-interval`) stay: a peer silent for an interval after a
+    /// ping is dropped (1001), so a vanished browser leaves the room.
+    /// Frames are capped at the chat's own bound.
+    fn options(&self, inherited: WebSocketOptions) -> WebSocketOptions {
         WebSocketOptions {
             max_message_size: MAX_FRAME,
-            ping_interval: self.ping_interval,
-            ..WebSocketOptions::default()
+            ..inherited
         }
     }
 
