@@ -468,6 +468,17 @@ impl IOLoop {
         }
     }
 
+    /// This thread's current loop if it has one; unlike
+    /// [`IOLoop::current`] it never creates one, and it answers `None`
+    /// rather than panic while the thread is being torn down. For code that
+    /// may run on any thread (a log writer).
+    pub fn try_current() -> Option<IOLoop> {
+        CURRENT
+            .try_with(|c| c.try_borrow().ok().and_then(|l| l.clone()))
+            .ok()
+            .flatten()
+    }
+
     /// Make this loop the one [`IOLoop::current`] returns on this thread.
     pub fn make_current(&self) {
         CURRENT.with(|c| *c.borrow_mut() = Some(self.clone()));

@@ -17,6 +17,7 @@
 //! | [`web`]       | Application, RequestHandler, cookies, XSRF   | `web.py`              |
 //! | [`websocket`] | RFC 6455: codec, connection, handler, client | `websocket.py`        |
 //! | [`httpclient`] | AsyncHTTPClient, blocking HTTPClient (http://) | `simple_httpclient.py`, `httpclient.py` |
+//! | [`logging`]   | log lines batched per loop iteration         | `log.py`              |
 //! | [`apps`]      | the demo apps (echo, chat, cart, ...)        | `demos/`              |
 pub mod ioloop;
 pub mod iostream;
@@ -28,5 +29,7 @@ pub mod httpclient;
 pub mod httputil;
 pub mod web;
 pub mod websocket;
+
+pub mod logging;
 
 pub mod apps;

@@ -4,7 +4,7 @@ use squall::apps::{config, echo, shutdown, site};
 use squall::ioloop::IOLoop;
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    squall::logging::init("info");
     let config = match config::parse(std::env::args_os().skip(1)) {
         Ok(Some(c)) => c,
         Ok(None) => {

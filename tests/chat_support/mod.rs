@@ -19,6 +19,8 @@ pub const GUARD: Duration = Duration::from_secs(30);
 pub struct Server {
     pub addr: SocketAddr,
     child: Child,
+    /// Every line it writes to stderr, as it arrives.
+    log: mpsc::Receiver<String>,
 }
 
 impl Server {
@@ -31,10 +33,15 @@ impl Server {
 
     /// `squall --address 127.0.0.1 --port 0` plus exactly `args`.
     pub fn start_raw(args: &[&str]) -> Server {
+        Server::start_logging(args, "info,squall::access=warn")
+    }
+
+    /// [`Server::start_raw`] with `RUST_LOG=rust_log`.
+    pub fn start_logging(args: &[&str], rust_log: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
             .args(["--address", "127.0.0.1", "--port", "0"])
             .args(args)
-            .env("RUST_LOG", "info,squall::access=warn")
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -42,6 +49,7 @@ impl Server {
             .expect("spawn squall");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
+        let (log_tx, log) = mpsc::channel();
         // Read the log: report the listening address, then keep draining
         // (a full pipe would block the server's logging).
         std::thread::spawn(move || {
@@ -50,6 +58,7 @@ impl Server {
                 if std::env::var_os("SQUALL_TEST_LOG").is_some() {
                     eprintln!("[squall] {line}");
                 }
+                let _ = log_tx.send(line.clone());
                 // The site says "squall listening on http://ADDR/", `squall
                 // echo` says "echo server listening on ADDR".
                 let rest = line
@@ -70,7 +79,21 @@ impl Server {
                 panic!("squall did not report its address");
             }
         };
-        Server { addr, child }
+        Server { addr, child, log }
+    }
+
+    /// Wait (at most [`GUARD`]) for the next stderr line that `matches`,
+    /// skipping the others; the line.
+    pub fn wait_log(&self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + GUARD;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if matches(&line) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no log line: {what}"),
+            }
+        }
     }
 
     /// A new client (empty cookie jar) for this server.
