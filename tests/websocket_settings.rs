@@ -78,7 +78,7 @@ fn server() -> (TestServer, Seen) {
     let settings = Settings {
         websocket_ping_interval: Some(INTERVAL),
         websocket_ping_timeout: Some(TIMEOUT),
-        websocket_max_message_size: MAX_MESSAGE,
+        websocket_max_message_size: Some(MAX_MESSAGE),
         ..Settings::default()
     };
     let routes = Arc::clone(&seen);

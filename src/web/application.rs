@@ -34,7 +34,6 @@ use super::routing::{BuildPathHasher, PathPattern};
 use super::static_files::{StaticFileHandler, StaticFiles};
 use super::template::Templates;
 use crate::http::{HTTPResponder, HTTPServer, HTTPServerOptions, HTTPServerRequest};
-use crate::websocket::DEFAULT_MAX_MESSAGE_SIZE;
 
 /// Application settings (Tornado's `Application(**settings)`).
 #[derive(Clone, Debug)]
@@ -60,20 +59,22 @@ pub struct Settings {
     pub compress_response: bool,
     /// Re-read templates and static files on every request.
     pub debug: bool,
+    // The three `websocket_*` settings are read by the WebSocket layer
+    // (`WebSocketOptions::from_settings`, at each handshake); this layer
+    // only carries them, so it imports nothing from that higher one.
     /// Send every server-side WebSocket a Ping this often (`None`: never,
     /// Tornado's default). Tornado's `websocket_ping_interval`: each
-    /// [`WebSocketRoute`](crate::websocket::WebSocketRoute) hands it to its
-    /// handler's [`options`](crate::websocket::WebSocketHandler::options),
-    /// which keeps it unless it says otherwise.
+    /// `WebSocketRoute` hands it to its handler's `options`, which keeps it
+    /// unless it says otherwise.
     pub websocket_ping_interval: Option<Duration>,
     /// After a Ping, close (1001) if the peer sent nothing within this time
     /// (`None`: the ping interval, as in Tornado). Tornado's
     /// `websocket_ping_timeout`.
     pub websocket_ping_timeout: Option<Duration>,
     /// Largest WebSocket message accepted, summed over its fragments
-    /// (default [`DEFAULT_MAX_MESSAGE_SIZE`], 1 MiB; Tornado's
+    /// (`None`: the WebSocket layer's default, 1 MiB; Tornado's
     /// `websocket_max_message_size` defaults to 10 MiB).
-    pub websocket_max_message_size: usize,
+    pub websocket_max_message_size: Option<usize>,
 }
 
 impl Default for Settings {
@@ -91,7 +92,7 @@ impl Default for Settings {
             debug: false,
             websocket_ping_interval: None,
             websocket_ping_timeout: None,
-            websocket_max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            websocket_max_message_size: None,
         }
     }
 }

@@ -139,12 +139,14 @@ impl Default for WebSocketOptions {
 impl WebSocketOptions {
     /// What an application's [`Settings`] give every WebSocket it serves:
     /// its `websocket_ping_interval`, `websocket_ping_timeout` and
-    /// `websocket_max_message_size`, the rest as
-    /// [`Default`]. This is what [`WebSocketHandler::options`] receives on
-    /// the server side.
+    /// `websocket_max_message_size` (if set), the rest as [`Default`].
+    /// This is what [`WebSocketHandler::options`] receives on the server
+    /// side.
     pub fn from_settings(settings: &Settings) -> WebSocketOptions {
         WebSocketOptions {
-            max_message_size: settings.websocket_max_message_size,
+            max_message_size: settings
+                .websocket_max_message_size
+                .unwrap_or(DEFAULT_MAX_MESSAGE_SIZE),
             ping_interval: settings.websocket_ping_interval,
             ping_timeout: settings.websocket_ping_timeout,
             ..WebSocketOptions::default()
