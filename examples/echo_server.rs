@@ -7,7 +7,8 @@
 use std::net::SocketAddr;
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // Log lines batched per loop iteration (see `squall::logging`).
+    squall::logging::init("info");
     let mut port: u16 = 8889;
     let mut address = String::from("127.0.0.1");
     let mut max_line = squall::apps::echo::DEFAULT_MAX_LINE;

@@ -60,7 +60,8 @@ impl RequestHandler for SlowHandler {
 }
 
 fn main() -> std::io::Result<()> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // Log lines batched per loop iteration (see `squall::logging`).
+    squall::logging::init("info");
     let settings = Settings {
         // A real application reads this from its configuration.
         cookie_secret: b"change me: a long random string".to_vec(),
