@@ -83,6 +83,28 @@ fn a_silent_peer_is_pinged_then_closed_with_1001_on_every_site_socket() {
 }
 
 #[test]
+fn a_longer_ping_timeout_lets_a_silent_peer_stay_through_several_pings() {
+    // With the timeout left at the interval, the frame after the first
+    // unanswered ping is the server's Close (the test above). With 60 s, a
+    // peer that says nothing is still pinged, not closed.
+    let server = Server::start(&["--ws-ping-interval", "0.2", "--ws-ping-timeout", "60"]);
+    let mut client = open_raw(&server, "/ws/echo", None);
+    for n in 0..5 {
+        let frame = next_control(&mut client);
+        assert_eq!(
+            frame.opcode(),
+            PING,
+            "frame {n}: expected a ping, got {frame:?}"
+        );
+    }
+    client.send(&masked(0x88, &close_body(1000, b"")));
+    let close = next_control(&mut client);
+    assert_eq!(close.opcode(), CLOSE, "{close:?}");
+    client.expect_eof();
+    server.wait_metric("squall_websocket_connections", 0.0);
+}
+
+#[test]
 fn a_peer_that_answers_pings_stays_open() {
     let server = Server::start(&["--ws-ping-interval", "0.5"]);
     let url = format!("ws://{}/ws/echo", server.addr);

@@ -70,9 +70,14 @@ pub struct Config {
     /// stops (a second signal stops at once).
     pub shutdown_grace: Duration,
     /// Keep-alive of the site's WebSockets (chat, cart, echo): a ping this
-    /// often, and a peer silent for as long again is dropped; `None` = no
-    /// pings. Tornado's `websocket_ping_interval` setting.
+    /// often, and a peer silent for [`Config::ws_ping_timeout`] after one
+    /// is dropped; `None` = no pings. Tornado's `websocket_ping_interval`
+    /// setting.
     pub ws_ping_interval: Option<Duration>,
+    /// How long a WebSocket peer may stay silent after a ping; `None` = the
+    /// ping interval (Tornado's default). Tornado's
+    /// `websocket_ping_timeout` setting.
+    pub ws_ping_timeout: Option<Duration>,
     /// TCP keep-alive on every accepted connection (site and echo): probes
     /// after this long with no traffic either way, so a client that
     /// vanished without a FIN is let go (its parked long-poll, its idle
@@ -129,6 +134,7 @@ impl Default for Config {
             chat_post_rate: crate::apps::chat::PostRate::default(),
             shutdown_grace: super::shutdown::DEFAULT_GRACE,
             ws_ping_interval: Some(DEFAULT_WS_PING_INTERVAL),
+            ws_ping_timeout: None,
             tcp_keepalive: Some(DEFAULT_TCP_KEEPALIVE),
         }
     }
@@ -176,6 +182,8 @@ OPTIONS:
     --chat-post-burst N         chat: posts one user may send back to back [20]
     --ws-ping-interval SECS     WebSockets (chat, cart, echo): ping this often and
                                 drop a peer silent as long again (0 = no pings) [30]
+    --ws-ping-timeout SECS      how long a WebSocket peer may stay silent after a
+                                ping before it is dropped [the ping interval]
     --tcp-keepalive SECS        TCP keep-alive: probe a connection silent for SECS
                                 (then up to 6 probes 10 s apart), so a client that
                                 vanished without a FIN is let go (0 = off;
@@ -250,6 +258,13 @@ where
                     return Err("--ws-ping-interval: seconds, 0 (off) to 86400".into());
                 }
                 config.ws_ping_interval = (s > 0.0).then(|| Duration::from_secs_f64(s));
+            }
+            Long("ws-ping-timeout") => {
+                let s: f64 = parsed(&mut parser)?;
+                if !(s > 0.0 && s <= 86_400.0) {
+                    return Err("--ws-ping-timeout: seconds, over 0, at most 86400".into());
+                }
+                config.ws_ping_timeout = Some(Duration::from_secs_f64(s));
             }
             Long("tcp-keepalive") => {
                 let s: u64 = parsed(&mut parser)?;
@@ -371,6 +386,19 @@ mod tests {
         assert_eq!(quick.ws_ping_interval, Some(Duration::from_millis(500)));
         for bad in ["-1", "NaN", "86401", "soon"] {
             assert!(parse(args(&["--ws-ping-interval", bad])).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn websocket_ping_timeout() {
+        let c = parse(args(&[])).expect("parses").expect("not help");
+        assert_eq!(c.ws_ping_timeout, None, "default: the interval");
+        let long = parse(args(&["--ws-ping-timeout", "90"]))
+            .expect("ok")
+            .expect("serve");
+        assert_eq!(long.ws_ping_timeout, Some(Duration::from_secs(90)));
+        for bad in ["0", "-1", "NaN", "86401", "soon"] {
+            assert!(parse(args(&["--ws-ping-timeout", bad])).is_err(), "{bad}");
         }
     }
 

@@ -81,8 +81,9 @@ pub fn build(config: &Config) -> io::Result<Site> {
         template_path: Some(config.template_path.clone()),
         static_path: Some(config.static_path.clone()),
         debug: config.debug,
-        // Every WebSocket route inherits it (chat, cart, echo).
+        // Every WebSocket route inherits them (chat, cart, echo).
         websocket_ping_interval: config.ws_ping_interval,
+        websocket_ping_timeout: config.ws_ping_timeout,
         ..Settings::default()
     };
     let mut app = Application::new(settings)?;
