@@ -21,7 +21,7 @@ use squall::websocket::{
     WebSocketHandler, WebSocketOptions,
 };
 
-use websocket_support::{Ev, Events, TestServer, GUARD};
+use websocket_support::{run_client_loop, Ev, Events, TestServer, GUARD};
 
 /// What a test client does besides recording: act on open and on each
 /// message (given how many messages arrived so far, this one included).
@@ -88,17 +88,7 @@ impl WebSocketHandler for Client {
 /// Run `start` on a fresh loop on this thread until a handler stops it;
 /// fail if the guard timer fires first.
 fn run_client(start: impl FnOnce()) {
-    let ioloop = IOLoop::new().unwrap();
-    ioloop.make_current();
-    let timed_out = Rc::new(Cell::new(false));
-    let flag = Rc::clone(&timed_out);
-    let guard = ioloop.call_later(GUARD, move || {
-        flag.set(true);
-        IOLoop::current().stop();
-    });
-    start();
-    ioloop.start();
-    ioloop.remove_timeout(guard);
+    let (ioloop, timed_out) = run_client_loop(start);
     // Let queued callbacks (the close's aftermath) run, then check that the
     // client side let go of everything too.
     for _ in 0..3 {
@@ -106,7 +96,7 @@ fn run_client(start: impl FnOnce()) {
         ioloop.add_callback(move || l.stop());
         ioloop.start();
     }
-    assert!(!timed_out.get(), "client loop timed out");
+    assert!(!timed_out, "client loop timed out");
     assert_eq!(squall::websocket::open_connections(), 0);
     assert_eq!(squall::websocket::live_connections(), 0);
     assert_eq!(ioloop.timer_count(), 0, "client timers left");

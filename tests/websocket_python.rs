@@ -8,12 +8,11 @@ mod websocket_support;
 use std::cell::Cell;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::rc::Rc;
 
 use squall::ioloop::IOLoop;
 use squall::websocket::{websocket_connect, ConnectOptions, Message, WebSocket, WebSocketHandler};
 
-use websocket_support::{peer_script, python_peer, Ev, Events, TestServer, GUARD};
+use websocket_support::{peer_script, python_peer, run_client_loop, Ev, Events, TestServer};
 
 #[test]
 fn python_websockets_client_against_squall_server() {
@@ -138,21 +137,12 @@ fn squall_client_against_python_websockets_server() {
         next: Cell::new(0),
     };
 
-    let ioloop = IOLoop::new().unwrap();
-    ioloop.make_current();
-    let timed_out = Rc::new(Cell::new(false));
-    let flag = Rc::clone(&timed_out);
-    let guard = ioloop.call_later(GUARD, move || {
-        flag.set(true);
-        IOLoop::current().stop();
-    });
-    websocket_connect(&url, ConnectOptions::default(), handler).unwrap();
-    ioloop.start();
-    ioloop.remove_timeout(guard);
+    let (_ioloop, timed_out) =
+        run_client_loop(|| websocket_connect(&url, ConnectOptions::default(), handler).unwrap());
     IOLoop::clear_current();
     drop(child.stdin.take()); // the server exits at EOF
     let _ = child.wait();
-    assert!(!timed_out.get(), "timed out; events: {:?}", events.all());
+    assert!(!timed_out, "timed out; events: {:?}", events.all());
 
     let got = events.all();
     let echoed: Vec<Message> = got

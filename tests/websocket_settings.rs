@@ -18,7 +18,7 @@ use squall::websocket::{
     WebSocketRoute,
 };
 
-use websocket_support::{masked, Ev, RawClient, TestServer, GUARD};
+use websocket_support::{masked, run_client_loop, Ev, RawClient, TestServer};
 
 const PING: u8 = 0x9;
 const TEXT: u8 = 0x1;
@@ -175,14 +175,6 @@ impl WebSocketHandler for Pinger {
 #[test]
 fn a_client_handler_without_options_gets_its_connect_options() {
     let server = TestServer::echo_with(WebSocketOptions::default());
-    let ioloop = IOLoop::new().unwrap();
-    ioloop.make_current();
-    let timed_out = Rc::new(Cell::new(false));
-    let flag = Rc::clone(&timed_out);
-    let guard = ioloop.call_later(GUARD, move || {
-        flag.set(true);
-        IOLoop::current().stop();
-    });
     let seen = Rc::new(RefCell::new(None));
     let connect = ConnectOptions {
         websocket: WebSocketOptions {
@@ -196,11 +188,10 @@ fn a_client_handler_without_options_gets_its_connect_options() {
         pongs: Cell::new(0),
         options: Rc::clone(&seen),
     };
-    websocket_connect(&server.url("/echo"), connect, handler).unwrap();
-    ioloop.start();
-    ioloop.remove_timeout(guard);
+    let (_ioloop, timed_out) =
+        run_client_loop(|| websocket_connect(&server.url("/echo"), connect, handler).unwrap());
     IOLoop::clear_current();
-    assert!(!timed_out.get(), "the client never got two pongs");
+    assert!(!timed_out, "the client never got two pongs");
     let options = seen.borrow().clone().expect("the client never opened");
     assert_eq!(options.ping_interval, Some(Duration::from_millis(20)));
     assert_eq!(options.ping_timeout, Some(TIMEOUT));

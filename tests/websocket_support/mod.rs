@@ -13,9 +13,11 @@
 //!   failure under `CI`, else "SKIPPED".
 #![allow(dead_code)]
 
+use std::cell::Cell;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
+use std::rc::Rc;
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -223,6 +225,25 @@ impl WebSocketHandler for Echo {
         self.events
             .push(Ev::Close(ws.id(), code, reason.to_owned()));
     }
+}
+
+/// For a client on the test thread: make a fresh loop current, call
+/// `start` (e.g. `websocket_connect`), and run the loop until a handler
+/// stops it or [`GUARD`] passes. Returns the loop, still current (the
+/// caller clears it), and whether the guard fired.
+pub fn run_client_loop(start: impl FnOnce()) -> (IOLoop, bool) {
+    let ioloop = IOLoop::new().expect("IOLoop");
+    ioloop.make_current();
+    let timed_out = Rc::new(Cell::new(false));
+    let flag = Rc::clone(&timed_out);
+    let guard = ioloop.call_later(GUARD, move || {
+        flag.set(true);
+        IOLoop::current().stop();
+    });
+    start();
+    ioloop.start();
+    ioloop.remove_timeout(guard);
+    (ioloop, timed_out.get())
 }
 
 /// A squall server on its own thread.
