@@ -207,27 +207,36 @@ mod tests {
         format!("line {n}\n").into_bytes()
     }
 
-    #[test]
-    fn lines_of_one_iteration_leave_in_one_write_at_its_end() {
-        let sink = Writes::default();
-        let writer = BatchedWriter::new(sink.clone());
+    /// Run `f` as a callback on a fresh loop made current on this thread,
+    /// stop the loop on the next iteration (so the end-of-iteration hooks
+    /// `f` caused have run), and return what `f` returned.
+    fn on_running_loop<T: 'static>(f: impl FnOnce() -> T + 'static) -> T {
         let ioloop = IOLoop::new().unwrap();
         ioloop.make_current();
-        let during = Rc::new(Cell::new(usize::MAX));
-        let (w, s, d) = (writer.clone(), sink.clone(), Rc::clone(&during));
+        let result = Rc::new(Cell::new(None));
+        let out = Rc::clone(&result);
         ioloop.add_callback(move || {
-            let mut w = w;
-            for n in 0..100 {
-                w.write_all(&line(n)).unwrap();
-                w.flush().unwrap();
-            }
-            d.set(s.0.lock().unwrap().len());
-            // The next iteration: the batch must be out by then.
+            out.set(Some(f()));
             IOLoop::current().add_callback(|| IOLoop::current().stop());
         });
         ioloop.start();
         IOLoop::clear_current();
-        assert_eq!(during.get(), 0, "a line was written during the iteration");
+        result.take().expect("the callback ran")
+    }
+
+    #[test]
+    fn lines_of_one_iteration_leave_in_one_write_at_its_end() {
+        let sink = Writes::default();
+        let writer = BatchedWriter::new(sink.clone());
+        let (mut w, s) = (writer.clone(), sink.clone());
+        let during = on_running_loop(move || {
+            for n in 0..100 {
+                w.write_all(&line(n)).unwrap();
+                w.flush().unwrap();
+            }
+            s.0.lock().unwrap().len()
+        });
+        assert_eq!(during, 0, "a line was written during the iteration");
         let writes = sink.taken();
         assert_eq!(writes.len(), 1, "one write for the iteration");
         let expected: Vec<u8> = (0..100).flat_map(line).collect();
@@ -265,20 +274,14 @@ mod tests {
     fn a_write_through_from_another_thread_keeps_the_order() {
         let sink = Writes::default();
         let writer = BatchedWriter::new(sink.clone());
-        let ioloop = IOLoop::new().unwrap();
-        ioloop.make_current();
-        let w = writer.clone();
-        ioloop.add_callback(move || {
-            let mut on_loop = w.clone();
+        on_running_loop(move || {
+            let mut on_loop = writer.clone();
             on_loop.write_all(&line(1)).unwrap();
-            let mut other = w.clone();
+            let mut other = writer.clone();
             std::thread::spawn(move || other.write_all(&line(2)).unwrap())
                 .join()
                 .unwrap();
-            IOLoop::current().stop();
         });
-        ioloop.start();
-        IOLoop::clear_current();
         let all: Vec<u8> = sink.taken().concat();
         assert_eq!(all, [line(1), line(2)].concat());
     }
@@ -286,46 +289,29 @@ mod tests {
     #[test]
     fn a_batch_reaching_the_bound_is_written_at_once() {
         let sink = Writes::default();
-        let writer = BatchedWriter::new(sink.clone());
-        let ioloop = IOLoop::new().unwrap();
-        ioloop.make_current();
-        let (w, s) = (writer.clone(), sink.clone());
-        let seen = Rc::new(Cell::new((0, 0)));
-        let out = Rc::clone(&seen);
-        ioloop.add_callback(move || {
-            let mut w = w;
+        let (mut w, s) = (BatchedWriter::new(sink.clone()), sink.clone());
+        let seen = on_running_loop(move || {
             let big = vec![b'x'; FLUSH_AT / 4];
             for _ in 0..4 {
                 w.write_all(&big).unwrap();
             }
-            out.set((s.0.lock().unwrap().len(), w.pending_len()));
-            IOLoop::current().stop();
+            (s.0.lock().unwrap().len(), w.pending_len())
         });
-        ioloop.start();
-        IOLoop::clear_current();
-        assert_eq!(seen.get(), (1, 0), "(writes, pending) once at the bound");
+        assert_eq!(seen, (1, 0), "(writes, pending) once at the bound");
         assert_eq!(sink.taken().concat().len(), FLUSH_AT);
     }
 
     #[test]
     fn flush_pending_writes_what_waits() {
         let sink = Writes::default();
-        let writer = BatchedWriter::new(sink.clone());
-        let ioloop = IOLoop::new().unwrap();
-        ioloop.make_current();
-        let (w, s) = (writer.clone(), sink.clone());
-        let seen = Rc::new(Cell::new(0));
-        let out = Rc::clone(&seen);
-        ioloop.add_callback(move || {
+        let (w, s) = (BatchedWriter::new(sink.clone()), sink.clone());
+        let seen = on_running_loop(move || {
             let mut on_loop = w.clone();
             on_loop.write_all(&line(7)).unwrap();
             w.flush_pending();
-            out.set(s.0.lock().unwrap().len());
-            IOLoop::current().stop();
+            s.0.lock().unwrap().len()
         });
-        ioloop.start();
-        IOLoop::clear_current();
-        assert_eq!(seen.get(), 1);
+        assert_eq!(seen, 1);
         assert_eq!(sink.taken(), vec![line(7)]);
     }
 }
