@@ -27,14 +27,16 @@ const TEXT: u8 = 0x1;
 type Seen = Arc<Mutex<Vec<(&'static str, WebSocketOptions)>>>;
 
 /// A handler with no `options` of its own: it must get the application's.
+/// Reports its connections' options under `route`; echoes text.
 struct Plain {
+    route: &'static str,
     seen: Seen,
 }
 
 impl WebSocketHandler for Plain {
     fn open(&self, ws: &WebSocket) {
         let options = ws.options().clone();
-        self.seen.lock().unwrap().push(("plain", options));
+        self.seen.lock().unwrap().push((self.route, options));
     }
     fn on_message(&self, ws: &WebSocket, message: Message) {
         if let Message::Text(text) = message {
@@ -43,10 +45,9 @@ impl WebSocketHandler for Plain {
     }
 }
 
-/// A handler that turns the application's pings off and keeps the rest.
-struct Quiet {
-    seen: Seen,
-}
+/// [`Plain`], but turning the application's pings off and keeping the
+/// rest.
+struct Quiet(Plain);
 
 impl WebSocketHandler for Quiet {
     fn options(&self, inherited: WebSocketOptions) -> WebSocketOptions {
@@ -56,13 +57,10 @@ impl WebSocketHandler for Quiet {
         }
     }
     fn open(&self, ws: &WebSocket) {
-        let options = ws.options().clone();
-        self.seen.lock().unwrap().push(("quiet", options));
+        self.0.open(ws)
     }
     fn on_message(&self, ws: &WebSocket, message: Message) {
-        if let Message::Text(text) = message {
-            let _ = ws.write_message(&text);
-        }
+        self.0.on_message(ws, message)
     }
 }
 
@@ -83,9 +81,16 @@ fn server() -> (TestServer, Seen) {
     };
     let routes = Arc::clone(&seen);
     let server = TestServer::start_with_settings(settings, move |app, _events| {
-        let seen = Arc::clone(&routes);
-        app.route("/plain", WebSocketRoute::new(Plain { seen }));
-        app.route("/quiet", WebSocketRoute::new(Quiet { seen: routes }));
+        let plain = Plain {
+            route: "plain",
+            seen: Arc::clone(&routes),
+        };
+        let quiet = Plain {
+            route: "quiet",
+            seen: routes,
+        };
+        app.route("/plain", WebSocketRoute::new(plain));
+        app.route("/quiet", WebSocketRoute::new(Quiet(quiet)));
     });
     (server, seen)
 }

@@ -180,8 +180,8 @@ OPTIONS:
     --chat-post-rate N          chat: posts per second one user may keep up
                                 (0 = no limit; fractions allowed) [5]
     --chat-post-burst N         chat: posts one user may send back to back [20]
-    --ws-ping-interval SECS     WebSockets (chat, cart, echo): ping this often and
-                                drop a peer silent as long again (0 = no pings) [30]
+    --ws-ping-interval SECS     WebSockets (chat, cart, echo): ping this often
+                                (0 = no pings) [30]
     --ws-ping-timeout SECS      how long a WebSocket peer may stay silent after a
                                 ping before it is dropped [the ping interval]
     --tcp-keepalive SECS        TCP keep-alive: probe a connection silent for SECS
@@ -253,19 +253,12 @@ where
                 config.chat_post_rate.per_second = n;
             }
             Long("ws-ping-interval") => {
-                let s: f64 = parsed(&mut parser)?;
-                if !(0.0..=86_400.0).contains(&s) {
-                    return Err("--ws-ping-interval: seconds, 0 (off) to 86400".into());
-                }
-                config.ws_ping_interval = (s > 0.0).then(|| Duration::from_secs_f64(s));
+                config.ws_ping_interval = ping_seconds(&mut parser, "ws-ping-interval")?;
             }
-            Long("ws-ping-timeout") => {
-                let s: f64 = parsed(&mut parser)?;
-                if !(s > 0.0 && s <= 86_400.0) {
-                    return Err("--ws-ping-timeout: seconds, over 0, at most 86400".into());
-                }
-                config.ws_ping_timeout = Some(Duration::from_secs_f64(s));
-            }
+            Long("ws-ping-timeout") => match ping_seconds(&mut parser, "ws-ping-timeout")? {
+                Some(timeout) => config.ws_ping_timeout = Some(timeout),
+                None => return Err("--ws-ping-timeout: over 0 seconds".into()),
+            },
             Long("tcp-keepalive") => {
                 let s: u64 = parsed(&mut parser)?;
                 if s > MAX_TCP_KEEPALIVE_SECS {
@@ -316,6 +309,16 @@ where
         .value()
         .and_then(|value| value.parse())
         .map_err(|e| e.to_string())
+}
+
+/// The value of `--flag`, WebSocket ping seconds (fractions allowed): 0
+/// is `None`, at most a day.
+fn ping_seconds(parser: &mut lexopt::Parser, flag: &str) -> Result<Option<Duration>, String> {
+    let s: f64 = parsed(parser)?;
+    if !(0.0..=86_400.0).contains(&s) {
+        return Err(format!("--{flag}: seconds, 0 to 86400"));
+    }
+    Ok((s > 0.0).then(|| Duration::from_secs_f64(s)))
 }
 
 /// The value of `--flag`, a delay of the `/rate` demo in milliseconds:

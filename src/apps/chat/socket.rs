@@ -238,8 +238,9 @@ impl WebSocketHandler for ChatSocket {
     }
 
     /// The application's pings (`websocket_ping_interval`, the site's
-    /// `--ws-ping-interval`) stay: a peer silent for an interval after a
-    /// ping is dropped (1001), so a vanished browser leaves the room.
+    /// `--ws-ping-interval`) stay: a peer silent for the ping timeout
+    /// after a ping is dropped (1001), so a vanished browser leaves the
+    /// room.
     /// Frames are capped at the chat's own bound.
     fn options(&self, inherited: WebSocketOptions) -> WebSocketOptions {
         WebSocketOptions {
