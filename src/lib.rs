@@ -17,7 +17,7 @@
 //! | [`web`]       | Application, RequestHandler, cookies, XSRF   | `web.py`              |
 //! | [`websocket`] | RFC 6455: codec, connection, handler, client | `websocket.py`        |
 //! | [`httpclient`] | AsyncHTTPClient, blocking HTTPClient (http://) | `simple_httpclient.py`, `httpclient.py` |
-//! | [`logging`]   | log lines batched per loop iteration         | `log.py`              |
+//! | [`logging`]   | the logger: `RUST_LOG`, a line per record, batched per loop iteration | `log.py` |
 //! | [`apps`]      | the demo apps (echo, chat, cart, ...)        | `demos/`              |
 pub mod ioloop;
 pub mod iostream;
