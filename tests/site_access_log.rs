@@ -70,3 +70,23 @@ fn pipelined_requests_are_each_logged_in_order() {
     }
     server.wait_log("the last line", |l| l.contains("GET /hello?n=last "));
 }
+
+#[test]
+fn rust_log_directives_reach_the_binarys_logger() {
+    // `squall::access=warn` silences the access log (docs: README); the
+    // shutdown notice, at info under `squall`, still comes. Everything the
+    // binary logs before that notice is checked: no access line.
+    let server = Server::start_logging(&[], "info,squall::access=warn");
+    let mut client = server.client();
+    assert_eq!(client.get("/hello?quiet=1").status, 200);
+    assert_eq!(client.get("/no/such/page").status, 404);
+    server.signal(libc::SIGTERM);
+    let access_lines = std::cell::Cell::new(0);
+    server.wait_log("the shutdown notice", |l| {
+        if l.contains("squall::access") {
+            access_lines.set(access_lines.get() + 1);
+        }
+        l.contains("INFO  squall::apps::shutdown] shutting down")
+    });
+    assert_eq!(access_lines.get(), 0, "the access log was not silenced");
+}
