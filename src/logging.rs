@@ -34,7 +34,7 @@ use std::io::{self, IsTerminal};
 use std::sync::OnceLock;
 
 pub use batched::{BatchedWriter, FLUSH_AT};
-pub use logger::{format_line, Logger};
+pub use logger::Logger;
 
 /// The binary's writer, for the panic hook.
 static STDERR_WRITER: OnceLock<BatchedWriter<io::Stderr>> = OnceLock::new();
@@ -71,4 +71,27 @@ pub fn init(default_filter: &str) {
         }
         previous(info);
     }));
+}
+
+/// Run `f` as a callback on a fresh loop made current on this thread,
+/// stop the loop on the next iteration (so the end-of-iteration hooks `f`
+/// caused have run), and return what `f` returned. For the tests of
+/// `batched` and `logger`.
+#[cfg(test)]
+fn on_running_loop<T: 'static>(f: impl FnOnce() -> T + 'static) -> T {
+    use crate::ioloop::IOLoop;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    let ioloop = IOLoop::new().unwrap();
+    ioloop.make_current();
+    let result = Rc::new(Cell::new(None));
+    let out = Rc::clone(&result);
+    ioloop.add_callback(move || {
+        out.set(Some(f()));
+        IOLoop::current().add_callback(|| IOLoop::current().stop());
+    });
+    ioloop.start();
+    IOLoop::clear_current();
+    result.take().expect("the callback ran")
 }

@@ -115,7 +115,7 @@ impl AccessLogLine {
 }
 
 /// Append `ip` as text. IPv4 is written by hand: `Ipv4Addr`'s `Display`
-/// costs about a thousand instructions, a quarter of a whole pipelined
+/// costs about a thousand instructions, a fifth of a whole pipelined
 /// request (callgrind). IPv6 goes through `Display`.
 fn push_ip(out: &mut String, ip: IpAddr) {
     match ip {
@@ -589,26 +589,8 @@ impl Drop for HTTPResponder {
     }
 }
 
-/// [`push_decimal`] onto text.
-fn push_decimal_text(out: &mut String, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    for &digit in &digits[at..] {
-        out.push(char::from(digit));
-    }
-}
-
 /// Append `n` in decimal (no allocation: this runs for every response).
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+fn push_decimal(out: &mut Vec<u8>, n: u64) {
     // Status codes and small bodies: up to three digits without the loop.
     if n < 1000 {
         let (hundreds, tens, ones) = ((n / 100) as u8, (n / 10 % 10) as u8, (n % 10) as u8);
@@ -621,17 +603,31 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
         out.push(b'0' + ones);
         return;
     }
+    let (digits, start) = decimal_digits(n);
+    out.extend_from_slice(&digits[start..]);
+}
+
+/// [`push_decimal`] onto text.
+fn push_decimal_text(out: &mut String, n: u64) {
+    let (digits, start) = decimal_digits(n);
+    for &digit in &digits[start..] {
+        out.push(char::from(digit));
+    }
+}
+
+/// The decimal digits of `n`, at the end of a buffer: `(buffer, where
+/// they start)`.
+fn decimal_digits(mut n: u64) -> ([u8; 20], usize) {
     let mut digits = [0u8; 20];
-    let mut i = digits.len();
+    let mut start = digits.len();
     loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return (digits, start);
         }
     }
-    out.extend_from_slice(&digits[i..]);
 }
 
 /// Which of the headers the responder has a say in the application set

@@ -153,9 +153,8 @@ impl<W: Write + Send + 'static> Write for BatchedWriter<W> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::on_running_loop;
     use super::*;
-    use std::cell::Cell;
-    use std::rc::Rc;
 
     /// A sink that keeps each write apart, to count system calls.
     #[derive(Clone, Default)]
@@ -179,23 +178,6 @@ mod tests {
 
     fn line(n: usize) -> Vec<u8> {
         format!("line {n}\n").into_bytes()
-    }
-
-    /// Run `f` as a callback on a fresh loop made current on this thread,
-    /// stop the loop on the next iteration (so the end-of-iteration hooks
-    /// `f` caused have run), and return what `f` returned.
-    fn on_running_loop<T: 'static>(f: impl FnOnce() -> T + 'static) -> T {
-        let ioloop = IOLoop::new().unwrap();
-        ioloop.make_current();
-        let result = Rc::new(Cell::new(None));
-        let out = Rc::clone(&result);
-        ioloop.add_callback(move || {
-            out.set(Some(f()));
-            IOLoop::current().add_callback(|| IOLoop::current().stop());
-        });
-        ioloop.start();
-        IOLoop::clear_current();
-        result.take().expect("the callback ran")
     }
 
     #[test]

@@ -77,9 +77,11 @@ impl<W: Write + Send + 'static> Log for Logger<W> {
         });
     }
 
-    /// Nothing to do: a line leaves at the end of the loop iteration that
-    /// logged it, or at once off the loop (see [`BatchedWriter`]).
-    fn flush(&self) {}
+    /// Write what waits for the end of the loop iteration now (a line
+    /// logged off the loop is out already; see [`BatchedWriter`]).
+    fn flush(&self) {
+        self.writer.flush_pending();
+    }
 }
 
 /// A line buffer kept longer than this is dropped after use, so one huge
@@ -106,7 +108,7 @@ fn with_line_buffer(f: impl FnOnce(&mut Vec<u8>)) {
 
 /// Append `record` to `out` as one line (see the module docs), stamped
 /// with `now`.
-pub fn format_line(out: &mut Vec<u8>, record: &Record<'_>, now: SystemTime, colored: bool) {
+fn format_line(out: &mut Vec<u8>, record: &Record<'_>, now: SystemTime, colored: bool) {
     let level = record.level();
     let (open, close) = if colored {
         (&b"\x1b[90m[\x1b[0m"[..], &b"\x1b[90m]\x1b[0m"[..])
@@ -323,19 +325,50 @@ mod tests {
         assert_eq!(&timestamp(at(u64::MAX / 2)), b"9999-12-31T23:59:59Z");
     }
 
+    /// What a logger wrote.
+    #[derive(Clone, Default)]
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Sink {
+        fn len(&self) -> usize {
+            self.0.lock().unwrap().len()
+        }
+    }
+
+    #[test]
+    fn flush_writes_what_waits_for_the_end_of_the_iteration() {
+        let sink = Sink::default();
+        let filter = env_filter::Builder::new().parse("info").build();
+        let logger = Logger::new(filter, BatchedWriter::new(sink.clone()), false);
+        let s = sink.clone();
+        let seen = super::super::on_running_loop(move || {
+            logger.log(
+                &Record::builder()
+                    .level(Level::Info)
+                    .target("t")
+                    .args(format_args!("waiting"))
+                    .build(),
+            );
+            let before = s.len();
+            logger.flush();
+            (before, s.len())
+        });
+        assert_eq!(seen.0, 0, "the line waited for the end of the iteration");
+        assert!(seen.1 > 0, "flush wrote it");
+    }
+
     #[test]
     fn the_filter_decides_what_is_written() {
-        #[derive(Clone, Default)]
-        struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl Write for Sink {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         let sink = Sink::default();
         let filter = env_filter::Builder::new()
             .parse("info,squall::access=warn")
