@@ -31,13 +31,9 @@ mod batched;
 mod logger;
 
 use std::io::{self, IsTerminal};
-use std::sync::OnceLock;
 
 pub use batched::{BatchedWriter, FLUSH_AT};
 pub use logger::Logger;
-
-/// The binary's writer, for the panic hook.
-static STDERR_WRITER: OnceLock<BatchedWriter<io::Stderr>> = OnceLock::new();
 
 /// Set up logging as the `squall` binary does: a [`Logger`] filtering with
 /// `RUST_LOG` (else `default_filter`, e.g. `"info"`; `env_logger`'s
@@ -48,7 +44,6 @@ static STDERR_WRITER: OnceLock<BatchedWriter<io::Stderr>> = OnceLock::new();
 /// panic message. Call it once, first thing in `main`; a second call, or a
 /// call after another logger was installed, does nothing.
 pub fn init(default_filter: &str) {
-    let writer = STDERR_WRITER.get_or_init(|| BatchedWriter::new(io::stderr()));
     // A RUST_LOG that is set wins, even empty (as with env_logger).
     let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| default_filter.to_string());
     // Directives it cannot read are reported on stderr and skipped.
@@ -58,7 +53,7 @@ pub fn init(default_filter: &str) {
         Ok("never") => false,
         _ => io::stderr().is_terminal(),
     };
-    let logger = Logger::new(filter, writer.clone(), colored);
+    let logger = Logger::new(filter, BatchedWriter::new(io::stderr()), colored);
     let max_level = logger.max_level();
     if log::set_boxed_logger(Box::new(logger)).is_err() {
         return;
@@ -66,9 +61,8 @@ pub fn init(default_filter: &str) {
     log::set_max_level(max_level);
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if let Some(writer) = STDERR_WRITER.get() {
-            writer.flush_pending();
-        }
+        // `Logger::flush` writes the batch the loop had not written yet.
+        log::logger().flush();
         previous(info);
     }));
 }
@@ -94,4 +88,34 @@ fn on_running_loop<T: 'static>(f: impl FnOnce() -> T + 'static) -> T {
     ioloop.start();
     IOLoop::clear_current();
     result.take().expect("the callback ran")
+}
+
+/// A sink that keeps each write apart, to count system calls. For the
+/// tests of `batched` and `logger`.
+#[cfg(test)]
+#[derive(Clone, Default)]
+struct Writes(std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+#[cfg(test)]
+impl io::Write for Writes {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().push(buf.to_vec());
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl Writes {
+    /// The writes so far, each apart, emptying the sink.
+    fn taken(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+
+    /// How many writes so far.
+    fn written(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
 }

@@ -46,11 +46,17 @@ pub fn parse_http_date(s: &str) -> Option<SystemTime> {
 }
 
 fn clamp(time: SystemTime) -> SystemTime {
-    let secs = time
-        .duration_since(UNIX_EPOCH)
+    UNIX_EPOCH + Duration::from_secs(clamped_unix_seconds(time))
+}
+
+/// Whole seconds from 1970-01-01 to `time`, clamped to what a four-digit
+/// year can show: 0 for earlier times, 9999-12-31T23:59:59Z for later
+/// ones. The HTTP dates here and the log's timestamps
+/// (`crate::logging`) both format from it.
+pub(crate) fn clamped_unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-        .min(LAST_FORMATTABLE_SECOND);
-    UNIX_EPOCH + Duration::from_secs(secs)
+        .min(LAST_FORMATTABLE_SECOND)
 }
 
 /// The `Date` header value, re-formatted at most once per second.

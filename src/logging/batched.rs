@@ -153,28 +153,8 @@ impl<W: Write + Send + 'static> Write for BatchedWriter<W> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::on_running_loop;
+    use super::super::{on_running_loop, Writes};
     use super::*;
-
-    /// A sink that keeps each write apart, to count system calls.
-    #[derive(Clone, Default)]
-    struct Writes(Arc<Mutex<Vec<Vec<u8>>>>);
-
-    impl Write for Writes {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().push(buf.to_vec());
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Writes {
-        fn taken(&self) -> Vec<Vec<u8>> {
-            std::mem::take(&mut *self.0.lock().unwrap())
-        }
-    }
 
     fn line(n: usize) -> Vec<u8> {
         format!("line {n}\n").into_bytes()
@@ -190,7 +170,7 @@ mod tests {
                 w.write_all(&line(n)).unwrap();
                 w.flush().unwrap();
             }
-            s.0.lock().unwrap().len()
+            s.written()
         });
         assert_eq!(during, 0, "a line was written during the iteration");
         let writes = sink.taken();
@@ -251,7 +231,7 @@ mod tests {
             for _ in 0..4 {
                 w.write_all(&big).unwrap();
             }
-            (s.0.lock().unwrap().len(), w.pending_len())
+            (s.written(), w.pending_len())
         });
         assert_eq!(seen, (1, 0), "(writes, pending) once at the bound");
         assert_eq!(sink.taken().concat().len(), FLUSH_AT);
@@ -265,7 +245,7 @@ mod tests {
             let mut on_loop = w.clone();
             on_loop.write_all(&line(7)).unwrap();
             w.flush_pending();
-            s.0.lock().unwrap().len()
+            s.written()
         });
         assert_eq!(seen, 1);
         assert_eq!(sink.taken(), vec![line(7)]);

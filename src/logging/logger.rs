@@ -25,7 +25,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
@@ -90,6 +90,10 @@ const KEPT_LINE_CAPACITY: usize = 16 * 1024;
 
 /// Run `f` with this thread's line buffer, cleared. A message whose own
 /// formatting logs (the buffer is then in use) gets a fresh one.
+///
+/// Why a buffer of our own rather than formatting straight into the
+/// writer's batch: the message's `Display` is application code, which may
+/// log, and must not run while the writer's lock is held.
 fn with_line_buffer(f: impl FnOnce(&mut Vec<u8>)) {
     thread_local! {
         static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -166,9 +170,6 @@ impl fmt::Write for Appender<'_> {
 /// `2026-11-23T06:45:45Z`.
 const TIMESTAMP_LEN: usize = 20;
 
-/// The last second with a four-digit year: 9999-12-31T23:59:59Z.
-const LAST_STAMPED_SECOND: u64 = 253_402_300_799;
-
 /// `now` as `YYYY-MM-DDTHH:MM:SSZ` (UTC), formatted once per second per
 /// thread. Times before 1970 or after year 9999 are clamped to those
 /// bounds.
@@ -178,10 +179,7 @@ fn timestamp(now: SystemTime) -> [u8; TIMESTAMP_LEN] {
         static LAST: Cell<(u64, [u8; TIMESTAMP_LEN])> =
             const { Cell::new((u64::MAX, [0; TIMESTAMP_LEN])) };
     }
-    let secs = now
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-        .min(LAST_STAMPED_SECOND);
+    let secs = crate::httputil::date::clamped_unix_seconds(now);
     LAST.with(|last| {
         let (stamped, text) = last.get();
         if stamped == secs {
@@ -193,8 +191,9 @@ fn timestamp(now: SystemTime) -> [u8; TIMESTAMP_LEN] {
     })
 }
 
-/// Seconds since the epoch (at most [`LAST_STAMPED_SECOND`]) as an RFC 3339
-/// UTC timestamp.
+/// Seconds since the epoch (at most 9999-12-31T23:59:59Z, see
+/// [`clamped_unix_seconds`](crate::httputil::date::clamped_unix_seconds))
+/// as an RFC 3339 UTC timestamp.
 fn format_timestamp(secs: u64) -> [u8; TIMESTAMP_LEN] {
     let (year, month, day) = civil_from_days(secs / 86_400);
     let of_day = secs % 86_400;
@@ -241,8 +240,9 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{on_running_loop, Writes};
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
@@ -321,37 +321,17 @@ mod tests {
             &timestamp(UNIX_EPOCH - Duration::from_secs(5)),
             b"1970-01-01T00:00:00Z"
         );
-        assert_eq!(&timestamp(at(LAST_STAMPED_SECOND)), b"9999-12-31T23:59:59Z");
+        assert_eq!(&timestamp(at(253_402_300_799)), b"9999-12-31T23:59:59Z");
         assert_eq!(&timestamp(at(u64::MAX / 2)), b"9999-12-31T23:59:59Z");
-    }
-
-    /// What a logger wrote.
-    #[derive(Clone, Default)]
-    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Sink {
-        fn len(&self) -> usize {
-            self.0.lock().unwrap().len()
-        }
     }
 
     #[test]
     fn flush_writes_what_waits_for_the_end_of_the_iteration() {
-        let sink = Sink::default();
+        let sink = Writes::default();
         let filter = env_filter::Builder::new().parse("info").build();
         let logger = Logger::new(filter, BatchedWriter::new(sink.clone()), false);
         let s = sink.clone();
-        let seen = super::super::on_running_loop(move || {
+        let seen = on_running_loop(move || {
             logger.log(
                 &Record::builder()
                     .level(Level::Info)
@@ -359,9 +339,9 @@ mod tests {
                     .args(format_args!("waiting"))
                     .build(),
             );
-            let before = s.len();
+            let before = s.written();
             logger.flush();
-            (before, s.len())
+            (before, s.written())
         });
         assert_eq!(seen.0, 0, "the line waited for the end of the iteration");
         assert!(seen.1 > 0, "flush wrote it");
@@ -369,7 +349,7 @@ mod tests {
 
     #[test]
     fn the_filter_decides_what_is_written() {
-        let sink = Sink::default();
+        let sink = Writes::default();
         let filter = env_filter::Builder::new()
             .parse("info,squall::access=warn")
             .build();
@@ -388,7 +368,7 @@ mod tests {
         log(Level::Warn, "squall::access", "404 GET /x");
         log(Level::Info, "squall::apps", "listening");
         log(Level::Debug, "squall::apps", "detail");
-        let written = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let written = String::from_utf8(sink.taken().concat()).unwrap();
         let messages: Vec<&str> = written
             .lines()
             .map(|l| l.split_once("] ").unwrap().1)
