@@ -191,7 +191,7 @@ OPTIONS:
     -h, --help                  this text
 
 Logging: RUST_LOG=info (default), e.g. RUST_LOG=info,squall::access=warn to
-silence the access log.";
+keep only the access log's 4xx and 5xx lines.";
 
 /// Parse `args` (without the program name), then environment fallbacks.
 pub fn parse<I>(args: I) -> Result<Option<Config>, String>

@@ -116,6 +116,15 @@ impl HTTPServerRequest {
         self.headers.raw(self.uri)
     }
 
+    /// `GET /a?b=1`: the method, one space and the target, as one slice of
+    /// the head (the access log copies it). `None` if the head does not
+    /// hold them that way (a request built rather than parsed).
+    pub(crate) fn method_and_target(&self) -> Option<&str> {
+        let line = self.headers.raw((self.method.0, self.uri.1));
+        let expected = (self.method.1 - self.method.0) + 1 + (self.uri.1 - self.uri.0);
+        (line.len() == expected as usize && self.uri.0 == self.method.1 + 1).then_some(line)
+    }
+
     /// The target's path, before the `?`, not percent-decoded (as in
     /// Tornado). In absolute-form, the path after the authority (`/` if
     /// there is none), so a request is routed alike in either form.
