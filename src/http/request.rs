@@ -117,12 +117,15 @@ impl HTTPServerRequest {
     }
 
     /// `GET /a?b=1`: the method, one space and the target, as one slice of
-    /// the head (the access log copies it). `None` if the head does not
-    /// hold them that way (a request built rather than parsed).
-    pub(crate) fn method_and_target(&self) -> Option<&str> {
-        let line = self.headers.raw((self.method.0, self.uri.1));
-        let expected = (self.method.1 - self.method.0) + 1 + (self.uri.1 - self.uri.0);
-        (line.len() == expected as usize && self.uri.0 == self.method.1 + 1).then_some(line)
+    /// the head (the access log copies it).
+    ///
+    /// Invariant: the target's span starts one byte after the method's.
+    /// A parsed head has them so (httparse takes exactly one SP between
+    /// them, RFC 9112 §3), and [`HTTPServerRequest::new`] lays them out the
+    /// same way.
+    pub(crate) fn method_and_target(&self) -> &str {
+        debug_assert_eq!(self.uri.0, self.method.1 + 1, "method SP target");
+        self.headers.raw((self.method.0, self.uri.1))
     }
 
     /// The target's path, before the `?`, not percent-decoded (as in

@@ -143,9 +143,7 @@ enum RequestLine {
 impl RequestLine {
     /// The request's method and target with a space between.
     fn new(request: &HTTPServerRequest) -> RequestLine {
-        let Some(line) = request.method_and_target() else {
-            return RequestLine::Heap([request.method(), request.uri()].join(" ").into());
-        };
+        let line = request.method_and_target();
         if line.len() > INLINE_REQUEST_LINE {
             return RequestLine::Heap(line.into());
         }
