@@ -48,9 +48,13 @@ impl AppendLog {
     /// the writer thread.
     pub fn open(path: &Path) -> io::Result<AppendLog> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir).map_err(naming("cannot create", dir))?;
         }
-        let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(naming("cannot open", path))?;
         let (tx, rx) = mpsc::sync_channel::<String>(APPEND_QUEUE_LINES);
         let shown = path.display().to_string();
         let writer = std::thread::Builder::new()
@@ -116,15 +120,16 @@ pub fn for_each_line(path: &Path, mut f: impl FnMut(&str)) -> io::Result<()> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
+        Err(e) => return Err(naming("cannot read", path)(e)),
     };
     let mut reader = BufReader::new(file);
     let mut line = Vec::new();
     loop {
         line.clear();
         // Bounded read: take at most MAX_LINE_BYTES + 1 bytes of this line.
-        let n =
-            io::Read::take(&mut reader, MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut line)?;
+        let n = io::Read::take(&mut reader, MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(naming("cannot read", path))?;
         if n == 0 {
             return Ok(());
         }
@@ -132,7 +137,9 @@ pub fn for_each_line(path: &Path, mut f: impl FnMut(&str)) -> io::Result<()> {
             log::warn!("{}: skipping an over-long line", path.display());
             // Drop the rest of it.
             let mut rest = Vec::new();
-            reader.read_until(b'\n', &mut rest)?;
+            reader
+                .read_until(b'\n', &mut rest)
+                .map_err(naming("cannot read", path))?;
             continue;
         }
         match std::str::from_utf8(&line) {
@@ -147,15 +154,16 @@ pub fn for_each_line(path: &Path, mut f: impl FnMut(&str)) -> io::Result<()> {
 /// written to `path.tmp`, synced, then renamed over `path`.
 pub fn rewrite<'a>(path: &Path, lines: impl IntoIterator<Item = &'a str>) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
-    {
+    let write = || -> io::Result<()> {
         let mut out = io::BufWriter::new(File::create(&tmp)?);
         for line in lines {
             out.write_all(line.as_bytes())?;
             out.write_all(b"\n")?;
         }
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()
+    };
+    write().map_err(naming("cannot write", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(naming("cannot replace", path))
 }
 
 /// The cookie secret kept in `dir/cookie_secret`, created (random, 32
@@ -166,9 +174,9 @@ pub fn load_or_create_secret(dir: &Path) -> io::Result<Vec<u8>> {
         Ok(s) if !s.trim().is_empty() => return Ok(s.trim().as_bytes().to_vec()),
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
+        Err(e) => return Err(naming("cannot read", &path)(e)),
     }
-    std::fs::create_dir_all(dir)?;
+    std::fs::create_dir_all(dir).map_err(naming("cannot create", dir))?;
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw)
         .map_err(|e| io::Error::other(format!("cannot generate a cookie secret: {e}")))?;
@@ -177,10 +185,20 @@ pub fn load_or_create_secret(dir: &Path) -> io::Result<Vec<u8>> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&path)?;
-    file.write_all(hex.as_bytes())?;
-    file.sync_all()?;
+    let mut file = options
+        .open(&path)
+        .map_err(naming("cannot create", &path))?;
+    file.write_all(hex.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(naming("cannot write", &path))?;
     Ok(hex.into_bytes())
+}
+
+/// Wrap an I/O error so its message says what was being done to which
+/// path: start-up fails on these, and "No such file or directory" alone
+/// does not tell an operator which of the paths to fix. The kind is kept.
+pub fn naming<'a>(doing: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> io::Error + 'a {
+    move |e| io::Error::new(e.kind(), format!("{doing} {}: {e}", path.display()))
 }
 
 #[cfg(test)]

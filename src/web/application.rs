@@ -194,6 +194,12 @@ impl AppInner {
     }
 }
 
+/// The error for a configured directory that cannot be used: which
+/// setting, which path, and why.
+fn unusable_dir(setting: &str, dir: &std::path::Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{setting} {}: {e}", dir.display()))
+}
+
 /// A web application: routes and settings. Build it, then serve it with
 /// [`Application::listen`] or [`Application::into_callback`].
 pub struct Application {
@@ -205,12 +211,22 @@ impl Application {
     /// `/static/{*path}`, `/favicon.ico` and `/robots.txt` from it.
     ///
     /// # Errors
-    /// If `static_path` does not exist.
+    /// If `static_path` or `template_path` is not a directory that can be
+    /// read; the message names the setting and the path. (Tornado finds a
+    /// missing template directory only when a page is rendered: one
+    /// mistyped path would turn every page into a 500 while the server
+    /// looks healthy.)
     pub fn new(settings: Settings) -> io::Result<Application> {
         let static_files = match &settings.static_path {
-            Some(dir) => Some(Arc::new(StaticFiles::new(dir, settings.debug)?)),
+            Some(dir) => Some(Arc::new(
+                StaticFiles::new(dir, settings.debug)
+                    .map_err(|e| unusable_dir("static_path", dir, e))?,
+            )),
             None => None,
         };
+        if let Some(dir) = &settings.template_path {
+            std::fs::read_dir(dir).map_err(|e| unusable_dir("template_path", dir, e))?;
+        }
         let templates = settings.template_path.clone().map(|dir| {
             Templates::new(
                 dir,
