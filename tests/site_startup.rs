@@ -51,29 +51,20 @@ fn missing(name: &str) -> PathBuf {
 }
 
 #[test]
-fn a_missing_template_directory_is_named_at_start() {
-    let path = missing("no-templates");
-    let shown = path.display().to_string();
-    let (code, stderr) = refused(&["--cookie-secret", "s", "--template-path", &shown]);
-    assert_eq!(code, Some(1), "stderr: {stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "cannot start: template_path {shown}: No such file"
-        )),
-        "stderr: {stderr}"
-    );
-}
-
-#[test]
-fn a_missing_static_directory_is_named_at_start() {
-    let path = missing("no-static");
-    let shown = path.display().to_string();
-    let (code, stderr) = refused(&["--cookie-secret", "s", "--static-path", &shown]);
-    assert_eq!(code, Some(1), "stderr: {stderr}");
-    assert!(
-        stderr.contains(&format!("cannot start: static_path {shown}: No such file")),
-        "stderr: {stderr}"
-    );
+fn a_missing_template_or_static_directory_is_named_at_start() {
+    for (flag, setting) in [
+        ("--template-path", "template_path"),
+        ("--static-path", "static_path"),
+    ] {
+        let path = missing(setting);
+        let shown = path.display().to_string();
+        let (code, stderr) = refused(&["--cookie-secret", "s", flag, &shown]);
+        assert_eq!(code, Some(1), "{flag}: stderr: {stderr}");
+        assert!(
+            stderr.contains(&format!("cannot start: {setting} {shown}: No such file")),
+            "{flag}: stderr: {stderr}"
+        );
+    }
 }
 
 #[test]

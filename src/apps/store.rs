@@ -25,6 +25,8 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 
+use crate::web::naming;
+
 /// Lines waiting for the writer thread before `append` starts dropping
 /// them: the queue is bounded like every other buffer.
 pub const APPEND_QUEUE_LINES: usize = 16 * 1024;
@@ -192,13 +194,6 @@ pub fn load_or_create_secret(dir: &Path) -> io::Result<Vec<u8>> {
         .and_then(|()| file.sync_all())
         .map_err(naming("cannot write", &path))?;
     Ok(hex.into_bytes())
-}
-
-/// Wrap an I/O error so its message says what was being done to which
-/// path: start-up fails on these, and "No such file or directory" alone
-/// does not tell an operator which of the paths to fix. The kind is kept.
-pub fn naming<'a>(doing: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> io::Error + 'a {
-    move |e| io::Error::new(e.kind(), format!("{doing} {}: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -194,12 +194,6 @@ impl AppInner {
     }
 }
 
-/// The error for a configured directory that cannot be used: which
-/// setting, which path, and why.
-fn unusable_dir(setting: &str, dir: &std::path::Path, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{setting} {}: {e}", dir.display()))
-}
-
 /// A web application: routes and settings. Build it, then serve it with
 /// [`Application::listen`] or [`Application::into_callback`].
 pub struct Application {
@@ -219,13 +213,12 @@ impl Application {
     pub fn new(settings: Settings) -> io::Result<Application> {
         let static_files = match &settings.static_path {
             Some(dir) => Some(Arc::new(
-                StaticFiles::new(dir, settings.debug)
-                    .map_err(|e| unusable_dir("static_path", dir, e))?,
+                StaticFiles::new(dir, settings.debug).map_err(super::naming("static_path", dir))?,
             )),
             None => None,
         };
         if let Some(dir) = &settings.template_path {
-            std::fs::read_dir(dir).map_err(|e| unusable_dir("template_path", dir, e))?;
+            std::fs::read_dir(dir).map_err(super::naming("template_path", dir))?;
         }
         let templates = settings.template_path.clone().map(|dir| {
             Templates::new(

@@ -27,3 +27,15 @@ pub use application::{Application, Route, Settings};
 pub use context::{Ctx, ResponseHandle};
 pub use handler::{HTTPError, HandlerResult, RequestHandler};
 pub(crate) use recycle::release_all as release_spare_buffers;
+
+/// Wrap an I/O error so its message says what was being done to which
+/// path (`static_path /srv/x: No such file or directory`, `cannot create
+/// /data: ...`): start-up fails on these, and the error alone does not
+/// tell an operator which of the paths to fix. The kind is kept. Shared
+/// by [`Application::new`] and the apps' store.
+pub(crate) fn naming<'a>(
+    doing: &'static str,
+    path: &'a std::path::Path,
+) -> impl FnOnce(std::io::Error) -> std::io::Error + 'a {
+    move |e| std::io::Error::new(e.kind(), format!("{doing} {}: {e}", path.display()))
+}
