@@ -29,8 +29,8 @@
 //! the fast path), and only when the bytes are not there yet registers a read
 //! callback that re-enters the pump (the slow path). So pipelined requests
 //! already in the buffer are parsed and answered in one go, and their
-//! responses leave in one `writev` when the last of them finishes
-//! ([`sends_at_once`]).
+//! responses leave in one `writev` at the end of the loop iteration, back to
+//! back with the batches of the other connections ([`sends_at_once`]).
 //!
 //! Requests are strictly serial (as in Tornado): the next head is not parsed
 //! until the current response is finished. The application is called from
@@ -478,21 +478,37 @@ fn forwarded_ip(headers: &crate::httputil::HTTPHeaders) -> Option<IpAddr> {
     raw.trim().parse().ok()
 }
 
-/// Whether a finished response should be sent now rather than wait for the
-/// rest of its pipelined batch.
+/// Whether a finished response should be sent now rather than at the end
+/// of the loop iteration.
 ///
-/// Coalescing responses only pays while more requests of this connection
-/// are already buffered (pipelining): their answers join these bytes, and
-/// the last of them (nothing buffered behind it) sends them all in one
-/// `writev`. Otherwise nothing will
-/// join them, so send them now. Waiting would hold every answer of a poll
-/// batch until all of them are built: with 1000 busy connections the client
-/// then idles while the server computes, and the two cores take turns
-/// instead of working at once. The same holds for a response finished later
-/// (a long-poll woken by a message): in a fan-out to thousands, the first
-/// answers leave while the others are still being built.
+/// | the response                                   | leaves                  |
+/// |------------------------------------------------|-------------------------|
+/// | finished outside the pump (a long-poll woken)  | now                     |
+/// | more requests of this connection are buffered  | with the rest of its batch |
+/// | the last of a pipelined batch (answers queued) | at the end of the iteration |
+/// | the only one (nothing queued, nothing buffered)| now                     |
+///
+/// A lone response goes at once: nothing would join it, and holding every
+/// answer of a poll batch until all are built (1000 busy connections)
+/// leaves the client idle while the server computes, so the two cores
+/// take turns instead of working at once. A response finished later (a
+/// long-poll woken by a message) goes at once too: in a fan-out to
+/// thousands, the first answers leave while the others are still built.
+///
+/// A pipelined batch is different. Its answers are already coalesced, and
+/// the client, which sent many requests per write, is waiting for whole
+/// batches. Each write to a peer that sleeps in `epoll_wait` wakes it, and
+/// on loopback the waking is charged to the writer: with a write per
+/// connection the moment its batch is done, 14 % of squall's CPU went to
+/// waking the client again and again (`perf`: `sock_def_readable` →
+/// `_raw_spin_unlock_irqrestore`). Writing the batches of one pass back to
+/// back at the end of the iteration (Redis's `beforeSleep` writes replies
+/// the same way) wakes it far less often: 2.5 %. Pipelined ×16, that is
+/// 12 % less server CPU per request at 50 connections and 5 % at 1 000
+/// (`benches/ab.sh`, cheaper in every round; `docs/benchmarks.md`).
 pub(crate) fn sends_at_once(conn: &Conn) -> bool {
-    !conn.in_dispatch.get() || conn.stream.buffered_len() == 0
+    !conn.in_dispatch.get()
+        || (conn.stream.buffered_len() == 0 && conn.stream.write_buffer_len() == 0)
 }
 
 /// The responder finished the response. Called by [`HTTPResponder`].
