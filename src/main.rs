@@ -33,6 +33,15 @@ fn main() {
                 for addr in &s.addrs {
                     log::info!("squall listening on http://{addr}/");
                 }
+                let shown = |dir: &Option<std::path::PathBuf>| match dir {
+                    Some(dir) => dir.display().to_string(),
+                    None => "built into the binary".to_string(),
+                };
+                log::info!(
+                    "templates: {}; static files: {}",
+                    shown(&config.template_path),
+                    shown(&config.static_path)
+                );
                 let server = s.server.clone();
                 if let Err(e) = shutdown::install(
                     &ioloop,

@@ -12,9 +12,17 @@ use crate::http::HTTPServerOptions;
 use crate::tcpserver::{BindOptions, TcpKeepalive};
 
 /// Where the repository's `templates/` and `static/` are, for `cargo run`
-/// from any directory. An installed binary passes `--template-path` and
-/// `--static-path` instead.
+/// from any directory. A binary whose checkout is gone uses the copies
+/// built into it ([`super::assets`]).
 const CRATE_DIR: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The checkout's directory `name`, if it is still there: the default of
+/// `--template-path` and `--static-path`. `None` means the copy built into
+/// the binary.
+fn checkout_dir(name: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(CRATE_DIR).join(name);
+    dir.is_dir().then_some(dir)
+}
 
 /// What to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,10 +48,11 @@ pub struct Config {
     pub cookie_secret: Option<String>,
     /// Where users' data (accounts, chat history) is kept; none = memory only.
     pub data_dir: Option<PathBuf>,
-    /// Template directory.
-    pub template_path: PathBuf,
-    /// Static file directory.
-    pub static_path: PathBuf,
+    /// Template directory; `None`: the templates built into the binary.
+    pub template_path: Option<PathBuf>,
+    /// Static file directory; `None`: the static files built into the
+    /// binary.
+    pub static_path: Option<PathBuf>,
     /// Set SO_REUSEPORT so several processes can share the port.
     pub reuse_port: bool,
     /// HTTP limits and timeouts.
@@ -122,8 +131,8 @@ impl Default for Config {
             debug: false,
             cookie_secret: None,
             data_dir: None,
-            template_path: PathBuf::from(CRATE_DIR).join("templates"),
-            static_path: PathBuf::from(CRATE_DIR).join("static"),
+            template_path: checkout_dir("templates"),
+            static_path: checkout_dir("static"),
             reuse_port: false,
             http: HTTPServerOptions::default(),
             max_line: super::echo::DEFAULT_MAX_LINE,
@@ -155,8 +164,11 @@ OPTIONS:
     --cookie-secret S           signing key for cookies [env SQUALL_COOKIE_SECRET;
                                 default: stored in --data-dir, else random per run]
     --data-dir DIR              keep accounts and chat history here [env SQUALL_DATA_DIR]
-    --template-path DIR         templates [<crate>/templates]
-    --static-path DIR           static files [<crate>/static]
+    --template-path DIR         templates [<crate>/templates while it exists,
+                                else the copies built into the binary]
+    --static-path DIR           static files [<crate>/static, likewise]
+    --builtin-assets            serve the built-in templates and static files
+                                even where the checkout's directories exist
     --reuse-port                SO_REUSEPORT: several processes may share the port
     --max-body-size BYTES       largest request body [10485760]
     --max-header-size BYTES     largest request head [65536]
@@ -201,6 +213,8 @@ where
     use lexopt::prelude::*;
     let mut config = Config::default();
     let mut port_given = false;
+    let mut builtin_assets = false;
+    let (mut template_given, mut static_given) = (false, false);
     let mut parser = lexopt::Parser::from_args(args);
     let err = |e: lexopt::Error| e.to_string();
     while let Some(arg) = parser.next().map_err(err)? {
@@ -216,8 +230,15 @@ where
                 config.cookie_secret = Some(parser.value().map_err(err)?.string().map_err(err)?)
             }
             Long("data-dir") => config.data_dir = Some(parser.value().map_err(err)?.into()),
-            Long("template-path") => config.template_path = parser.value().map_err(err)?.into(),
-            Long("static-path") => config.static_path = parser.value().map_err(err)?.into(),
+            Long("template-path") => {
+                config.template_path = Some(parser.value().map_err(err)?.into());
+                template_given = true;
+            }
+            Long("static-path") => {
+                config.static_path = Some(parser.value().map_err(err)?.into());
+                static_given = true;
+            }
+            Long("builtin-assets") => builtin_assets = true,
             Long("reuse-port") => config.reuse_port = true,
             Long("max-body-size") => config.http.max_body_size = parsed(&mut parser)?,
             Long("max-header-size") => config.http.max_header_size = parsed(&mut parser)?,
@@ -281,6 +302,13 @@ where
             Value(v) if v == "serve" => config.command = Command::Serve,
             _ => return Err(arg.unexpected().to_string()),
         }
+    }
+    // An explicit path wins over --builtin-assets, whatever the order.
+    if builtin_assets && !template_given {
+        config.template_path = None;
+    }
+    if builtin_assets && !static_given {
+        config.static_path = None;
     }
     if config.command == Command::Echo && !port_given {
         config.port = 8889;
@@ -373,6 +401,28 @@ mod tests {
         assert!(parse(args(&["--shutdown-grace", "-1"])).is_err());
         assert!(parse(args(&["--upstream-delay-ms", "10001"])).is_err());
         assert!(parse(args(&["--worker-threads", "0"])).is_err());
+    }
+
+    #[test]
+    fn asset_paths_default_to_the_checkout_and_builtin_replaces_only_defaults() {
+        let crate_dir = PathBuf::from(CRATE_DIR);
+        let c = parse(args(&[])).expect("parses").expect("not help");
+        // The tests run in the checkout, so its directories are there.
+        assert_eq!(c.template_path, Some(crate_dir.join("templates")));
+        assert_eq!(c.static_path, Some(crate_dir.join("static")));
+        let b = parse(args(&["--builtin-assets"]))
+            .expect("ok")
+            .expect("serve");
+        assert_eq!((b.template_path, b.static_path), (None, None));
+        for order in [
+            ["--template-path", "/t", "--builtin-assets"],
+            ["--builtin-assets", "--template-path", "/t"],
+        ] {
+            let m = parse(args(&order)).expect("ok").expect("serve");
+            assert_eq!(m.template_path, Some(PathBuf::from("/t")), "{order:?}");
+            assert_eq!(m.static_path, None, "{order:?}");
+        }
+        assert_eq!(checkout_dir("no-such-directory-here"), None);
     }
 
     #[test]

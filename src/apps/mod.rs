@@ -4,6 +4,7 @@
 //! | module       | what it is                                    | Tornado original       |
 //! |--------------|-----------------------------------------------|------------------------|
 //! | [`config`]   | command-line options of the binary            | `options.py`           |
+//! | [`assets`]   | `templates/` and `static/` built into the binary | —                   |
 //! | [`site`]     | the server: all apps, `/healthz`, `/metrics`  | —                      |
 //! | [`chat`]     | long-polling + WebSocket chat with rooms      | `demos/chat`, `demos/websocket` |
 //! | [`accounts`] | register / login / logout, Argon2id           | —                      |
@@ -16,6 +17,7 @@
 //! | [`memory`]   | give freed memory back after a mass close     | —                      |
 //! | [`sparse`]   | shrink waiter/member tables that emptied      | —                      |
 pub mod accounts;
+pub mod assets;
 pub mod cart;
 pub mod chat;
 pub mod config;

@@ -78,8 +78,10 @@ pub fn build(config: &Config) -> io::Result<Site> {
     IOLoop::current().set_executor_threads(config.worker_threads);
     let settings = Settings {
         cookie_secret: cookie_secret(config)?,
-        template_path: Some(config.template_path.clone()),
-        static_path: Some(config.static_path.clone()),
+        template_path: config.template_path.clone(),
+        template_bundle: Some(super::assets::TEMPLATES),
+        static_path: config.static_path.clone(),
+        static_bundle: Some(super::assets::STATIC),
         debug: config.debug,
         // Every WebSocket route inherits them (chat, cart, echo).
         websocket_ping_interval: config.ws_ping_interval,

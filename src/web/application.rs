@@ -28,6 +28,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::bundle::{AssetSource, Bundle};
 use super::context::Ctx;
 use super::handler::{HTTPError, HandlerResult, RequestHandler};
 use super::routing::{BuildPathHasher, PathPattern};
@@ -51,8 +52,14 @@ pub struct Settings {
     pub cookie_max_age_days: u32,
     /// Directory of templates, if any.
     pub template_path: Option<PathBuf>,
+    /// Templates built into the program, used when `template_path` is
+    /// `None` (see [`bundle`](super::bundle)).
+    pub template_bundle: Option<Bundle>,
     /// Directory served under `static_url_prefix`, if any.
     pub static_path: Option<PathBuf>,
+    /// Static files built into the program, served like `static_path`
+    /// when it is `None`.
+    pub static_bundle: Option<Bundle>,
     /// URL prefix of static files.
     pub static_url_prefix: String,
     /// gzip text responses for clients that accept it.
@@ -86,7 +93,9 @@ impl Default for Settings {
             user_cookie: "user".to_string(),
             cookie_max_age_days: 31,
             template_path: None,
+            template_bundle: None,
             static_path: None,
+            static_bundle: None,
             static_url_prefix: "/static/".to_string(),
             compress_response: true,
             debug: false,
@@ -201,8 +210,9 @@ pub struct Application {
 }
 
 impl Application {
-    /// An application with `settings`. With a `static_path`, it serves
-    /// `/static/{*path}`, `/favicon.ico` and `/robots.txt` from it.
+    /// An application with `settings`. With a `static_path` (or a
+    /// `static_bundle`), it serves `/static/{*path}`, `/favicon.ico` and
+    /// `/robots.txt` from it.
     ///
     /// # Errors
     /// If `static_path` or `template_path` is not a directory that can be
@@ -211,18 +221,24 @@ impl Application {
     /// mistyped path would turn every page into a 500 while the server
     /// looks healthy.)
     pub fn new(settings: Settings) -> io::Result<Application> {
-        let static_files = match &settings.static_path {
-            Some(dir) => Some(Arc::new(
+        let static_files = match (&settings.static_path, settings.static_bundle) {
+            (Some(dir), _) => Some(Arc::new(
                 StaticFiles::new(dir, settings.debug).map_err(super::naming("static_path", dir))?,
             )),
-            None => None,
+            (None, Some(files)) => Some(Arc::new(StaticFiles::bundled(files))),
+            (None, None) => None,
         };
-        if let Some(dir) = &settings.template_path {
-            std::fs::read_dir(dir).map_err(super::naming("template_path", dir))?;
-        }
-        let templates = settings.template_path.clone().map(|dir| {
+        let template_source = match (&settings.template_path, settings.template_bundle) {
+            (Some(dir), _) => {
+                std::fs::read_dir(dir).map_err(super::naming("template_path", dir))?;
+                Some(AssetSource::Dir(dir.clone()))
+            }
+            (None, Some(files)) => Some(AssetSource::Bundled(files)),
+            (None, None) => None,
+        };
+        let templates = template_source.map(|source| {
             Templates::new(
-                dir,
+                source,
                 settings.debug,
                 static_files.clone(),
                 settings.static_url_prefix.clone(),

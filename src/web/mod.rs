@@ -10,9 +10,11 @@
 //! | `recycle`           | finished responses' buffers, reused by the next ones    |
 //! | [`template`]        | minijinja templates from `templates/`                   |
 //! | [`static_files`]    | `StaticFileHandler`: ETag, ranges, versioned URLs      |
+//! | [`bundle`]          | templates and static files built into the program      |
 //! | [`signed`]          | signed values for secure cookies (v2, HMAC-SHA256)     |
 //! | [`xsrf`]            | masked XSRF tokens (v2) and their comparison           |
 pub mod application;
+pub mod bundle;
 pub mod context;
 pub mod handler;
 mod recycle;
@@ -24,6 +26,7 @@ mod transform;
 pub mod xsrf;
 
 pub use application::{Application, Route, Settings};
+pub use bundle::{AssetSource, Bundle};
 pub use context::{Ctx, ResponseHandle};
 pub use handler::{HTTPError, HandlerResult, RequestHandler};
 pub(crate) use recycle::release_all as release_spare_buffers;

@@ -22,12 +22,17 @@
 //! (the static directory is the application's own, small, and read-mostly).
 //! Reading a small local file briefly blocks the loop, as it does in
 //! Tornado; in debug mode each request re-checks the file's mtime.
+//!
+//! The files may also be a [`Bundle`] built into the program
+//! ([`StaticFiles::bundled`]): looked up by exact name, never changing,
+//! and `Last-Modified` is when the program file was written (its build).
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use super::bundle::Bundle;
 use super::context::Ctx;
 use super::handler::{HTTPError, HandlerResult, RequestHandler};
 use super::transform::{
@@ -65,12 +70,26 @@ struct Gzipped {
     etag: String,
 }
 
+/// Where the files are.
+enum Source {
+    /// Under this canonical root directory.
+    Dir(PathBuf),
+    /// Built into the program.
+    Bundled {
+        /// The files.
+        files: Bundle,
+        /// Their `Last-Modified`: the program file's mtime.
+        modified: SystemTime,
+    },
+}
+
 /// The static directory of an application. `Sync` because templates call
 /// `static_url` through minijinja, which requires it.
 pub struct StaticFiles {
-    /// Canonical root directory.
-    root: PathBuf,
-    /// Re-check mtimes on every request.
+    /// Where the files are.
+    source: Source,
+    /// Re-check mtimes on every request (a directory only: a bundle
+    /// cannot change).
     debug: bool,
     /// Files read so far, by path relative to the root.
     cache: Mutex<HashMap<String, Arc<CachedFile>>>,
@@ -80,10 +99,26 @@ impl StaticFiles {
     /// Serve files under `root`.
     pub fn new(root: &Path, debug: bool) -> std::io::Result<StaticFiles> {
         Ok(StaticFiles {
-            root: root.canonicalize()?,
+            source: Source::Dir(root.canonicalize()?),
             debug,
             cache: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Serve the files of `files`, built into the program. Their
+    /// `Last-Modified` is the program file's mtime (when it was built or
+    /// installed), or the start time if that cannot be read; the `ETag`,
+    /// a hash of the bytes, is what revalidation relies on either way.
+    pub fn bundled(files: Bundle) -> StaticFiles {
+        let modified = std::env::current_exe()
+            .and_then(std::fs::metadata)
+            .and_then(|meta| meta.modified())
+            .unwrap_or_else(|_| SystemTime::now());
+        StaticFiles {
+            source: Source::Bundled { files, modified },
+            debug: false,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The versioned URL of `path` under `prefix` (e.g. `/static/`).
@@ -94,8 +129,8 @@ impl StaticFiles {
         }
     }
 
-    /// Resolve `rel` safely under the root, or `None`.
-    fn resolve(&self, rel: &str) -> Option<PathBuf> {
+    /// Resolve `rel` safely under `root`, or `None`.
+    fn resolve(root: &Path, rel: &str) -> Option<PathBuf> {
         if rel.is_empty() || rel.contains('\0') || rel.contains('\\') {
             return None;
         }
@@ -106,31 +141,40 @@ impl StaticFiles {
         {
             return None;
         }
-        let full = self.root.join(rel_path).canonicalize().ok()?;
+        let full = root.join(rel_path).canonicalize().ok()?;
         // Symlinks may still point out of the root.
-        full.starts_with(&self.root).then_some(full)
+        full.starts_with(root).then_some(full)
     }
 
-    /// The file for `rel`, from the cache or disk.
+    /// The file for `rel`, from the cache, the disk or the bundle.
     fn load(&self, rel: &str) -> Option<Arc<CachedFile>> {
         let cached = self.cache.lock().ok()?.get(rel).cloned();
         if let Some(file) = &cached {
+            let Source::Dir(root) = &self.source else {
+                return cached;
+            };
             if !self.debug {
                 return cached;
             }
-            let path = self.resolve(rel)?;
+            let path = Self::resolve(root, rel)?;
             let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
             if modified == file.modified {
                 return cached;
             }
         }
-        let path = self.resolve(rel)?;
-        let meta = std::fs::metadata(&path).ok()?;
-        if !meta.is_file() || meta.len() > MAX_STATIC_FILE {
-            return None;
-        }
-        let content = std::fs::read(&path).ok()?;
-        let content_type = guess_type(&path);
+        let (content, modified) = match &self.source {
+            Source::Dir(root) => {
+                let path = Self::resolve(root, rel)?;
+                let meta = std::fs::metadata(&path).ok()?;
+                if !meta.is_file() || meta.len() > MAX_STATIC_FILE {
+                    return None;
+                }
+                let content = std::fs::read(&path).ok()?;
+                (content, meta.modified().unwrap_or(SystemTime::UNIX_EPOCH))
+            }
+            Source::Bundled { files, modified } => (files.find(rel)?.to_vec(), *modified),
+        };
+        let content_type = guess_type(Path::new(rel));
         let hash = sha1_hex(&content);
         let etag = format!("\"{hash}\"");
         let gzipped =
@@ -141,7 +185,7 @@ impl StaticFiles {
         let file = Arc::new(CachedFile {
             etag,
             version: hash[..16].to_string(),
-            modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            modified,
             content_type,
             gzipped,
             content,
@@ -347,6 +391,22 @@ mod tests {
 
     fn at(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn a_bundled_file_is_served_like_a_file_on_disk_and_nothing_else_is() {
+        let files = StaticFiles::bundled(Bundle(&[("a.css", b"body { margin: 0 }")]));
+        let file = files.load("a.css").expect("bundled");
+        assert_eq!(file.content, b"body { margin: 0 }");
+        assert_eq!(file.content_type, "text/css; charset=utf-8");
+        assert_eq!(file.etag, format!("\"{}\"", sha1_hex(&file.content)));
+        assert!(file.modified > SystemTime::UNIX_EPOCH);
+        assert!(files
+            .static_url("/static/", "a.css")
+            .starts_with("/static/a.css?v="));
+        for other in ["", "b.css", "./a.css", "x/../a.css", "/a.css"] {
+            assert!(files.load(other).is_none(), "{other:?}");
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Mirrors Tornado's `tornado/template.py` `Loader` as used by
 //! `RequestHandler.render`: templates are loaded by name from one
-//! directory, cached, and re-read on every render in debug mode. The syntax
+//! directory (or a [`Bundle`](super::bundle::Bundle) built into the
+//! program), cached, and re-read on every render in debug mode. The syntax
 //! is Jinja's (`{{ x }}`, `{% for %}...{% endfor %}`) rather than Tornado's
 //! (`{% end %}`); the ideas — autoescape by default, `{{ x | safe }}` to opt
 //! out, `xsrf_form_html()` and `static_url()` available everywhere — are the
@@ -12,8 +13,9 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use minijinja::{context, Environment, Value};
+use minijinja::{context, Environment, ErrorKind, Value};
 
+use super::bundle::{AssetSource, Bundle};
 use super::context::Ctx;
 use super::handler::HTTPError;
 use super::static_files::StaticFiles;
@@ -33,6 +35,27 @@ pub fn file_environment(dir: PathBuf) -> Environment<'static> {
     env
 }
 
+/// A minijinja environment that loads templates by name from `bundle`. A
+/// template that is not UTF-8 fails to load, as a file would.
+pub fn bundle_environment(bundle: Bundle) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_loader(move |name| match bundle.find(name) {
+        None => Ok(None),
+        Some(bytes) => std::str::from_utf8(bytes)
+            .map(|text| Some(text.to_string()))
+            .map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, e.to_string())),
+    });
+    env
+}
+
+/// [`file_environment`] or [`bundle_environment`], as `source` says.
+pub fn environment(source: AssetSource) -> Environment<'static> {
+    match source {
+        AssetSource::Dir(dir) => file_environment(dir),
+        AssetSource::Bundled(files) => bundle_environment(files),
+    }
+}
+
 /// The template environment of one application.
 pub(crate) struct Templates {
     /// minijinja's environment (holds the compiled-template cache).
@@ -42,16 +65,17 @@ pub(crate) struct Templates {
 }
 
 impl Templates {
-    /// Templates from `dir`; `static_files` backs the `static_url()` function.
+    /// Templates from `source`; `static_files` backs the `static_url()`
+    /// function.
     pub(crate) fn new(
-        dir: PathBuf,
+        source: AssetSource,
         debug: bool,
         static_files: Option<Arc<StaticFiles>>,
         static_prefix: String,
     ) -> Templates {
         // Autoescape by extension (.html/.htm/.xml → HTML) is minijinja's
         // default, as autoescape is Tornado's.
-        let mut env = file_environment(dir);
+        let mut env = environment(source);
         env.add_function("static_url", move |path: String| -> Value {
             let url = match &static_files {
                 Some(files) => files.static_url(&static_prefix, &path),

@@ -9,12 +9,12 @@
 //! WebSocket chat posts messages from socket frames, not requests.
 
 use std::cell::{OnceCell, RefCell};
-use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use minijinja::{Environment, Value};
 
 use crate::escape::{linkify, xhtml_escape};
+use crate::web::AssetSource;
 use crate::websocket::PreparedMessage;
 
 /// One message. Immutable once made.
@@ -95,9 +95,9 @@ pub struct MessageTemplate {
 }
 
 impl MessageTemplate {
-    /// The template `message.html` from `template_path`.
-    pub fn new(template_path: PathBuf, debug: bool) -> MessageTemplate {
-        let mut env = crate::web::template::file_environment(template_path);
+    /// The template `message.html` from `templates`.
+    pub fn new(templates: AssetSource, debug: bool) -> MessageTemplate {
+        let mut env = crate::web::template::environment(templates);
         env.add_filter("linkify", |text: String| {
             Value::from_safe_string(linkify(&text))
         });
@@ -187,8 +187,8 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("message.html");
         std::fs::write(&file, "one {{ message.body }}").expect("write");
-        let cached = MessageTemplate::new(dir.clone(), false);
-        let debug = MessageTemplate::new(dir.clone(), true);
+        let cached = MessageTemplate::new(AssetSource::Dir(dir.clone()), false);
+        let debug = MessageTemplate::new(AssetSource::Dir(dir.clone()), true);
         assert_eq!(cached.render("i", "f", "x", 0.0), "one x");
         assert_eq!(debug.render("i", "f", "x", 0.0), "one x");
         std::fs::write(&file, "second {{ message.body }}").expect("rewrite");
@@ -203,8 +203,9 @@ mod tests {
 
     #[test]
     fn message_is_escaped_and_serialized_once() {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates");
-        let template = MessageTemplate::new(dir, false);
+        // The copy built into the binary: the same bytes as templates/.
+        let template =
+            MessageTemplate::new(AssetSource::Bundled(crate::apps::assets::TEMPLATES), false);
         let m = Message::new(&template, "a<b", "<script>alert(1)</script> http://x.org");
         assert_eq!(m.id.len(), 36);
         assert!(m.html.contains(&format!("id=\"m{}\"", m.id)));

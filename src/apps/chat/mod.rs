@@ -44,6 +44,7 @@ pub use room::{MessageError, Room, Subscriber, Subscription};
 use super::config::Config;
 use super::site::{write_metric, Metrics};
 use super::store::{self, AppendLog};
+use crate::web::AssetSource;
 use room::Shared;
 
 /// The room at `/`, and the default of the `room` argument.
@@ -64,7 +65,7 @@ pub const HISTORY_FILE: &str = "chat.jsonl";
 #[derive(Clone, Debug)]
 pub struct ChatOptions {
     /// Where `message.html` is.
-    pub template_path: PathBuf,
+    pub templates: AssetSource,
     /// Re-read `message.html` on every message.
     pub debug: bool,
     /// Keep history in `data_dir/chat.jsonl`; `None` = memory only.
@@ -79,7 +80,10 @@ impl ChatOptions {
     /// The options the `squall` binary was given.
     pub fn from_config(config: &Config) -> ChatOptions {
         ChatOptions {
-            template_path: config.template_path.clone(),
+            templates: match &config.template_path {
+                Some(dir) => AssetSource::Dir(dir.clone()),
+                None => AssetSource::Bundled(crate::apps::assets::TEMPLATES),
+            },
             debug: config.debug,
             data_dir: config.data_dir.clone(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -136,7 +140,7 @@ impl Chat {
     /// A chat; with a data directory, its history is read back now (before
     /// the loop runs) and appended to from then on.
     pub fn new(options: ChatOptions) -> io::Result<Chat> {
-        let template = MessageTemplate::new(options.template_path.clone(), options.debug);
+        let template = MessageTemplate::new(options.templates.clone(), options.debug);
         let (history, restored) = match &options.data_dir {
             Some(dir) => {
                 let path = dir.join(HISTORY_FILE);

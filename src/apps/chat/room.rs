@@ -312,18 +312,17 @@ impl Drop for Subscription {
 mod tests {
     use super::super::post_limit::PostRate;
     use super::*;
-    use std::path::PathBuf;
 
     fn room(name: &str, max_body_bytes: usize) -> Room {
         rate_limited_room(name, max_body_bytes, PostRate::UNLIMITED)
     }
 
     fn rate_limited_room(name: &str, max_body_bytes: usize, rate: PostRate) -> Room {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let templates = crate::web::AssetSource::Bundled(crate::apps::assets::TEMPLATES);
         Room::new(
             name,
             Rc::new(Shared {
-                template: MessageTemplate::new(dir, false),
+                template: MessageTemplate::new(templates, false),
                 history: None,
                 max_body_bytes,
                 posted: Cell::new(0),
