@@ -2,7 +2,7 @@
 //!
 //! Mirrors Tornado's `tornado/template.py` `Loader` as used by
 //! `RequestHandler.render`: templates are loaded by name from one
-//! directory (or a [`Bundle`](super::bundle::Bundle) built into the
+//! directory (or a [`Bundle`] built into the
 //! program), cached, and re-read on every render in debug mode. The syntax
 //! is Jinja's (`{{ x }}`, `{% for %}...{% endfor %}`) rather than Tornado's
 //! (`{% end %}`); the ideas — autoescape by default, `{{ x | safe }}` to opt
