@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::http::HTTPServerOptions;
 use crate::tcpserver::{BindOptions, TcpKeepalive};
+use crate::web::AssetSource;
 
 /// Where the repository's `templates/` and `static/` are, for `cargo run`
 /// from any directory. A binary whose checkout is gone uses the copies
@@ -105,6 +106,17 @@ pub const DEFAULT_TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 const MAX_TCP_KEEPALIVE_SECS: u64 = 32_767;
 
 impl Config {
+    /// Where the templates come from: `template_path`, or the copies
+    /// built into the binary when it is `None`. (The web layer makes the
+    /// same choice from `Settings`; the chat's `message.html` renderer,
+    /// which has no application, takes it from here.)
+    pub fn template_source(&self) -> AssetSource {
+        match &self.template_path {
+            Some(dir) => AssetSource::Dir(dir.clone()),
+            None => AssetSource::Bundled(super::assets::TEMPLATES),
+        }
+    }
+
     /// How the server's listening sockets are bound: `--reuse-port` and
     /// `--tcp-keepalive`.
     pub fn bind_options(&self) -> BindOptions {

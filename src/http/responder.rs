@@ -218,6 +218,11 @@ pub struct HTTPResponder {
     /// Present only if the access log takes some status (see
     /// [`AccessLogLine`]).
     log_line: Option<AccessLogLine>,
+    /// Whether the response leaves as soon as it is finished rather than
+    /// with its pipelined batch: [`connection::sends_at_once`], asked
+    /// once, when the head is queued (after that, the response's own bytes
+    /// would be mistaken for a batch queued before it).
+    leaves_at_once: bool,
 }
 
 impl HTTPResponder {
@@ -236,6 +241,7 @@ impl HTTPResponder {
             status: 0,
             start_time: request.start_time,
             log_line,
+            leaves_at_once: true,
         }
     }
 
@@ -336,6 +342,7 @@ impl HTTPResponder {
         if self.conn.stream.closed() {
             self.keep_alive = false;
         }
+        self.leaves_at_once = connection::sends_at_once(&self.conn);
         self.progress = Progress::Streaming(framing);
         let small_body = chunk.len() <= SMALL_BODY_BYTES;
         let (piece, cut_short) = if small_body {
@@ -348,7 +355,7 @@ impl HTTPResponder {
             this.build_head(out, status, headers, seen, framing, chunk, finishing);
             piece.encode(out);
         };
-        if finishing && small_body && connection::sends_at_once(&self.conn) {
+        if finishing && small_body && self.leaves_at_once {
             // A whole response that leaves at once (see
             // `connection::sends_at_once`) is built in a per-thread scratch
             // buffer and goes from there straight to the socket: no copy
@@ -537,7 +544,7 @@ impl HTTPResponder {
         }
         self.progress = Progress::Finished;
         self.log_access();
-        connection::response_finished(&self.conn, self.keep_alive);
+        connection::response_finished(&self.conn, self.keep_alive, self.leaves_at_once);
     }
 
     /// True once [`finish`](Self::finish) ran.
@@ -640,7 +647,7 @@ impl Drop for HTTPResponder {
                 self.keep_alive = false;
                 self.progress = Progress::Finished;
                 self.conn.stream.close_when_flushed();
-                connection::response_finished(&self.conn, false);
+                connection::response_finished(&self.conn, false, self.leaves_at_once);
             }
         }
     }

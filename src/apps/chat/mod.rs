@@ -80,10 +80,7 @@ impl ChatOptions {
     /// The options the `squall` binary was given.
     pub fn from_config(config: &Config) -> ChatOptions {
         ChatOptions {
-            templates: match &config.template_path {
-                Some(dir) => AssetSource::Dir(dir.clone()),
-                None => AssetSource::Bundled(crate::apps::assets::TEMPLATES),
-            },
+            templates: config.template_source(),
             debug: config.debug,
             data_dir: config.data_dir.clone(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
