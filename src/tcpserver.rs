@@ -11,11 +11,15 @@
 //!          IOStream::accepted(socket, addr) ──▶ handle_stream(stream, addr)
 //! ```
 //!
-//! When `accept` fails because the process (EMFILE) or the system (ENFILE)
-//! is out of file descriptors, the listener is not drained, so — being
-//! edge-triggered — it would never wake us again; and retrying at once would
-//! spin at 100% CPU. So the server logs, waits (10 ms doubling up to 1 s),
-//! and tries again from a timer, Tornado-issue-#1200 style.
+//! When `accept` fails because the process (EMFILE) or the system (ENFILE,
+//! ENOBUFS, ENOMEM) is out of resources, the listener is not drained, so —
+//! being edge-triggered — it would never wake us again; and retrying at
+//! once would spin at 100% CPU. So the server logs, waits (10 ms doubling
+//! up to 1 s), and tries again from a timer, Tornado-issue-#1200 style. An
+//! error it does not know is handled the same way, so the connections
+//! still queued are never stranded. An error that belongs to one pending
+//! connection (Linux reports the peer's network errors from `accept`,
+//! accept(2)) skips that connection and goes on.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -355,7 +359,8 @@ fn accept_ready(server: &Rc<ServerInner>) {
     }
     let mut accepted: Vec<(mio::net::TcpStream, SocketAddr)> = Vec::new();
     let mut more = false;
-    let mut out_of_fds: Option<io::Error> = None;
+    // Why accepting must pause (and retry from a timer), if it must.
+    let mut pause: Option<io::Error> = None;
     {
         let listeners = server.listeners.borrow();
         'listeners: for l in listeners.iter() {
@@ -368,16 +373,15 @@ fn accept_ready(server: &Rc<ServerInner>) {
                     Ok(pair) => accepted.push(pair),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    // The peer gave up between SYN and accept: skip it.
-                    Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
-                    Err(e) if is_out_of_fds(&e) => {
-                        out_of_fds = Some(e);
-                        break 'listeners;
-                    }
-                    Err(e) => {
-                        log::error!("accept failed: {e}");
-                        break;
-                    }
+                    Err(e) => match AcceptError::of(&e) {
+                        // That connection is gone (the peer gave up between
+                        // SYN and accept, or its network failed): next one.
+                        AcceptError::ThisConnection => {}
+                        AcceptError::OutOfResources | AcceptError::Unknown => {
+                            pause = Some(e);
+                            break 'listeners;
+                        }
+                    },
                 }
             }
         }
@@ -396,12 +400,18 @@ fn accept_ready(server: &Rc<ServerInner>) {
             Err(e) => log::error!("cannot register connection from {addr}: {e}"),
         }
     }
-    if let Some(e) = out_of_fds {
+    if let Some(e) = pause {
         let wait = server.backoff.get();
-        log::warn!(
-            "accept failed: {e}; out of file descriptors, pausing accepts for {} ms",
-            wait.as_millis()
-        );
+        match AcceptError::of(&e) {
+            AcceptError::OutOfResources => log::warn!(
+                "accept failed: {e}; out of resources, pausing accepts for {} ms",
+                wait.as_millis()
+            ),
+            _ => log::error!(
+                "accept failed: {e}; pausing accepts for {} ms",
+                wait.as_millis()
+            ),
+        }
         server.backoff.set((wait * 2).min(EMFILE_BACKOFF_MAX));
         let again = Rc::clone(server);
         let handle = server.ioloop.call_later(wait, move || {
@@ -421,14 +431,71 @@ fn accept_ready(server: &Rc<ServerInner>) {
 }
 
 /// EMFILE (process limit) or ENFILE (system limit).
-fn is_out_of_fds(e: &io::Error) -> bool {
-    #[cfg(unix)]
-    {
-        matches!(e.raw_os_error(), Some(code) if code == 24 || code == 23)
+/// What a failed `accept` means for the loop over the queue.
+#[derive(Debug, PartialEq, Eq)]
+enum AcceptError {
+    /// One pending connection failed: skip it and accept the next.
+    /// `ECONNABORTED`, and the network errors Linux passes on from the
+    /// new socket (accept(2): "should treat them like EAGAIN by retrying").
+    ThisConnection,
+    /// The process or the kernel is out of descriptors or buffers
+    /// (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`): retrying at once would
+    /// fail again, so pause.
+    OutOfResources,
+    /// Anything else: pause too, rather than strand the queue (no new edge
+    /// comes for connections already waiting) or spin.
+    Unknown,
+}
+
+impl AcceptError {
+    fn of(e: &io::Error) -> AcceptError {
+        if e.kind() == io::ErrorKind::ConnectionAborted {
+            return AcceptError::ThisConnection;
+        }
+        match e.raw_os_error() {
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                AcceptError::OutOfResources
+            }
+            Some(
+                libc::ENETDOWN
+                | libc::EPROTO
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH,
+            ) => AcceptError::ThisConnection,
+            _ => AcceptError::Unknown,
+        }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = e;
-        false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(code: i32) -> AcceptError {
+        AcceptError::of(&io::Error::from_raw_os_error(code))
+    }
+
+    #[test]
+    fn accept_errors_skip_one_connection_pause_or_never_strand_the_queue() {
+        // A pending connection's own failure: go on with the next one.
+        for code in [
+            libc::ECONNABORTED,
+            libc::EPROTO,
+            libc::ENETUNREACH,
+            libc::EHOSTDOWN,
+        ] {
+            assert_eq!(os(code), AcceptError::ThisConnection, "errno {code}");
+        }
+        // Out of descriptors or kernel memory: pause and retry.
+        for code in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
+            assert_eq!(os(code), AcceptError::OutOfResources, "errno {code}");
+        }
+        // Unknown (a listener turned bad, a seccomp refusal): pause too,
+        // which the caller does for both; only `ThisConnection` goes on.
+        assert_eq!(os(libc::EPERM), AcceptError::Unknown);
+        assert_eq!(os(libc::EINVAL), AcceptError::Unknown);
     }
 }
