@@ -641,8 +641,10 @@ impl IOLoop {
     }
 
     /// Run `callback` once, `delay` from now. See [`IOLoop::call_at`].
+    /// A delay too long for an [`Instant`] (`Duration::MAX` meant as
+    /// "never") is a timer that never comes due ([`deadline_after`]).
     pub fn call_later(&self, delay: Duration, callback: impl FnOnce() + 'static) -> TimeoutHandle {
-        self.call_at(self.time() + delay, callback)
+        self.call_at(deadline_after(self.time(), delay), callback)
     }
 
     /// Run `callback` once `deadline` has passed. Timers with equal
@@ -966,6 +968,23 @@ impl IterationClock {
     }
 }
 
+/// How far off [`deadline_after`] puts a deadline whose exact instant
+/// cannot be represented: 2³² s, 136 years, past any process's life.
+const NEVER_DUE: Duration = Duration::from_secs(1 << 32);
+
+/// `now + delay`, or `now` + 136 years when that sum does not fit an
+/// [`Instant`] (`now + Duration::MAX` panics in `std`).
+///
+/// Every deadline built from a configured duration goes through here, so a
+/// huge timeout (an embedder's `Duration::MAX` for "never", an operator's
+/// `--header-timeout 18446744073709551615`) is a timer that never fires,
+/// not a panic in a loop callback.
+pub fn deadline_after(now: Instant, delay: Duration) -> Instant {
+    now.checked_add(delay)
+        .or_else(|| now.checked_add(NEVER_DUE))
+        .unwrap_or(now)
+}
+
 /// Run a callback every `period` (Tornado's `PeriodicCallback`).
 ///
 /// If the loop falls behind, missed runs are skipped so the schedule stays
@@ -1015,7 +1034,8 @@ impl PeriodicCallback {
             return;
         }
         let st = &self.state;
-        st.next_deadline.set(st.ioloop.time() + st.period);
+        st.next_deadline
+            .set(deadline_after(st.ioloop.time(), st.period));
         Self::schedule(&self.state);
     }
 
@@ -1047,12 +1067,12 @@ impl PeriodicCallback {
             }
             // Skip missed runs: next = first grid point after now.
             let now = state.ioloop.time();
-            let mut next = state.next_deadline.get() + state.period;
+            let mut next = deadline_after(state.next_deadline.get(), state.period);
             if next <= now {
                 let behind = now.duration_since(next).as_nanos();
                 let periods = behind / state.period.as_nanos() + 1;
                 let skip = u32::try_from(periods).unwrap_or(u32::MAX);
-                next += state.period.saturating_mul(skip);
+                next = deadline_after(next, state.period.saturating_mul(skip));
             }
             state.next_deadline.set(next);
             PeriodicCallback::schedule(&state);
@@ -1150,6 +1170,27 @@ mod tests {
         ioloop.remove_handler(token);
         ioloop.remove_handler(stop_token);
         assert_eq!(ioloop.handler_count(), 0);
+    }
+
+    #[test]
+    fn a_delay_past_what_an_instant_holds_is_a_timer_that_never_comes_due() {
+        let now = Instant::now();
+        let second = Duration::from_secs(1);
+        assert_eq!(deadline_after(now, second), now + second);
+        let never = deadline_after(now, Duration::MAX);
+        assert_eq!(never, now + NEVER_DUE);
+
+        // On a loop: `call_later(Duration::MAX)` neither panics nor fires,
+        // and the loop goes on serving what is due.
+        let ioloop = IOLoop::new().expect("loop");
+        let fired = Rc::new(Cell::new(false));
+        let f = Rc::clone(&fired);
+        let handle = ioloop.call_later(Duration::MAX, move || f.set(true));
+        let l = ioloop.clone();
+        ioloop.call_later(Duration::from_millis(1), move || l.stop());
+        ioloop.start();
+        assert!(!fired.get());
+        assert!(ioloop.remove_timeout(handle), "still pending");
     }
 
     #[test]

@@ -143,3 +143,31 @@ fn a_slow_response_is_not_a_timeout() {
     assert_eq!((r.status, r.text().as_str()), (200, "later"));
     assert_eq!(client.request(get("/hello")).text(), HELLO);
 }
+
+/// `Duration::MAX` (or an operator's `--header-timeout
+/// 18446744073709551615`) means "no timeout": `Instant + Duration::MAX`
+/// would panic in the loop's callbacks, so every deadline saturates
+/// (`ioloop::deadline_after`). A split head, a body and keep-alive all
+/// work as with any other timeout.
+#[test]
+fn timeouts_of_duration_max_mean_never() {
+    let server = plain::start(HTTPServerOptions {
+        header_timeout: Duration::MAX,
+        body_timeout: Duration::MAX,
+        idle_connection_timeout: Duration::MAX,
+        ..HTTPServerOptions::default()
+    });
+    let mut client = server.raw();
+    // Half a head: the header timer is armed while the rest is awaited.
+    client.send("GET /hello HTTP/1.1\r\nHo");
+    client.send("st: t\r\n\r\n");
+    let r = client.read_response();
+    assert_eq!((r.status, r.text().as_str()), (200, HELLO));
+    // A body arriving in two pieces arms the body timer.
+    client.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nab");
+    client.send("cd");
+    let r = client.read_response();
+    assert_eq!((r.status, r.text().as_str()), (200, "abcd"));
+    assert_eq!(client.request(get("/hello")).text(), HELLO);
+    assert_eq!(server.open_connections(), 1);
+}

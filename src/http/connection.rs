@@ -53,7 +53,7 @@ use super::parse::{
 use super::request::HTTPServerRequest;
 use super::responder::{simple_response, HTTPResponder};
 use super::server::{HTTPServerOptions, RequestCallback, ServerStats};
-use crate::ioloop::{IOLoop, IterationClock, TimeoutHandle};
+use crate::ioloop::{deadline_after, IOLoop, IterationClock, TimeoutHandle};
 use crate::iostream::{IOStream, ReadHandler, ReadTarget, StreamError};
 
 /// Where the connection is in its request/response cycle.
@@ -608,7 +608,7 @@ fn arm_wait_timer(conn: &Rc<Conn>) {
         _ => return,
     };
     if let Some((handle, fires_at)) = conn.timer.get() {
-        if fires_at <= IterationClock::now() + delay {
+        if fires_at <= deadline_after(IterationClock::now(), delay) {
             return;
         }
         IOLoop::current().remove_timeout(handle);
@@ -626,7 +626,7 @@ fn arm_timer(conn: &Rc<Conn>, delay: Duration) {
         }
     });
     conn.timer
-        .set(Some((handle, IterationClock::now() + delay)));
+        .set(Some((handle, deadline_after(IterationClock::now(), delay))));
 }
 
 /// The connection's timer fired (see [`arm_wait_timer`]).

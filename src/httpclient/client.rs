@@ -44,7 +44,7 @@ use super::pool::{Key, Pool};
 use super::request::{HTTPClientError, HTTPRequest, HTTPResponse, TimeoutPhase};
 use super::resolve::{resolve, Resolved};
 use super::url::Url;
-use crate::ioloop::{IOLoop, TimeoutHandle};
+use crate::ioloop::{deadline_after, IOLoop, TimeoutHandle};
 use crate::iostream::{IOStream, StreamError, READ_CHUNK_SIZE};
 
 /// What the caller's callback receives.
@@ -220,7 +220,7 @@ impl AsyncHTTPClient {
         let fetch = Rc::new(Fetch {
             client: Rc::clone(inner),
             redirects_left: Cell::new(request.max_redirects),
-            deadline: start + request.request_timeout,
+            deadline: deadline_after(start, request.request_timeout),
             request: RefCell::new(request),
             url: RefCell::new(url),
             start,
@@ -310,9 +310,10 @@ fn start_hop(fetch: &Rc<Fetch>, may_reuse: bool) {
             return;
         }
     }
-    let connect_by = fetch
-        .deadline
-        .min(client.ioloop.time() + fetch.request.borrow().connect_timeout);
+    let connect_by = fetch.deadline.min(deadline_after(
+        client.ioloop.time(),
+        fetch.request.borrow().connect_timeout,
+    ));
     let weak = Rc::downgrade(fetch);
     let timer = client.ioloop.call_at(connect_by, move || {
         if let Some(fetch) = weak.upgrade() {

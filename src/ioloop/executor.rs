@@ -177,7 +177,7 @@ impl Shared {
             if state.closed || state.threads > state.max_threads {
                 break;
             }
-            let deadline = Instant::now() + state.keep_alive;
+            let deadline = super::deadline_after(Instant::now(), state.keep_alive);
             state.idle += 1;
             let mut timed_out = false;
             while state.queue.is_empty() && !state.closed {

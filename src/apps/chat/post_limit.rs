@@ -118,9 +118,10 @@ impl PostLimiter {
             bucket.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64(
-                (1.0 - bucket.tokens) / rate.per_second,
-            ))
+            // A tiny rate (say 1e-300 per second) makes a wait no
+            // `Duration` holds; `from_secs_f64` would panic on it.
+            let wait = (1.0 - bucket.tokens) / rate.per_second;
+            Err(Duration::try_from_secs_f64(wait).unwrap_or(Duration::MAX))
         }
     }
 
@@ -153,7 +154,8 @@ fn refilled(bucket: &Bucket, rate: PostRate, now: Instant) -> f64 {
 /// `wait` in whole seconds, rounded up, as HTTP's `Retry-After` wants it
 /// (a client told `0` would retry at once and be refused again).
 pub fn retry_after_secs(wait: Duration) -> u64 {
-    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+    wait.as_secs()
+        .saturating_add(u64::from(wait.subsec_nanos() > 0))
 }
 
 #[cfg(test)]
@@ -206,6 +208,15 @@ mod tests {
         assert_eq!(limiter.take("ann", t0), Ok(()));
         let earlier = t0 - Duration::from_secs(5);
         assert_eq!(limiter.take("ann", earlier), Err(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_rate_too_small_for_a_duration_waits_forever_without_panicking() {
+        let t0 = Instant::now();
+        let mut limiter = PostLimiter::new(rate(1e-300, 1));
+        assert_eq!(limiter.take("ann", t0), Ok(()));
+        assert_eq!(limiter.take("ann", t0), Err(Duration::MAX));
+        assert_eq!(retry_after_secs(Duration::MAX), u64::MAX);
     }
 
     #[test]
