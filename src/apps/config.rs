@@ -1,8 +1,9 @@
 //! Command-line options of the `squall` binary (Tornado's `options.py`
 //! `define(...)` + `parse_command_line()`, on lexopt).
 //!
-//! Every option also reads an environment variable, so a secret need not
-//! appear in `ps` output: `--cookie-secret` ← `SQUALL_COOKIE_SECRET`.
+//! Two options also read an environment variable, so a secret need not
+//! appear in `ps` output: `--cookie-secret` ← `SQUALL_COOKIE_SECRET` and
+//! `--data-dir` ← `SQUALL_DATA_DIR` (the flag wins when both are given).
 
 use std::net::IpAddr;
 use std::path::PathBuf;

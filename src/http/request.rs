@@ -9,7 +9,7 @@ use crate::httputil::HTTPHeaders;
 /// One complete HTTP request: head and body, read before the handler runs.
 ///
 /// The method, target, path and query are read from the received head
-/// block, which the headers keep (see [`RequestHead`](super::parse::RequestHead)):
+/// block, which the headers keep (see [`RequestHead`]):
 /// a request costs no allocation per field.
 #[derive(Debug)]
 pub struct HTTPServerRequest {

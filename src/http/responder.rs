@@ -8,7 +8,7 @@
 //! | response finished in one call                    | `Content-Length` = body length   |
 //! | app set `Content-Length` itself                  | that length, enforced            |
 //! | streamed, HTTP/1.1                               | `Transfer-Encoding: chunked`     |
-//! | streamed, HTTP/1.0                               | until close (`Connection: close`)|
+//! | streamed, HTTP/1.0                               | until close (no keep-alive)     |
 //! | `HEAD`, 1xx, 204, 304                            | headers only, never a body       |
 
 use std::cell::RefCell;

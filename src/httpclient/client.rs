@@ -1,5 +1,5 @@
 //! [`AsyncHTTPClient`]: the queue, the timers, redirects and the pool
-//! around each [`exchange`](super::exchange).
+//! around each [`exchange`].
 //!
 //! Mirrors Tornado's `SimpleAsyncHTTPClient` (`fetch_impl`,
 //! `_process_queue`, `_on_timeout`) and `_HTTPConnection.run` / `finish`

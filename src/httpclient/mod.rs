@@ -10,7 +10,7 @@
 //! |---------------|------------------------------------------------------------|---------|
 //! | `request.rs`  | [`HTTPRequest`], [`HTTPResponse`], [`HTTPClientError`]      | `httpclient.py` |
 //! | `url.rs`      | [`Url`]: `http://` parsing, redirect `Location` joining    | `urllib.parse` |
-//! | `resolve.rs`  | [`resolve`]: IP literals/localhost inline, else a worker    | `netutil.py` resolvers |
+//! | `resolve.rs`  | [`resolve()`]: IP literals/localhost inline, else a worker    | `netutil.py` resolvers |
 //! | `encode.rs`   | request checks and the request head on the wire             | `_HTTPConnection.run` |
 //! | `response.rs` | [`parse_response_head`]: status line, headers, framing       | `http1connection.py` (client side) |
 //! | `exchange.rs` | one request/response on one stream                         | `_HTTPConnection` I/O |

@@ -166,7 +166,16 @@ impl StaticFiles {
             Source::Dir(root) => {
                 let path = Self::resolve(root, rel)?;
                 let meta = std::fs::metadata(&path).ok()?;
-                if !meta.is_file() || meta.len() > MAX_STATIC_FILE {
+                if !meta.is_file() {
+                    return None;
+                }
+                if meta.len() > MAX_STATIC_FILE {
+                    // A 404 like a missing file, so say why to the operator.
+                    log::warn!(
+                        "static file {} not served: {} bytes, over the {MAX_STATIC_FILE}-byte limit",
+                        path.display(),
+                        meta.len()
+                    );
                     return None;
                 }
                 let content = std::fs::read(&path).ok()?;

@@ -300,7 +300,7 @@ fn upgrade_request(
     Ok(out.into_bytes())
 }
 
-/// One connection attempt, until it becomes a [`WebSocket`] or fails.
+/// One connection attempt, until it becomes a [`WebSocket`](super::WebSocket) or fails.
 struct Attempt {
     /// Who hears about the outcome.
     handler: Rc<dyn WebSocketHandler>,

@@ -89,7 +89,7 @@ impl AccountError {
             AccountError::BadName => {
                 "Names are 1 to 32 characters: letters, digits, '_', '-' or '.'."
             }
-            AccountError::BadPassword => "Passwords are 8 to 1024 characters.",
+            AccountError::BadPassword => "Passwords are 8 to 1024 characters (at most 1024 bytes).",
             AccountError::NameTaken => "That name is taken.",
             AccountError::WrongPassword => "Wrong name or password.",
             AccountError::Full => "This server accepts no more accounts.",
