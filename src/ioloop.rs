@@ -54,23 +54,45 @@
 //!   must tolerate that (mio documents the same about its own events).
 //! * **A panic in a callback is logged and contained** (Tornado logs the
 //!   exception and goes on); other connections are not affected.
+//!
+//! # Where the parts live
+//!
+//! | file                     | what it holds                                                         |
+//! |--------------------------|-----------------------------------------------------------------------|
+//! | `src/ioloop.rs`          | [`IOLoop`]: handlers, callbacks, hooks, `start`/`stop`, executor glue |
+//! | `src/ioloop/timers.rs`   | the timer heap, [`TimeoutHandle`], [`deadline_after`]                 |
+//! | `src/ioloop/clock.rs`    | [`IterationClock`], the per-iteration time                            |
+//! | `src/ioloop/periodic.rs` | [`PeriodicCallback`]                                                  |
+//! | `src/ioloop/remote.rs`   | [`IOLoopHandle`] and the cross-thread queue behind it                 |
+//! | `src/ioloop/executor.rs` | the worker pool behind [`IOLoop::run_in_executor`]                    |
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::event::Source;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use slab::Slab;
 
+mod clock;
 mod executor;
+mod periodic;
+mod remote;
+mod timers;
+
+pub use clock::IterationClock;
 pub use executor::DEFAULT_KEEP_ALIVE;
 use executor::{Job, WorkerPool};
+pub use periodic::PeriodicCallback;
+pub use remote::IOLoopHandle;
+use remote::{Remote, RemoteTask};
+use timers::Timers;
+pub use timers::{deadline_after, TimeoutHandle};
 
 /// Longest the loop sleeps in one poll when nothing is scheduled
 /// (Tornado's `_POLL_TIMEOUT` is 3600 s).
@@ -82,10 +104,6 @@ const EVENTS_CAPACITY: usize = 1024;
 /// Token of the [`Waker`] that other threads use to interrupt the poll.
 /// Slab keys never get this large.
 const WAKER_TOKEN: Token = Token(usize::MAX);
-
-/// Rebuild the timer heap when more than this many cancelled entries sit in
-/// it *and* they are more than half of it (Tornado 4.5: 512 and half).
-const TIMER_COMPACT_THRESHOLD: usize = 512;
 
 /// Most worker threads [`IOLoop::run_in_executor`] runs at once by default.
 pub const DEFAULT_EXECUTOR_THREADS: usize = 4;
@@ -178,196 +196,6 @@ impl Ready {
     }
 }
 
-/// Names a timer so it can be cancelled with [`IOLoop::remove_timeout`].
-///
-/// A handle stays harmless after its timer fired or was cancelled: removing
-/// it again does nothing, even if the slot was reused by another timer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TimeoutHandle {
-    /// Slot of the callback in `Timers::slots`.
-    key: usize,
-    /// Unique number of this timer; tells a reused slot apart.
-    seq: u64,
-}
-
-/// One entry of the timer heap: ordered by deadline, then by insertion order
-/// (Tornado's `(deadline, counter)` tie-break keeps same-deadline timers FIFO).
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct TimerEntry {
-    /// Negated ordering is done by `Reverse` at the heap; this is the deadline.
-    deadline: Instant,
-    /// Insertion counter: ties fire in the order they were added.
-    seq: u64,
-    /// Slot of the callback in `Timers::slots`.
-    key: usize,
-}
-
-/// The timers of one loop.
-///
-/// The heap only orders deadlines; the callbacks live in `slots` so that
-/// cancelling frees the closure at once. A cancelled timer leaves a small
-/// entry in the heap (lazy deletion) that is skipped when popped, and the
-/// heap is compacted when such entries pile up.
-#[derive(Default)]
-struct Timers {
-    /// Min-heap on (deadline, seq).
-    heap: BinaryHeap<std::cmp::Reverse<TimerEntry>>,
-    /// The live timers: (seq, callback). A heap entry whose seq differs from
-    /// its slot's is stale.
-    slots: Slab<(u64, Callback)>,
-    /// Next seq to hand out.
-    next_seq: u64,
-    /// Heap entries whose timer was cancelled and not yet popped.
-    cancelled: usize,
-}
-
-impl Timers {
-    fn add(&mut self, deadline: Instant, callback: Callback) -> TimeoutHandle {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let key = self.slots.insert((seq, callback));
-        self.heap
-            .push(std::cmp::Reverse(TimerEntry { deadline, seq, key }));
-        TimeoutHandle { key, seq }
-    }
-
-    /// Take a live timer's callback out. The caller drops it after releasing
-    /// its borrow of the timers, because the closure's destructor may use
-    /// the loop (even cancel another timer).
-    fn remove(&mut self, handle: TimeoutHandle) -> Option<Callback> {
-        match self.slots.get(handle.key) {
-            Some((seq, _)) if *seq == handle.seq => {
-                let (_, callback) = self.slots.remove(handle.key);
-                self.cancelled += 1;
-                if self.cancelled > TIMER_COMPACT_THRESHOLD && self.cancelled > self.heap.len() / 2
-                {
-                    self.compact();
-                }
-                Some(callback)
-            }
-            _ => None,
-        }
-    }
-
-    /// Drop heap entries of cancelled timers.
-    fn compact(&mut self) {
-        let slots = &self.slots;
-        self.heap.retain(
-            |std::cmp::Reverse(e)| matches!(slots.get(e.key), Some((seq, _)) if *seq == e.seq),
-        );
-        self.cancelled = 0;
-    }
-
-    fn is_live(&self, entry: &TimerEntry) -> bool {
-        matches!(self.slots.get(entry.key), Some((seq, _)) if *seq == entry.seq)
-    }
-
-    /// Deadline of the first live timer (skipping and dropping stale entries).
-    fn next_deadline(&mut self) -> Option<Instant> {
-        while let Some(std::cmp::Reverse(top)) = self.heap.peek() {
-            if self.is_live(top) {
-                return Some(top.deadline);
-            }
-            self.heap.pop();
-            self.cancelled = self.cancelled.saturating_sub(1);
-        }
-        None
-    }
-
-    /// Pop every timer due at `now` off the heap, in order, as handles.
-    /// Their callbacks stay in `slots` until [`Timers::take_due`], so code
-    /// that runs earlier in the same pass can still cancel them (Tornado
-    /// checks `timeout.callback is not None` just before running each one).
-    fn pop_due(&mut self, now: Instant, due: &mut Vec<TimeoutHandle>) {
-        while let Some(std::cmp::Reverse(top)) = self.heap.peek() {
-            if top.deadline > now && self.is_live(top) {
-                break;
-            }
-            let Some(std::cmp::Reverse(entry)) = self.heap.pop() else {
-                break;
-            };
-            if self.is_live(&entry) {
-                due.push(TimeoutHandle {
-                    key: entry.key,
-                    seq: entry.seq,
-                });
-            } else {
-                self.cancelled = self.cancelled.saturating_sub(1);
-            }
-        }
-    }
-
-    /// The callback of a timer popped by `pop_due`, unless it was cancelled
-    /// since. (Such a cancel counted a heap entry that was already popped;
-    /// that only makes the next compaction come a little early.)
-    fn take_due(&mut self, handle: TimeoutHandle) -> Option<Callback> {
-        match self.slots.get(handle.key) {
-            Some((seq, _)) if *seq == handle.seq => Some(self.slots.remove(handle.key).1),
-            _ => None,
-        }
-    }
-}
-
-/// What another thread can hand to the loop.
-enum RemoteTask {
-    /// A plain callback from [`IOLoopHandle::add_callback`].
-    Callback(Box<dyn FnOnce() + Send>),
-    /// The result of executor job `key`, for the `done` closure kept on the loop.
-    ExecutorResult {
-        key: usize,
-        value: Box<dyn Any + Send>,
-    },
-    /// Executor job `key` panicked; its `done` closure is dropped uncalled.
-    ExecutorPanicked { key: usize },
-}
-
-/// The part of the loop other threads may touch.
-struct Remote {
-    /// Tasks waiting to be moved into the loop's callback queue.
-    queue: Mutex<Vec<RemoteTask>>,
-    /// Interrupts the poll; registered under [`WAKER_TOKEN`].
-    waker: Waker,
-}
-
-impl Remote {
-    fn push(&self, task: RemoteTask) {
-        let was_empty = {
-            let mut queue = match self.queue.lock() {
-                Ok(q) => q,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            let was_empty = queue.is_empty();
-            queue.push(task);
-            was_empty
-        };
-        // Invariant: the loop empties the whole queue after every wake-up, so
-        // a non-empty queue means a wake-up is already on its way.
-        if was_empty {
-            if let Err(e) = self.waker.wake() {
-                log::error!("failed to wake the IOLoop: {e}");
-            }
-        }
-    }
-}
-
-/// A `Send + Sync` handle to an [`IOLoop`], for other threads.
-///
-/// Its [`add_callback`](IOLoopHandle::add_callback) is the only thread-safe
-/// entry point of the loop (Tornado: `add_callback` called from another
-/// thread, which wakes the loop through its waker).
-#[derive(Clone)]
-pub struct IOLoopHandle {
-    remote: Arc<Remote>,
-}
-
-impl IOLoopHandle {
-    /// Run `callback` on the loop's thread on its next iteration, waking the
-    /// loop if it is sleeping in poll.
-    pub fn add_callback(&self, callback: impl FnOnce() + Send + 'static) {
-        self.remote.push(RemoteTask::Callback(Box::new(callback)));
-    }
-}
-
 /// The loop's state. Every field is behind `Cell`/`RefCell` because the loop
 /// is shared (`Rc`) by everything that runs on it.
 struct Inner {
@@ -430,10 +258,7 @@ impl IOLoop {
                 callbacks: RefCell::new(VecDeque::new()),
                 end_of_iteration: RefCell::new(Vec::new()),
                 timers: RefCell::new(Timers::default()),
-                remote: Arc::new(Remote {
-                    queue: Mutex::new(Vec::new()),
-                    waker,
-                }),
+                remote: Arc::new(Remote::new(waker)),
                 pending_results: RefCell::new(Slab::new()),
                 executor: WorkerPool::new(DEFAULT_EXECUTOR_THREADS, DEFAULT_KEEP_ALIVE),
                 running: Cell::new(false),
@@ -491,9 +316,7 @@ impl IOLoop {
 
     /// A `Send` handle for waking this loop from other threads.
     pub fn handle(&self) -> IOLoopHandle {
-        IOLoopHandle {
-            remote: Arc::clone(&self.inner.remote),
-        }
+        IOLoopHandle::new(Arc::clone(&self.inner.remote))
     }
 
     /// The loop's clock (monotonic, like `time.monotonic` in Tornado 6).
@@ -595,9 +418,7 @@ impl IOLoop {
             handlers.shrink_to_fit();
         }
         if let Ok(mut timers) = inner.timers.try_borrow_mut() {
-            timers.compact();
-            timers.heap.shrink_to_fit();
-            timers.slots.shrink_to_fit();
+            timers.shrink_to_fit();
         }
         if let Ok(mut callbacks) = inner.callbacks.try_borrow_mut() {
             callbacks.shrink_to_fit();
@@ -666,7 +487,7 @@ impl IOLoop {
 
     /// Number of live timers (for metrics and leak tests).
     pub fn timer_count(&self) -> usize {
-        self.inner.timers.borrow().slots.len()
+        self.inner.timers.borrow().len()
     }
 
     /// Set the most worker threads [`IOLoop::run_in_executor`] runs at once
@@ -845,7 +666,7 @@ impl IOLoop {
         }
         self.inner.running.set(false);
         self.inner.stopping.set(false);
-        ITERATION_CLOCK.with(|c| c.set(None));
+        IterationClock::clear();
     }
 
     /// Run the end-of-iteration hooks now instead of when this iteration
@@ -883,14 +704,7 @@ impl IOLoop {
 
     /// Move everything other threads queued into this loop's callbacks.
     fn drain_remote(&self) {
-        let tasks = {
-            let mut queue = match self.inner.remote.queue.lock() {
-                Ok(q) => q,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            std::mem::take(&mut *queue)
-        };
-        for task in tasks {
+        for task in self.inner.remote.take_all() {
             match task {
                 RemoteTask::Callback(cb) => self.add_callback(cb),
                 RemoteTask::ExecutorResult { key, value } => {
@@ -931,169 +745,9 @@ impl IOLoop {
     }
 }
 
-/// The clock as of the current loop iteration: read when the poll returned
-/// (and at the start of each pass), not at each call.
-///
-/// The HTTP layer stamps every request (arrival, idle-since, the `Date`
-/// header) with it: at 500 k requests/s, three clock reads per request are
-/// a measurable share of the CPU, and all events of one poll arrived at
-/// the same instant as far as anyone can tell. Code that needs a precise
-/// interval reads [`Instant::now`] itself. Off a loop thread (or before the
-/// first iteration) it falls back to the real clock.
-pub struct IterationClock;
-
-thread_local! {
-    /// (monotonic, wall clock) of this thread's loop iteration.
-    static ITERATION_CLOCK: Cell<Option<(Instant, std::time::SystemTime)>> =
-        const { Cell::new(None) };
-}
-
-impl IterationClock {
-    fn set(now: Instant) {
-        ITERATION_CLOCK.with(|c| c.set(Some((now, std::time::SystemTime::now()))));
-    }
-
-    /// Monotonic time of this iteration.
-    pub fn now() -> Instant {
-        ITERATION_CLOCK
-            .with(Cell::get)
-            .map_or_else(Instant::now, |(now, _)| now)
-    }
-
-    /// Wall-clock time of this iteration (for `Date` headers).
-    pub fn system_now() -> std::time::SystemTime {
-        ITERATION_CLOCK
-            .with(Cell::get)
-            .map_or_else(std::time::SystemTime::now, |(_, now)| now)
-    }
-}
-
-/// How far off [`deadline_after`] puts a deadline whose exact instant
-/// cannot be represented: 2³² s, 136 years, past any process's life.
-const NEVER_DUE: Duration = Duration::from_secs(1 << 32);
-
-/// `now + delay`, or `now` + 136 years when that sum does not fit an
-/// [`Instant`] (`now + Duration::MAX` panics in `std`).
-///
-/// Every deadline built from a configured duration goes through here, so a
-/// huge timeout (an embedder's `Duration::MAX` for "never", an operator's
-/// `--header-timeout 18446744073709551615`) is a timer that never fires,
-/// not a panic in a loop callback.
-pub fn deadline_after(now: Instant, delay: Duration) -> Instant {
-    now.checked_add(delay)
-        .or_else(|| now.checked_add(NEVER_DUE))
-        .unwrap_or(now)
-}
-
-/// Run a callback every `period` (Tornado's `PeriodicCallback`).
-///
-/// If the loop falls behind, missed runs are skipped so the schedule stays
-/// on its grid instead of firing a burst to catch up.
-pub struct PeriodicCallback {
-    /// Shared with the timer closure, which reschedules itself.
-    state: Rc<PeriodicState>,
-}
-
-/// State of a [`PeriodicCallback`], shared with its pending timer.
-struct PeriodicState {
-    /// The loop the timer lives on.
-    ioloop: IOLoop,
-    /// The user's function.
-    callback: RefCell<Box<dyn FnMut()>>,
-    /// Time between runs.
-    period: Duration,
-    /// When the next run is due.
-    next_deadline: Cell<Instant>,
-    /// The pending timer, if any.
-    handle: Cell<Option<TimeoutHandle>>,
-    /// Between `start` and `stop`; checked after each run because the
-    /// callback itself may call `stop`.
-    active: Cell<bool>,
-}
-
-impl PeriodicCallback {
-    /// A periodic callback on the current loop; call [`start`](Self::start).
-    pub fn new(period: Duration, callback: impl FnMut() + 'static) -> PeriodicCallback {
-        let ioloop = IOLoop::current();
-        let now = ioloop.time();
-        PeriodicCallback {
-            state: Rc::new(PeriodicState {
-                ioloop,
-                callback: RefCell::new(Box::new(callback)),
-                period: period.max(Duration::from_millis(1)),
-                next_deadline: Cell::new(now),
-                handle: Cell::new(None),
-                active: Cell::new(false),
-            }),
-        }
-    }
-
-    /// Start running every period, the first run one period from now.
-    pub fn start(&self) {
-        if self.state.active.replace(true) {
-            return;
-        }
-        let st = &self.state;
-        st.next_deadline
-            .set(deadline_after(st.ioloop.time(), st.period));
-        Self::schedule(&self.state);
-    }
-
-    /// Stop; the pending run is cancelled.
-    pub fn stop(&self) {
-        self.state.active.set(false);
-        if let Some(h) = self.state.handle.take() {
-            self.state.ioloop.remove_timeout(h);
-        }
-    }
-
-    /// True between `start` and `stop`.
-    pub fn is_running(&self) -> bool {
-        self.state.active.get()
-    }
-
-    fn schedule(state: &Rc<PeriodicState>) {
-        let weak = Rc::downgrade(state);
-        let handle = state.ioloop.call_at(state.next_deadline.get(), move || {
-            let Some(state) = weak.upgrade() else { return };
-            state.handle.set(None);
-            match state.callback.try_borrow_mut() {
-                Ok(mut cb) => (*cb)(),
-                Err(_) => log::error!("PeriodicCallback re-entered"),
-            }
-            // It may have been stopped (or stopped and restarted) from inside.
-            if !state.active.get() || state.handle.get().is_some() {
-                return;
-            }
-            // Skip missed runs: next = first grid point after now.
-            let now = state.ioloop.time();
-            let mut next = deadline_after(state.next_deadline.get(), state.period);
-            if next <= now {
-                let behind = now.duration_since(next).as_nanos();
-                let periods = behind / state.period.as_nanos() + 1;
-                let skip = u32::try_from(periods).unwrap_or(u32::MAX);
-                next = deadline_after(next, state.period.saturating_mul(skip));
-            }
-            state.next_deadline.set(next);
-            PeriodicCallback::schedule(&state);
-        });
-        state.handle.set(Some(handle));
-    }
-}
-
-impl Drop for PeriodicCallback {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn noop() -> Callback {
-        Box::new(|| {})
-    }
 
     /// An `Rc` hook that notes its name when run.
     struct Named(&'static str, Rc<RefCell<Vec<&'static str>>>);
@@ -1170,83 +824,5 @@ mod tests {
         ioloop.remove_handler(token);
         ioloop.remove_handler(stop_token);
         assert_eq!(ioloop.handler_count(), 0);
-    }
-
-    #[test]
-    fn a_delay_past_what_an_instant_holds_is_a_timer_that_never_comes_due() {
-        let now = Instant::now();
-        let second = Duration::from_secs(1);
-        assert_eq!(deadline_after(now, second), now + second);
-        let never = deadline_after(now, Duration::MAX);
-        assert_eq!(never, now + NEVER_DUE);
-
-        // On a loop: `call_later(Duration::MAX)` neither panics nor fires,
-        // and the loop goes on serving what is due.
-        let ioloop = IOLoop::new().expect("loop");
-        let fired = Rc::new(Cell::new(false));
-        let f = Rc::clone(&fired);
-        let handle = ioloop.call_later(Duration::MAX, move || f.set(true));
-        let l = ioloop.clone();
-        ioloop.call_later(Duration::from_millis(1), move || l.stop());
-        ioloop.start();
-        assert!(!fired.get());
-        assert!(ioloop.remove_timeout(handle), "still pending");
-    }
-
-    #[test]
-    fn cancelling_many_timers_compacts_the_heap() {
-        let mut timers = Timers::default();
-        let now = Instant::now();
-        let handles: Vec<TimeoutHandle> = (0..2000u64)
-            .map(|i| timers.add(now + Duration::from_millis(i), noop()))
-            .collect();
-        for h in &handles[..1500] {
-            assert!(timers.remove(*h).is_some());
-        }
-        assert_eq!(timers.slots.len(), 500);
-        // Compaction ran when cancellations passed 512 and half the heap,
-        // so far fewer than 1500 stale entries remain.
-        assert!(timers.heap.len() < 2000 - TIMER_COMPACT_THRESHOLD);
-        assert!(timers.cancelled <= TIMER_COMPACT_THRESHOLD + 1);
-        assert_eq!(timers.heap.len() - timers.cancelled, 500);
-        // The next deadline skips the stale entries.
-        assert_eq!(
-            timers.next_deadline(),
-            Some(now + Duration::from_millis(1500))
-        );
-    }
-
-    #[test]
-    fn pop_due_returns_live_timers_in_order_and_take_due_respects_cancels() {
-        let mut timers = Timers::default();
-        let now = Instant::now();
-        let late = timers.add(now + Duration::from_secs(60), noop());
-        let b = timers.add(now, noop());
-        let a = timers.add(now - Duration::from_millis(1), noop());
-        let cancelled = timers.add(now, noop());
-        assert!(timers.remove(cancelled).is_some());
-        let mut due = Vec::new();
-        timers.pop_due(now, &mut due);
-        assert_eq!(due, vec![a, b]);
-        // Cancelled after being popped: take_due no longer yields it.
-        assert!(timers.remove(b).is_some());
-        assert!(timers.take_due(a).is_some());
-        assert!(timers.take_due(b).is_none());
-        assert_eq!(timers.slots.len(), 1);
-        assert_eq!(timers.next_deadline(), Some(now + Duration::from_secs(60)));
-        assert!(timers.remove(late).is_some());
-        assert_eq!(timers.next_deadline(), None);
-    }
-
-    #[test]
-    fn a_stale_handle_does_not_cancel_the_timer_that_reused_its_slot() {
-        let mut timers = Timers::default();
-        let now = Instant::now();
-        let old = timers.add(now, noop());
-        assert!(timers.remove(old).is_some());
-        let new = timers.add(now, noop());
-        assert_eq!(old.key, new.key);
-        assert!(timers.remove(old).is_none());
-        assert_eq!(timers.slots.len(), 1);
     }
 }
