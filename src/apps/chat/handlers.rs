@@ -51,7 +51,7 @@ impl RequestHandler for RoomPage {
             None => (self.chat.room(LOBBY)?, "index.html"),
         };
         let messages: Vec<_> = room
-            .messages()
+            .page_messages()
             .iter()
             .map(|m| serde_json::json!({"id": m.id, "html": m.html}))
             .collect();

@@ -20,6 +20,33 @@ use super::message::Message;
 /// How many messages a room remembers (Tornado's `cache_size`).
 pub const CACHE_SIZE: usize = 200;
 
+/// Most bytes of cached messages one answer carries: a long-poll answer,
+/// a WebSocket catch-up, the messages of a room page. 200 messages of 4 KiB
+/// bodies made of characters that HTML and JSON escape come to 6.6 MB as
+/// JSON; a client that asked with no cursor and never read would hold that
+/// much in its write buffer. Older messages past the budget are skipped
+/// (the newest are what a reader wants; a reload shows the rest of what
+/// fits). Half the WebSocket write bound, so a catch-up alone never trips
+/// it.
+pub const MAX_ANSWER_BYTES: usize = 2 * 1024 * 1024;
+
+/// Where the newest of `messages` (oldest first) whose `size`s add up to at
+/// most `budget` begin: `&messages[start..]` is what to send. Never more
+/// than `messages.len()`; 0 when they all fit.
+pub fn newest_within<M>(messages: &[M], budget: usize, size: impl Fn(&M) -> usize) -> usize {
+    let mut left = budget;
+    messages
+        .iter()
+        .rposition(|m| match left.checked_sub(size(m)) {
+            Some(rest) => {
+                left = rest;
+                false
+            }
+            None => true,
+        })
+        .map_or(0, |i| i + 1)
+}
+
 /// A parked long-poll request: called once with the answer body.
 pub type Waiter = Box<dyn FnOnce(&[u8])>;
 
@@ -130,6 +157,17 @@ mod tests {
 
     fn ids<'a>(it: impl Iterator<Item = &'a Rc<Message>>) -> Vec<String> {
         it.map(|m| m.id.clone()).collect()
+    }
+
+    #[test]
+    fn newest_within_keeps_the_newest_that_fit() {
+        let sizes = [5, 1, 2, 3];
+        let size = |s: &usize| *s;
+        assert_eq!(newest_within(&sizes, 100, size), 0, "all fit");
+        assert_eq!(newest_within(&sizes, 5, size), 2, "3 + 2; 1 more is 6");
+        assert_eq!(newest_within(&sizes, 6, size), 1);
+        assert_eq!(newest_within(&sizes, 2, size), 4, "not even the newest");
+        assert_eq!(newest_within::<usize>(&[], 0, size), 0);
     }
 
     #[test]

@@ -24,7 +24,9 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use super::message::{Message, MessageTemplate};
-use super::message_buffer::{messages_json, MessageBuffer, WaiterId};
+use super::message_buffer::{
+    messages_json, newest_within, MessageBuffer, WaiterId, MAX_ANSWER_BYTES,
+};
 use super::post_limit::{retry_after_secs, PostLimiter};
 use crate::apps::store::AppendLog;
 
@@ -179,7 +181,8 @@ impl Room {
     /// [`MessageBuffer::messages_since`]), call `waiter` with them now and
     /// return `None`; else park it until the next message and return its
     /// id for [`cancel_wait`](Self::cancel_wait). `waiter` gets the answer
-    /// body, `{"messages": [...]}`.
+    /// body, `{"messages": [...]}`: the newest of them whose JSON fits
+    /// [`MAX_ANSWER_BYTES`].
     pub fn wait_for_messages(
         &self,
         cursor: Option<&str>,
@@ -189,7 +192,10 @@ impl Room {
         if buffer.messages_since(cursor).next().is_none() {
             return Some(buffer.wait(Box::new(waiter)));
         }
-        let body = messages_json(buffer.messages_since(cursor));
+        let missed: Vec<&Rc<Message>> = buffer.messages_since(cursor).collect();
+        let first = newest_within(&missed, MAX_ANSWER_BYTES, |m| m.json.len());
+        let body = messages_json(missed[first..].iter().copied());
+        drop(missed);
         drop(buffer); // never call out while borrowed
         waiter(&body);
         None
@@ -216,6 +222,14 @@ impl Room {
             room: Rc::downgrade(&self.inner),
             id,
         }
+    }
+
+    /// The newest cached messages whose HTML fits [`MAX_ANSWER_BYTES`],
+    /// oldest first (what a room page shows).
+    pub fn page_messages(&self) -> Vec<Rc<Message>> {
+        let all = self.messages();
+        let first = newest_within(&all, MAX_ANSWER_BYTES, |m| m.html.len());
+        all[first..].to_vec()
     }
 
     /// The cached messages, oldest first (at most 200).
@@ -310,6 +324,7 @@ impl Drop for Subscription {
 
 #[cfg(test)]
 mod tests {
+    use super::super::message_buffer::CACHE_SIZE;
     use super::super::post_limit::PostRate;
     use super::*;
 
@@ -414,6 +429,53 @@ mod tests {
             r.post_message("bob", "mine").is_ok(),
             "others are not held up"
         );
+    }
+
+    #[test]
+    fn answers_carry_the_newest_messages_that_fit_the_budget() {
+        // 200 bodies of 4 KiB of quotes: each is ~33 KB as JSON (`&quot;`
+        // inside an escaped string) and ~24 KB as HTML, 6.6 MB in all.
+        let r = room("big", 4096);
+        let quotes = "\"".repeat(4096);
+        for _ in 0..CACHE_SIZE {
+            r.post_message("ann", &quotes).expect("posted");
+        }
+        let all = r.messages();
+        assert!(all.iter().map(|m| m.json.len()).sum::<usize>() > 3 * MAX_ANSWER_BYTES);
+        let newest = all.last().map(|m| m.id.clone()).expect("messages");
+
+        let body = Rc::new(RefCell::new(Vec::new()));
+        let b = Rc::clone(&body);
+        assert!(r
+            .wait_for_messages(None, move |got| *b.borrow_mut() = got.to_vec())
+            .is_none());
+        let body = body.borrow();
+        assert!(body.len() <= MAX_ANSWER_BYTES + 64, "{} bytes", body.len());
+        let answer: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        let sent = answer["messages"].as_array().expect("messages");
+        assert!(
+            sent.len() > 10 && sent.len() < CACHE_SIZE,
+            "{} messages",
+            sent.len()
+        );
+        // The newest ones, in order, ending with the last posted.
+        assert_eq!(
+            sent.last().and_then(|m| m["id"].as_str()),
+            Some(newest.as_str())
+        );
+        let first_sent = sent[0]["id"].as_str().expect("id");
+        let at = all.iter().position(|m| m.id == first_sent).expect("cached");
+        assert_eq!(at + sent.len(), all.len());
+
+        // The page: the same rule, measured in HTML.
+        let page = r.page_messages();
+        assert!(page.iter().map(|m| m.html.len()).sum::<usize>() <= MAX_ANSWER_BYTES);
+        assert!(page.len() < CACHE_SIZE);
+        assert_eq!(page.last().map(|m| m.id.as_str()), Some(newest.as_str()));
+        // Small rooms are shown whole.
+        let small = room("small", 100);
+        small.post_message("ann", "hi").expect("posted");
+        assert_eq!(small.page_messages().len(), 1);
     }
 
     #[test]

@@ -44,6 +44,7 @@ use std::rc::Rc;
 
 use serde_json::{json, Value};
 
+use super::message_buffer::newest_within;
 use super::post_limit::retry_after_secs;
 use super::{Chat, PostLimiter, Room, Subscription, LOBBY};
 use crate::apps::accounts::Accounts;
@@ -61,8 +62,8 @@ pub const MAX_FRAME: usize = 64 * 1024;
 
 /// Most bytes of missed messages replayed at open: half the write bound, so
 /// a catch-up alone can never trip it. Older missed messages are skipped
-/// (a reload shows them).
-pub const MAX_CATCH_UP_BYTES: usize = 2 * 1024 * 1024;
+/// (a reload shows them). The same budget as a long-poll answer.
+pub const MAX_CATCH_UP_BYTES: usize = super::message_buffer::MAX_ANSWER_BYTES;
 
 /// Longest `ref` echoed back; a longer one is ignored.
 pub const MAX_REF: usize = 64;
@@ -180,17 +181,7 @@ impl ChatSocket {
     /// then in order).
     fn catch_up(ws: &WebSocket, room: &Room, cursor: &str) {
         let missed = room.messages_since(Some(cursor));
-        let mut budget = MAX_CATCH_UP_BYTES;
-        let first = missed
-            .iter()
-            .rposition(|m| match budget.checked_sub(m.json.len()) {
-                Some(left) => {
-                    budget = left;
-                    false
-                }
-                None => true,
-            })
-            .map_or(0, |i| i + 1);
+        let first = newest_within(&missed, MAX_CATCH_UP_BYTES, |m| m.json.len());
         for message in &missed[first..] {
             let _ = ws.write_message(&message.json);
         }
