@@ -146,8 +146,33 @@ impl StaticFiles {
         full.starts_with(root).then_some(full)
     }
 
+    /// `rel` spelled one way: its normal components joined by `/`, or
+    /// `None` if it has any other (`..`, a root, a prefix) or a NUL or
+    /// backslash. `css//a.js` and `css/./a.js` are both `css/a.js`
+    /// (`Path::components` already drops empty and interior `.` parts), so
+    /// the cache holds one entry per file, not one per spelling: keyed by
+    /// the bytes as sent, 3000 spellings of a 12 KB file held 70 MB.
+    fn canonical(rel: &str) -> Option<String> {
+        if rel.is_empty() || rel.contains('\0') || rel.contains('\\') {
+            return None;
+        }
+        let mut key = String::with_capacity(rel.len());
+        for part in Path::new(rel).components() {
+            let Component::Normal(name) = part else {
+                return None;
+            };
+            if !key.is_empty() {
+                key.push('/');
+            }
+            key.push_str(name.to_str()?);
+        }
+        (!key.is_empty()).then_some(key)
+    }
+
     /// The file for `rel`, from the cache, the disk or the bundle.
     fn load(&self, rel: &str) -> Option<Arc<CachedFile>> {
+        let key = Self::canonical(rel)?;
+        let rel = key.as_str();
         let cached = self.cache.lock().ok()?.get(rel).cloned();
         if let Some(file) = &cached {
             let Source::Dir(root) = &self.source else {
@@ -236,7 +261,8 @@ impl RequestHandler for StaticFileHandler {
             None => cx.path_arg("path").unwrap_or("").to_string(),
         };
         let Some(file) = self.files.load(&rel) else {
-            return Err(HTTPError::not_found(format!("{rel} not found")));
+            // Debug-quoted: the name is the client's, control bytes and all.
+            return Err(HTTPError::not_found(format!("{rel:?} not found")));
         };
         let req = cx.request();
         let size = file.content.len() as u64;
@@ -416,6 +442,30 @@ mod tests {
         for other in ["", "b.css", "./a.css", "x/../a.css", "/a.css"] {
             assert!(files.load(other).is_none(), "{other:?}");
         }
+    }
+
+    #[test]
+    fn every_spelling_of_a_path_shares_one_cache_entry() {
+        let root = std::env::temp_dir().join(format!("squall-static-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("css")).expect("mkdir");
+        std::fs::write(root.join("css").join("a.css"), "p {}").expect("write");
+        let files = StaticFiles::new(&root, false).expect("root");
+        for spelling in ["css/a.css", "css//a.css", "css/./a.css", "css///./a.css/"] {
+            let file = files.load(spelling).expect(spelling);
+            assert_eq!(file.content, b"p {}");
+        }
+        for refused in [
+            "",
+            ".",
+            "./css/a.css",
+            "css/../css/a.css",
+            "/css/a.css",
+            "css\\a.css",
+        ] {
+            assert!(files.load(refused).is_none(), "{refused:?}");
+        }
+        assert_eq!(files.cache.lock().expect("cache").len(), 1);
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]
