@@ -525,6 +525,29 @@ impl IOLoop {
         W: FnOnce() -> T + Send + 'static,
         D: FnOnce(T) + 'static,
     {
+        self.submit_to_executor(work, done, false);
+    }
+
+    /// [`run_in_executor`](Self::run_in_executor), but ahead of every job
+    /// already queued: for short work someone is waiting on (a password
+    /// hash at login) that must not wait behind a queue of long blocking
+    /// calls. It still waits for a thread when every one is busy and the
+    /// pool is at its ceiling.
+    pub fn run_in_executor_first<T, W, D>(&self, work: W, done: D)
+    where
+        T: Send + 'static,
+        W: FnOnce() -> T + Send + 'static,
+        D: FnOnce(T) + 'static,
+    {
+        self.submit_to_executor(work, done, true);
+    }
+
+    fn submit_to_executor<T, W, D>(&self, work: W, done: D, first: bool)
+    where
+        T: Send + 'static,
+        W: FnOnce() -> T + Send + 'static,
+        D: FnOnce(T) + 'static,
+    {
         let key = self.inner.pending_results.borrow_mut().insert(Box::new(
             move |value: Box<dyn Any + Send>| {
                 if let Ok(value) = value.downcast::<T>() {
@@ -543,7 +566,12 @@ impl IOLoop {
                 remote.push(RemoteTask::ExecutorPanicked { key });
             }
         });
-        if self.inner.executor.submit(job).is_err() {
+        let submitted = if first {
+            self.inner.executor.submit_first(job)
+        } else {
+            self.inner.executor.submit(job)
+        };
+        if submitted.is_err() {
             let done = self.inner.pending_results.borrow_mut().try_remove(key);
             drop(done);
         }

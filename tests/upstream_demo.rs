@@ -240,6 +240,52 @@ fn offload_route_does_not_block_the_loop() {
     assert_loop_stays_free("offload");
 }
 
+/// The offload route holds a worker thread per request, and the pool is
+/// shared with password hashing: past `max_offloads` in flight it answers
+/// 503 with `Retry-After` at once instead of queuing, and a place comes
+/// back when a fetch ends.
+#[test]
+fn offloads_past_the_cap_are_refused_not_queued() {
+    let upstream = held_upstream(2);
+    let addr = start_demo(
+        RateConfig {
+            max_offloads: 1,
+            ..RateConfig::new(upstream.base.clone(), 0)
+        },
+        Arc::clone(&upstream.answers),
+    );
+    let first = rate_request(addr, "offload");
+    upstream
+        .accepted
+        .recv_timeout(GUARD)
+        .expect("the first offload reached the upstream");
+    // The one place is taken: the next is refused without waiting.
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(GUARD)).expect("timeout");
+    write!(
+        s,
+        "GET /rate/offload?q=more HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    assert!(raw.starts_with("HTTP/1.1 503 "), "{raw}");
+    assert!(raw.contains("\r\nRetry-After: 1\r\n"), "{raw}");
+    assert!(raw.contains("waiting for a worker thread"), "{raw}");
+    // The first is answered; its place is free again.
+    upstream.release.send(()).expect("release");
+    let (status, _) = first.recv_timeout(GUARD).expect("done").expect("response");
+    assert_eq!(status, 200);
+    let again = rate_request(addr, "offload");
+    upstream
+        .accepted
+        .recv_timeout(GUARD)
+        .expect("reached the upstream");
+    upstream.release.send(()).expect("release");
+    let (status, body) = again.recv_timeout(GUARD).expect("done").expect("response");
+    assert_eq!(status, 200, "{body}");
+}
+
 #[test]
 fn blocking_route_blocks_the_loop() {
     let upstream = held_upstream(1);

@@ -149,8 +149,15 @@ pub fn build(config: &Config) -> io::Result<Site> {
         max_delay_ms: config.rate_blocking_max_delay_ms,
         ..super::upstream::BlockingPolicy::default()
     };
-    let started =
-        super::upstream::start(&mut app, config.address, config.upstream_delay_ms, blocking);
+    // A queue of three rounds behind the threads (DEFAULT_MAX_OFFLOADS).
+    let max_offloads = config.worker_threads.saturating_mul(4);
+    let started = super::upstream::start(
+        &mut app,
+        config.address,
+        config.upstream_delay_ms,
+        blocking,
+        max_offloads,
+    );
     if let Err(e) = started {
         log::error!("the /rate demo is off: cannot bind its upstream server's port: {e}");
     }

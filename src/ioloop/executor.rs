@@ -108,8 +108,21 @@ impl WorkerPool {
     /// idle and the limit allows, or else after a running job ends. Gives
     /// the job back if no thread is alive and none could be started.
     pub(crate) fn submit(&self, job: Job) -> Result<(), Job> {
+        self.submit_at(job, false)
+    }
+
+    /// [`submit`](Self::submit), but ahead of every job already queued.
+    pub(crate) fn submit_first(&self, job: Job) -> Result<(), Job> {
+        self.submit_at(job, true)
+    }
+
+    fn submit_at(&self, job: Job, first: bool) -> Result<(), Job> {
         let mut state = self.shared.lock();
-        state.queue.push_back(job);
+        if first {
+            state.queue.push_front(job);
+        } else {
+            state.queue.push_back(job);
+        }
         if state.queue.len() <= state.idle {
             drop(state);
             self.shared.job_queued.notify_one();
@@ -130,7 +143,12 @@ impl WorkerPool {
             Err(e) => {
                 log::error!("cannot start a worker thread: {e}");
                 // Still the job pushed above: the lock was held since.
-                match state.queue.pop_back() {
+                let pushed = if first {
+                    state.queue.pop_front()
+                } else {
+                    state.queue.pop_back()
+                };
+                match pushed {
                     Some(job) => Err(job),
                     None => Ok(()),
                 }
@@ -251,6 +269,39 @@ mod tests {
         for _ in 0..n {
             assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(()));
         }
+    }
+
+    #[test]
+    fn a_job_submitted_first_runs_ahead_of_the_queue() {
+        let pool = WorkerPool::new(1, DEFAULT_KEEP_ALIVE);
+        let (started_tx, started) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        // The one thread is busy until released.
+        assert!(pool
+            .submit(Box::new(move || {
+                let _ = started_tx.send(());
+                let _ = release_rx.recv_timeout(Duration::from_secs(10));
+            }))
+            .is_ok());
+        assert_eq!(started.recv_timeout(Duration::from_secs(10)), Ok(()));
+        let (tx, rx) = mpsc::channel();
+        for (name, first) in [("queued 1", false), ("queued 2", false), ("urgent", true)] {
+            let tx = tx.clone();
+            let job: Job = Box::new(move || {
+                let _ = tx.send(name);
+            });
+            let submitted = if first {
+                pool.submit_first(job)
+            } else {
+                pool.submit(job)
+            };
+            assert!(submitted.is_ok());
+        }
+        release.send(()).expect("release");
+        let order: Vec<&str> = (0..3)
+            .map(|_| rx.recv_timeout(Duration::from_secs(10)).expect("ran"))
+            .collect();
+        assert_eq!(order, ["urgent", "queued 1", "queued 2"]);
     }
 
     #[test]

@@ -7,14 +7,17 @@
 //! would write around `set_secure_cookie("user", name)` and
 //! `@tornado.web.authenticated`. The one reactor lesson in it: the
 //! password hash takes tens of milliseconds of CPU and 19 MiB of memory,
-//! so it runs on [`IOLoop::run_in_executor`], and the request waits for it
-//! the callback way — the handler keeps a clone of its `Ctx` and answers
-//! when the result comes back to the loop.
+//! so it runs on the worker pool, and the request waits for it the
+//! callback way — the handler keeps a clone of its `Ctx` and answers when
+//! the result comes back to the loop. It goes in ahead of queued jobs
+//! ([`IOLoop::run_in_executor_first`]): the pool is shared with the `/rate`
+//! demo's blocking fetches, which hold a thread for up to 11 s each, and a
+//! login queued behind them waited 30 s.
 //!
 //! ```text
-//!  POST /auth/login ─▶ Login::post ─▶ Accounts::login ──run_in_executor──▶ worker: verify
-//!        (handler returns; the response stays open)                            │
-//!  302 + Set-Cookie ◀── finish_auth(cx, Ok(name)) ◀── done, on the loop ◀──────┘
+//!  POST /auth/login ─▶ Login::post ─▶ Accounts::login ──run_in_executor_first──▶ worker: verify
+//!        (handler returns; the response stays open)                                  │
+//!  302 + Set-Cookie ◀── finish_auth(cx, Ok(name)) ◀── done, on the loop ◀────────────┘
 //! ```
 //!
 //! | file            | what it holds                                  |
@@ -232,7 +235,7 @@ impl Accounts {
         let password = password.to_string();
         let name = name.to_string();
         let accounts = self.clone();
-        IOLoop::current().run_in_executor(
+        IOLoop::current().run_in_executor_first(
             move || password::hash_password(&password),
             move |hashed| {
                 drop(job); // frees the slot and the reserved name
@@ -271,7 +274,7 @@ impl Accounts {
         }
         let job = self.start_job(None)?;
         let password = password.to_string();
-        IOLoop::current().run_in_executor(
+        IOLoop::current().run_in_executor_first(
             move || password::verify_password(&password, &stored),
             move |ok| {
                 drop(job);

@@ -21,19 +21,22 @@ use crate::web::{Application, Ctx, HandlerResult, RequestHandler};
 
 pub use rate::{
     client_options, BlockingPolicy, RateAsync, RateBlocking, RateConfig, RateOffload,
-    BLOCKING_OFF_MESSAGE, DEFAULT_BLOCKING_SLACK, DEFAULT_SLACK, MAX_ANSWER_SIZE,
+    BLOCKING_OFF_MESSAGE, DEFAULT_BLOCKING_SLACK, DEFAULT_MAX_OFFLOADS, DEFAULT_SLACK,
+    MAX_ANSWER_SIZE,
 };
 pub use server::{fake_search, PendingUpstream, Upstream, UpstreamServer, MAX_DELAY_MS};
 
 /// Bind the upstream server's port (on `bind`, a free port) and mount the
 /// demo's routes on `app`, pointed at it. The upstream's thread starts with
 /// the first request to a `/rate/...` route ([`PendingUpstream`]).
-/// `blocking` limits `/rate/blocking`.
+/// `blocking` limits `/rate/blocking`, `max_offloads` `/rate/offload`
+/// ([`RateConfig::max_offloads`]).
 pub fn start(
     app: &mut Application,
     bind: IpAddr,
     default_delay_ms: u64,
     blocking: BlockingPolicy,
+    max_offloads: usize,
 ) -> io::Result<SocketAddr> {
     let upstream = Rc::new(PendingUpstream::bind(SocketAddr::new(bind, 0))?);
     let addr = upstream.addr;
@@ -44,6 +47,7 @@ pub fn start(
         app,
         RateConfig {
             blocking,
+            max_offloads,
             ..RateConfig::new(format!("http://{addr}"), default_delay_ms)
         },
         Some(upstream),
@@ -85,7 +89,7 @@ fn mount_routes(app: &mut Application, config: RateConfig, upstream: Option<Rc<P
     );
     app.route(
         "/rate/offload",
-        StartsUpstream::new(&upstream, RateOffload(config)),
+        StartsUpstream::new(&upstream, RateOffload::new(config)),
     );
     app.route("/upstream", Upstream);
 }

@@ -10,7 +10,7 @@
 //! All three answer the same page fragment: the query and its tweets per
 //! second, computed from the first and last result's timestamps.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -89,7 +89,19 @@ pub struct RateConfig {
     pub slack: Duration,
     /// What `/rate/blocking` may cost.
     pub blocking: BlockingPolicy,
+    /// Most `/rate/offload` fetches on or queued for a worker thread at
+    /// once; more get 503 ([`DEFAULT_MAX_OFFLOADS`]).
+    pub max_offloads: usize,
 }
+
+/// Default of [`RateConfig::max_offloads`]: four times the binary's
+/// default worker pool (16), so the demo still shows requests queueing for
+/// threads (ten or twenty `siege` clients against 16 or 4 threads), but the
+/// queue, which has no bound of its own, cannot grow with whoever keeps
+/// asking (each queued fetch holds its request and its closure; they are
+/// not cancelled when the client leaves). The binary sets four times its
+/// `--worker-threads`.
+pub const DEFAULT_MAX_OFFLOADS: usize = 64;
 
 impl RateConfig {
     /// The upstream at `upstream`, `default_delay_ms`, default slack and
@@ -100,6 +112,7 @@ impl RateConfig {
             default_delay_ms,
             slack: DEFAULT_SLACK,
             blocking: BlockingPolicy::default(),
+            max_offloads: DEFAULT_MAX_OFFLOADS,
         }
     }
 
@@ -189,20 +202,64 @@ impl RequestHandler for RateAsync {
 /// The loop stays free; the result comes back through the loop's
 /// thread-safe `add_callback` and is finished there. Throughput is bounded
 /// by the worker pool (`--worker-threads`): each waiting request holds a
-/// thread.
-pub struct RateOffload(pub RateConfig);
+/// thread; the rest wait in the pool's queue, at most
+/// [`RateConfig::max_offloads`] in all (503 with `Retry-After` beyond).
+/// Password hashing shares the pool but goes ahead of the queue
+/// ([`IOLoop::run_in_executor_first`]).
+pub struct RateOffload {
+    /// Settings.
+    config: RateConfig,
+    /// Fetches now on (or queued for) a worker thread.
+    in_flight: Rc<Cell<usize>>,
+}
+
+impl RateOffload {
+    /// The route, with no fetch in flight.
+    pub fn new(config: RateConfig) -> RateOffload {
+        RateOffload {
+            config,
+            in_flight: Rc::new(Cell::new(0)),
+        }
+    }
+}
 
 impl RequestHandler for RateOffload {
     fn get(&self, cx: &Ctx) -> HandlerResult {
-        let (q, request) = self.0.request(cx)?;
+        let (q, request) = self.config.request(cx)?;
+        if self.in_flight.get() >= self.config.max_offloads {
+            return Err(HTTPError::new(
+                503,
+                "too many offloaded fetches are waiting for a worker thread; try again in a moment",
+            )
+            .with_header("Retry-After", "1"));
+        }
+        let slot = OffloadSlot::take(&self.in_flight);
         let cx = cx.clone();
         IOLoop::current().run_in_executor(
             move || blocking_fetch(request),
             move |result| {
+                drop(slot);
                 render_rate(&cx, &q, "offload", result);
             },
         );
         Ok(())
+    }
+}
+
+/// One of [`RateOffload`]'s places, given back when dropped: when the
+/// result arrives, or if the loop drops the callback without calling it.
+struct OffloadSlot(Rc<Cell<usize>>);
+
+impl OffloadSlot {
+    fn take(in_flight: &Rc<Cell<usize>>) -> OffloadSlot {
+        in_flight.set(in_flight.get() + 1);
+        OffloadSlot(Rc::clone(in_flight))
+    }
+}
+
+impl Drop for OffloadSlot {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
     }
 }
 
