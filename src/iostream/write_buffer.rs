@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use super::EAGER_FLUSH_BYTES;
+use super::flush::EAGER_FLUSH_BYTES;
 
 /// Chunks smaller than this are copied into the previous chunk instead of
 /// being queued on their own (Tornado's `_StreamBuffer` uses 2048).
