@@ -94,6 +94,10 @@ fn malformed_heads_and_smuggling_vectors_get_400() {
             format!("{POST}Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n"),
         ),
         (
+            "empty Transfer-Encoding",
+            format!("{POST}Transfer-Encoding: ,\r\n\r\n0\r\n\r\n"),
+        ),
+        (
             "TE in HTTP/1.0",
             "POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".into(),
         ),
@@ -180,10 +184,16 @@ fn identical_content_lengths_are_accepted() {
 #[test]
 fn unknown_transfer_coding_is_501() {
     let server = plain::start_default();
-    for coding in ["gzip", "identity", "x-custom"] {
-        let request = format!("{POST}Transfer-Encoding: {coding}\r\n\r\n");
+    // RFC 9112 §6.1: a coding the server does not understand is 501, also
+    // when chunked is correctly the last (`gzip, chunked`).
+    for coding in ["gzip", "identity", "x-custom", "gzip, chunked", "gzip,,chunked"] {
+        let request = format!("{POST}Transfer-Encoding: {coding}\r\n\r\n0\r\n\r\n");
         expect_refusal(&server, coding, request.as_bytes(), 501);
     }
+    let two_lines = format!(
+        "{POST}Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    );
+    expect_refusal(&server, "gzip, then chunked", two_lines.as_bytes(), 501);
 }
 
 #[test]

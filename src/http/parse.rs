@@ -693,8 +693,10 @@ pub fn collect_headers(raw: &[httparse::Header<'_>]) -> Result<HTTPHeaders, Pars
 ///
 /// * `Transfer-Encoding` and `Content-Length` together: 400 ("ought to be
 ///   handled as an error" — the classic CL.TE smuggling vector).
-/// * `Transfer-Encoding` must be exactly `chunked` (one coding, once): any
-///   other coding is 501, a repeated `chunked` is 400.
+/// * `Transfer-Encoding` must be exactly `chunked` (one coding, once): a
+///   repeated `chunked` or one that is not the final coding is 400, any
+///   other coding 501 (`gzip, chunked` too: chunked is final, gzip is not
+///   understood), an empty value 400.
 /// * `Content-Length = 1*DIGIT`; several values (lines or a comma list) are
 ///   accepted only if identical; `+5`, `0x5`, `5_0`, empty: 400.
 /// * Over `max_body_size`: 413, before the body is read.
@@ -737,22 +739,38 @@ pub fn is_chunked(headers: &HTTPHeaders, version: Version) -> Result<bool, Parse
             "Transfer-Encoding in an HTTP/1.0 message",
         ));
     }
+    // `#rule` lists: empty elements are allowed and mean nothing (§5.6.1).
     let codings: Vec<&str> = te
         .iter()
         .flat_map(|v| v.split(','))
         .map(str::trim)
+        .filter(|c| !c.is_empty())
         .collect();
-    if codings.len() != 1 {
+    let is_chunked = |c: &str| c.eq_ignore_ascii_case("chunked");
+    let chunked = codings.iter().filter(|c| is_chunked(c)).count();
+    if chunked > 1 {
+        // §6.1: "A sender MUST NOT apply the chunked transfer coding more
+        // than once to a message body."
+        return Err(ParseError::new(400, "chunked applied more than once"));
+    }
+    if chunked == 1 && !codings.last().is_some_and(|c| is_chunked(c)) {
+        // §6.3: chunked not final, so the length cannot be known: "MUST
+        // respond with the 400 (Bad Request) status code".
         return Err(ParseError::new(
             400,
-            "Transfer-Encoding must be exactly \"chunked\"",
+            "chunked must be the final transfer coding",
         ));
     }
-    if !codings[0].eq_ignore_ascii_case("chunked") {
+    if let Some(other) = codings.iter().find(|c| !is_chunked(c)) {
+        // §6.1: a transfer coding the server does not understand "SHOULD"
+        // get 501; chunked is the only one we decode.
         return Err(ParseError::new(
             501,
-            format!("unsupported transfer coding {:?}", codings[0]),
+            format!("unsupported transfer coding {other:?}"),
         ));
+    }
+    if codings.is_empty() {
+        return Err(ParseError::new(400, "empty Transfer-Encoding"));
     }
     Ok(true)
 }
@@ -1095,8 +1113,14 @@ mod tests {
             status("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"),
             400
         );
+        // Chunked is final, gzip not understood: 501 (RFC 9112 §6.1).
         assert_eq!(
             status("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            501
+        );
+        // Chunked not final: the length cannot be known, 400 (§6.3).
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
             400
         );
         assert_eq!(
