@@ -44,8 +44,11 @@
 //!   writable. On a readable event the stream reads until the kernel is
 //!   drained: a short read or `WouldBlock` (and on to EOF when the event
 //!   carried a hang-up); if it stops early (buffer limits), it sets
-//!   `readable_pending` and resumes when a read is next asked for. Writes
-//!   go until `WouldBlock`, then wait for the writable edge.
+//!   `readable_pending` and resumes when a read is next asked for — except
+//!   once the peer has closed: then it reads on to the EOF even with no
+//!   read pending, and a full buffer nobody reads closes the stream, so
+//!   a peer that left is always noticed. Writes go until `WouldBlock`,
+//!   then wait for the writable edge.
 //! * **Bytes are never lost.** Data that arrives before a read is asked for
 //!   stays in the read buffer for the next read, even if the stream has
 //!   closed since (the peer may send its last lines and close at once).

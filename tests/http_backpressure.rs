@@ -158,3 +158,42 @@ fn a_request_followed_at_once_by_a_half_close_is_answered() {
     }
     server.wait_open_connections(0);
 }
+
+/// A request the application holds (a parked long-poll) reads nothing
+/// more from its connection, and the stream stops taking bytes once a
+/// 64 KiB chunk is buffered with nobody reading. A client that sent more
+/// than that behind its request and then hung up left its FIN behind
+/// unread bytes: the server never learned it had gone, and the descriptor
+/// stayed open until the request was answered — never, for a long-poll
+/// in a quiet room. Once the peer has closed, the stream reads on to the
+/// EOF, and the connection closes.
+#[test]
+fn a_parked_request_whose_client_sent_more_and_left_is_let_go() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let server = TestServer::start(|| {
+        HTTPServer::new(
+            HTTPServerOptions::default(),
+            |_request: HTTPServerRequest, responder: HTTPResponder| {
+                // Parked until the connection closes, as the chat's
+                // long-poll waiters are (their close callback cancels
+                // them); the connection counts as open until then.
+                let parked = Rc::new(RefCell::new(None));
+                let on_close = Rc::clone(&parked);
+                responder.set_close_callback(move || drop(on_close.borrow_mut().take()));
+                *parked.borrow_mut() = Some(responder);
+            },
+        )
+    });
+    // (Within the server's receive buffer: a client whose FIN is still
+    // behind unsent data in its own kernel can only be found by keep-alive.)
+    for extra in [100 * 1024] {
+        let mut client = TcpStream::connect(server.addr).expect("connect");
+        client.write_all(get("/park").as_bytes()).expect("request");
+        server.wait_open_connections(1);
+        // More than a chunk behind it (pipelined junk), then the FIN.
+        client.write_all(&vec![b'x'; extra]).expect("junk");
+        drop(client);
+        server.wait_open_connections(0);
+    }
+}

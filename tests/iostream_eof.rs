@@ -105,3 +105,46 @@ fn eof_seen_before_a_backpressure_stop_reaches_the_next_read() {
     );
     drop(peer);
 }
+
+/// Nobody reads and the buffer is at `max_buffer_size` when the peer's FIN
+/// comes behind more bytes: edge-triggered, no event will come again, and
+/// the EOF sits behind bytes the stream will not take. It closes (the
+/// close callback runs) instead of holding the socket until someone reads,
+/// which for an HTTP connection answering a parked request may be never;
+/// what it buffered stays readable.
+#[test]
+fn a_full_buffer_nobody_reads_closes_when_the_peer_has_gone() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let ioloop = IOLoop::current();
+    let stream = IOStream::connect(addr, |_| {}).expect("connect");
+    stream.set_max_buffer_size(4096);
+    let (mut peer, _) = listener.accept().expect("accept");
+    // 20 KB (within the kernel's buffers, so the FIN gets through), then FIN.
+    peer.write_all(&[b'x'; 20 * 1024]).expect("write");
+    drop(peer);
+    let closed = Rc::new(RefCell::new(false));
+    let c = Rc::clone(&closed);
+    stream.set_close_callback(move || {
+        *c.borrow_mut() = true;
+        IOLoop::current().stop();
+    });
+    let guard = ioloop.call_later(Duration::from_secs(10), || IOLoop::current().stop());
+    ioloop.start();
+    ioloop.remove_timeout(guard);
+    assert!(
+        *closed.borrow(),
+        "the stream never learned its peer had gone"
+    );
+    assert_eq!(stream.buffered_len(), 4096, "what it buffered is kept");
+    let got: Log = Rc::default();
+    let g = Rc::clone(&got);
+    stream.read_bytes(4096, false, move |r| {
+        g.borrow_mut().push(r);
+        IOLoop::current().stop();
+    });
+    let guard = ioloop.call_later(Duration::from_secs(10), || IOLoop::current().stop());
+    ioloop.start();
+    ioloop.remove_timeout(guard);
+    assert_eq!(*got.borrow(), vec![Ok(vec![b'x'; 4096])]);
+}

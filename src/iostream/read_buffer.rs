@@ -69,6 +69,10 @@ pub(super) fn fail_read(st: &mut StreamInner, err: StreamError) -> StreamError {
 /// once a whole chunk (`READ_CHUNK_SIZE`) or more is buffered and `target`
 /// is met (or no read is pending at all). Then `readable_pending` records that the
 /// kernel may hold more, because edge-triggered polling will not say so again.
+/// Once the peer has closed (`peer_closed`) only `max_buffer_size` stops
+/// us, and with no read pending even that ends the stream: the peer's FIN
+/// must be seen, or a stream that nobody reads just now (an HTTP
+/// connection answering a parked request) would never learn its peer left.
 ///
 /// A read that returns fewer bytes than asked for emptied the kernel's
 /// buffer, so we stop there instead of paying one more `read` just to see
@@ -93,10 +97,23 @@ pub(super) fn read_to_buffer(
             let buffered = st.read_buf.len() - st.read_pos;
             if buffered >= st.max_buffer_size {
                 st.readable_pending = true;
+                if st.peer_closed && target.is_none() {
+                    // Full, nobody reading, and the peer is gone or has
+                    // half-closed: no event will come again, and the EOF
+                    // sits behind bytes we will not take. Close as if it
+                    // had been read (see below); the buffer stays readable.
+                    return Some(StreamError::Closed);
+                }
                 return None;
             }
             // (Size first: the search only matters with a chunk buffered.)
+            // Not once the peer closed: then the rest in the kernel is
+            // finite and the EOF behind it is the only news that the peer
+            // is gone. Stopping here left a parked request whose client
+            // sent 64 KiB more and hung up holding its descriptor until the
+            // request was answered, perhaps never (a long-poll).
             if buffered >= READ_CHUNK_SIZE
+                && !st.peer_closed
                 && target.is_none_or(|t| matches!(find_read(st, t), Found::Ready(_)))
             {
                 st.readable_pending = true;
