@@ -2,10 +2,11 @@
 //! `StatusHandler`); [`mount`] also adds the WebSocket (`socket.rs`).
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use serde_json::json;
 
-use super::inventory::{Inventory, Refusal, TOTAL_INVENTORY};
+use super::inventory::{Inventory, Refusal, CART_HOLD, TOTAL_INVENTORY};
 use crate::web::{Application, Ctx, HTTPError, HandlerResult, RequestHandler};
 use crate::websocket::WebSocketRoute;
 
@@ -17,6 +18,7 @@ const MAX_SESSION_LEN: usize = 64;
 /// inventory.
 pub fn mount(app: &mut Application) -> Rc<Inventory> {
     let inventory = Rc::new(Inventory::default());
+    inventory.expire_abandoned_carts(CART_HOLD, Duration::from_secs(30));
     app.route(
         "/cart",
         CartPage {

@@ -2,12 +2,22 @@
 //! parties waiting to hear about changes.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use crate::ioloop::{IterationClock, PeriodicCallback};
+
 /// Books in stock at start (the book's `totalInventory`).
 pub const TOTAL_INVENTORY: u32 = 10;
+
+/// How long a cart holds its book after the last `add`. The book's demo
+/// holds it for ever, so eleven `POST /cart` with made-up session ids sold
+/// the last copy for good, for everyone; a shop lets an abandoned cart go.
+/// A page open that long has long since shown the count come back.
+pub const CART_HOLD: Duration = Duration::from_secs(15 * 60);
 
 /// Called once with the new count at the next change (a long-poll).
 type Listener = Box<dyn FnOnce(u32)>;
@@ -36,9 +46,10 @@ pub enum Refusal {
 pub struct Inventory {
     /// Books left.
     count: Cell<u32>,
-    /// Sessions holding a book (the book's `carts` dict). At most
-    /// `TOTAL_INVENTORY` entries, since each holds one of the books.
-    carts: RefCell<HashSet<String>>,
+    /// Sessions holding a book (the book's `carts` dict), with when each
+    /// last added it (for [`release_expired`](Self::release_expired)). At
+    /// most `TOTAL_INVENTORY` entries, since each holds one of the books.
+    carts: RefCell<HashMap<String, Instant>>,
     /// One-shot listeners (long-polls): taken and called on the next change.
     /// Slab keys give O(1) removal when a client leaves.
     waiters: RefCell<Slab<(u64, Listener)>>,
@@ -46,6 +57,10 @@ pub struct Inventory {
     next_seq: Cell<u64>,
     /// Persistent listeners (WebSocket pages): called on every change.
     subscribers: RefCell<Slab<Subscriber>>,
+    /// The sweep that lets abandoned carts go, once started
+    /// ([`expire_abandoned_carts`](Self::expire_abandoned_carts)); it holds
+    /// the inventory weakly, and stops when the inventory is dropped.
+    sweep: RefCell<Option<PeriodicCallback>>,
 }
 
 impl Default for Inventory {
@@ -59,11 +74,28 @@ impl Inventory {
     pub fn new(total: u32) -> Inventory {
         Inventory {
             count: Cell::new(total),
-            carts: RefCell::new(HashSet::new()),
+            carts: RefCell::new(HashMap::new()),
             waiters: RefCell::new(Slab::new()),
             next_seq: Cell::new(0),
             subscribers: RefCell::new(Slab::new()),
+            sweep: RefCell::new(None),
         }
+    }
+
+    /// On the current loop, every `every`, give back the books of carts
+    /// untouched for `hold` ([`release_expired`](Self::release_expired)).
+    pub fn expire_abandoned_carts(self: &Rc<Self>, hold: Duration, every: Duration) {
+        let weak = Rc::downgrade(self);
+        let sweep = PeriodicCallback::new(every, move || {
+            if let Some(inventory) = weak.upgrade() {
+                let released = inventory.release_expired(IterationClock::now(), hold);
+                if released > 0 {
+                    log::info!("cart: {released} abandoned cart(s) gave their book back");
+                }
+            }
+        });
+        sweep.start();
+        *self.sweep.borrow_mut() = Some(sweep);
     }
 
     /// Books left.
@@ -73,12 +105,19 @@ impl Inventory {
 
     /// Does `session` hold a book?
     pub fn in_cart(&self, session: &str) -> bool {
-        self.carts.borrow().contains(session)
+        self.carts.borrow().contains_key(session)
     }
 
-    /// Put a book in `session`'s cart. Adding twice changes nothing.
+    /// Put a book in `session`'s cart. Adding twice changes nothing but the
+    /// time the hold counts from ([`CART_HOLD`]).
     pub fn add(&self, session: &str) -> Result<(), Refusal> {
-        if self.in_cart(session) {
+        self.add_at(session, IterationClock::now())
+    }
+
+    /// [`add`](Self::add) at `now` (the clock injected, for tests).
+    pub fn add_at(&self, session: &str, now: Instant) -> Result<(), Refusal> {
+        if let Some(since) = self.carts.borrow_mut().get_mut(session) {
+            *since = now;
             return Ok(());
         }
         let left = self.count.get();
@@ -86,14 +125,32 @@ impl Inventory {
             return Err(Refusal::SoldOut);
         }
         self.count.set(left - 1);
-        self.carts.borrow_mut().insert(session.to_string());
+        self.carts.borrow_mut().insert(session.to_string(), now);
         self.notify();
         Ok(())
     }
 
+    /// Give back the books of carts last added to `hold` or more before
+    /// `now`; one notice for all. Returns how many came back.
+    pub fn release_expired(&self, now: Instant, hold: Duration) -> usize {
+        let released = {
+            let mut carts = self.carts.borrow_mut();
+            let before = carts.len();
+            carts.retain(|_, since| now.saturating_duration_since(*since) < hold);
+            before - carts.len()
+        };
+        if released > 0 {
+            let released_count = u32::try_from(released).unwrap_or(u32::MAX);
+            self.count
+                .set(self.count.get().saturating_add(released_count));
+            self.notify();
+        }
+        released
+    }
+
     /// Take the book out of `session`'s cart. Removing twice changes nothing.
     pub fn remove(&self, session: &str) {
-        if self.carts.borrow_mut().remove(session) {
+        if self.carts.borrow_mut().remove(session).is_some() {
             self.count.set(self.count.get() + 1);
             self.notify();
         }
@@ -188,6 +245,31 @@ mod tests {
         inv.remove("a");
         assert_eq!(inv.count(), 1);
         assert!(!inv.in_cart("a"));
+    }
+
+    #[test]
+    fn an_abandoned_cart_gives_its_book_back_after_the_hold() {
+        let inv = Inventory::new(2);
+        let t0 = Instant::now();
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let s = Rc::clone(&seen);
+        inv.subscribe(move |n| s.borrow_mut().push(n));
+        assert_eq!(inv.add_at("a", t0), Ok(()));
+        assert_eq!(inv.add_at("b", t0 + CART_HOLD / 2), Ok(()));
+        assert_eq!(inv.add_at("c", t0), Err(Refusal::SoldOut));
+        // Not yet.
+        assert_eq!(inv.release_expired(t0 + CART_HOLD / 2, CART_HOLD), 0);
+        // "a" has held its book for the whole hold; "b" only half.
+        assert_eq!(inv.release_expired(t0 + CART_HOLD, CART_HOLD), 1);
+        assert!(!inv.in_cart("a") && inv.in_cart("b"));
+        assert_eq!(inv.count(), 1);
+        // Adding again renews the hold.
+        assert_eq!(inv.add_at("b", t0 + CART_HOLD), Ok(()));
+        assert_eq!(inv.release_expired(t0 + CART_HOLD * 3 / 2, CART_HOLD), 0);
+        assert_eq!(inv.release_expired(t0 + CART_HOLD * 2, CART_HOLD), 1);
+        assert_eq!(inv.count(), 2);
+        // Every open page heard each change: a, b added; a back; b back.
+        assert_eq!(*seen.borrow(), vec![1, 0, 1, 2]);
     }
 
     #[test]

@@ -17,10 +17,15 @@
 //!
 //! The `count` a client sends back closes the gap between two polls: a
 //! change that happened while no request was parked is answered at once.
+//!
+//! A cart holds its book for [`CART_HOLD`] (15 minutes) after its last
+//! add, then gives it back (a sweep every 30 s): in the book a cart holds
+//! it for ever, so a client that added eleven times with made-up session
+//! ids sold out the shop for good.
 
 mod handlers;
 mod inventory;
 pub mod socket;
 
 pub use handlers::mount;
-pub use inventory::{Inventory, Refusal, WaitKey, TOTAL_INVENTORY};
+pub use inventory::{Inventory, Refusal, WaitKey, CART_HOLD, TOTAL_INVENTORY};
