@@ -186,13 +186,18 @@ fn unknown_transfer_coding_is_501() {
     let server = plain::start_default();
     // RFC 9112 §6.1: a coding the server does not understand is 501, also
     // when chunked is correctly the last (`gzip, chunked`).
-    for coding in ["gzip", "identity", "x-custom", "gzip, chunked", "gzip,,chunked"] {
+    for coding in [
+        "gzip",
+        "identity",
+        "x-custom",
+        "gzip, chunked",
+        "gzip,,chunked",
+    ] {
         let request = format!("{POST}Transfer-Encoding: {coding}\r\n\r\n0\r\n\r\n");
         expect_refusal(&server, coding, request.as_bytes(), 501);
     }
-    let two_lines = format!(
-        "{POST}Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
-    );
+    let two_lines =
+        format!("{POST}Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
     expect_refusal(&server, "gzip, then chunked", two_lines.as_bytes(), 501);
 }
 
