@@ -10,7 +10,8 @@
 //!  loop thread                         writer thread ("squall-store")
 //!  AppendLog::append(line) ──channel──▶ write every queued line, fsync,
 //!  (never waits: a full queue           wait for more
-//!   drops the line and logs it)
+//!   refuses the line, and the
+//!   request that made it fails)
 //! ```
 //!
 //! Start-up is the one place that reads: [`for_each_line`] runs before the
@@ -34,6 +35,24 @@ pub const APPEND_QUEUE_LINES: usize = 16 * 1024;
 /// Longest line read back at start-up; longer ones are skipped (a line is
 /// one record of bounded fields, so only corruption makes one this long).
 pub const MAX_LINE_BYTES: usize = 256 * 1024;
+
+/// Why [`AppendLog::append`] did not take a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendRefused {
+    /// [`APPEND_QUEUE_LINES`] lines already wait for the disk.
+    QueueFull,
+    /// The writer thread has stopped.
+    WriterGone,
+}
+
+impl std::fmt::Display for AppendRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AppendRefused::QueueFull => "write queue full",
+            AppendRefused::WriterGone => "writer thread is gone",
+        })
+    }
+}
 
 /// An append-only file of lines, written off the loop.
 pub struct AppendLog {
@@ -86,6 +105,18 @@ impl AppendLog {
         })
     }
 
+    /// A log whose writer thread has already stopped, so every
+    /// [`append`](Self::append) is refused: for tests of the refusal path.
+    #[cfg(test)]
+    pub(crate) fn without_writer(path: &Path) -> AppendLog {
+        let (lines, _gone) = mpsc::sync_channel::<String>(1);
+        AppendLog {
+            lines,
+            path: path.to_path_buf(),
+            writer: std::thread::spawn(|| {}),
+        }
+    }
+
     /// Stop accepting lines and wait until every queued line is on disk.
     /// (Dropping the log instead lets the thread finish on its own.)
     pub fn close(self) {
@@ -96,23 +127,17 @@ impl AppendLog {
     }
 
     /// Queue `line` (without its newline) for writing. Never blocks: if the
-    /// writer is that far behind, the line is dropped and an error logged.
-    pub fn append(&self, line: String) {
-        match self.lines.try_send(line) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                log::error!(
-                    "{}: write queue full, a record is lost",
-                    self.path.display()
-                )
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                log::error!(
-                    "{}: writer thread is gone, a record is lost",
-                    self.path.display()
-                )
-            }
-        }
+    /// writer is that far behind (or gone), the line is refused and an
+    /// error logged; the caller must then refuse what the line records
+    /// (answer 503), so that nothing a client was told is saved is lost.
+    pub fn append(&self, line: String) -> Result<(), AppendRefused> {
+        let refused = match self.lines.try_send(line) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Full(_)) => AppendRefused::QueueFull,
+            Err(TrySendError::Disconnected(_)) => AppendRefused::WriterGone,
+        };
+        log::error!("{}: {refused}; the record is refused", self.path.display());
+        Err(refused)
     }
 }
 
@@ -211,9 +236,12 @@ mod tests {
         let dir = temp_dir("lines");
         let path = dir.join("x.jsonl");
         let log = AppendLog::open(&path).expect("open");
-        log.append("one".into());
-        log.append("two".into());
+        assert_eq!(log.append("one".into()), Ok(()));
+        assert_eq!(log.append("two".into()), Ok(()));
         log.close();
+        // A log that can no longer write refuses, so its caller can too.
+        let gone = AppendLog::without_writer(&path);
+        assert_eq!(gone.append("three".into()), Err(AppendRefused::WriterGone));
         let mut seen = Vec::new();
         for_each_line(&path, |l| seen.push(l.to_string())).expect("read");
         assert_eq!(seen, ["one", "two"]);

@@ -240,10 +240,7 @@ impl Accounts {
             move |hashed| {
                 drop(job); // frees the slot and the reserved name
                 done(match hashed {
-                    Ok(hash) => {
-                        accounts.insert(&key, &name, hash);
-                        Ok(name)
-                    }
+                    Ok(hash) => accounts.insert(&key, &name, hash).map(|()| name),
                     Err(e) => {
                         log::error!("{e}");
                         Err(AccountError::Internal)
@@ -339,9 +336,14 @@ impl Accounts {
         })
     }
 
-    fn insert(&self, key: &str, name: &str, hash: String) {
+    /// Add the account, saved first: one the log cannot take is refused
+    /// ([`AccountError::Busy`]), not kept in memory to vanish at restart.
+    fn insert(&self, key: &str, name: &str, hash: String) -> Result<(), AccountError> {
         if let Some(log) = &self.inner.log {
-            log.append(serde_json::json!({"name": name, "hash": hash}).to_string());
+            let record = serde_json::json!({"name": name, "hash": hash});
+            if log.append(record.to_string()).is_err() {
+                return Err(AccountError::Busy);
+            }
         }
         self.inner.users.borrow_mut().insert(
             key.to_string(),
@@ -350,6 +352,7 @@ impl Accounts {
                 hash,
             },
         );
+        Ok(())
     }
 }
 

@@ -48,6 +48,9 @@ pub enum MessageError {
         /// Until the next post will be accepted.
         retry_after: Duration,
     },
+    /// The history on disk could not take the message (its writer is far
+    /// behind or gone): refused rather than shown and then lost.
+    NotSaved,
 }
 
 impl MessageError {
@@ -58,14 +61,17 @@ impl MessageError {
             MessageError::Empty => 400,
             MessageError::TooLong { .. } => 413,
             MessageError::TooFast { .. } => 429,
+            MessageError::NotSaved => 503,
         }
     }
 
     /// For [`MessageError::TooFast`]: the wait in whole seconds, rounded
-    /// up, as HTTP's `Retry-After` wants it.
+    /// up, as HTTP's `Retry-After` wants it; 1 for
+    /// [`MessageError::NotSaved`].
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             MessageError::TooFast { retry_after } => Some(retry_after_secs(*retry_after)),
+            MessageError::NotSaved => Some(1),
             _ => None,
         }
     }
@@ -81,6 +87,9 @@ impl fmt::Display for MessageError {
                 "too many messages: wait {} s before posting again",
                 self.retry_after_secs().unwrap_or(1)
             ),
+            MessageError::NotSaved => {
+                write!(f, "the message could not be saved; try again in a moment")
+            }
         }
     }
 }
@@ -162,16 +171,18 @@ impl Room {
             return Err(MessageError::TooFast { retry_after });
         }
         let message = Rc::new(Message::new(&self.inner.shared.template, from, body));
-        self.deliver(&message);
+        // Saved (queued for the disk) before anyone sees it: a message the
+        // history cannot take is refused, not shown and then lost.
         if let Some(history) = &self.inner.shared.history {
-            history.append(
-                serde_json::json!({
-                    "room": self.name(), "id": message.id, "from": message.from,
-                    "body": message.body, "time": message.time,
-                })
-                .to_string(),
-            );
+            let record = serde_json::json!({
+                "room": self.name(), "id": message.id, "from": message.from,
+                "body": message.body, "time": message.time,
+            });
+            if history.append(record.to_string()).is_err() {
+                return Err(MessageError::NotSaved);
+            }
         }
+        self.deliver(&message);
         let posted = &self.inner.shared.posted;
         posted.set(posted.get() + 1);
         Ok(message)
@@ -429,6 +440,33 @@ mod tests {
             r.post_message("bob", "mine").is_ok(),
             "others are not held up"
         );
+    }
+
+    #[test]
+    fn a_message_the_history_cannot_take_is_refused_not_shown() {
+        let templates = crate::web::AssetSource::Bundled(crate::apps::assets::TEMPLATES);
+        let r = Room::new(
+            "disk",
+            Rc::new(Shared {
+                template: MessageTemplate::new(templates, false),
+                history: Some(AppendLog::without_writer(std::path::Path::new(
+                    "chat.jsonl",
+                ))),
+                max_body_bytes: 100,
+                posted: Cell::new(0),
+                post_limit: RefCell::new(PostLimiter::new(PostRate::UNLIMITED)),
+                refused: Cell::new(0),
+            }),
+        );
+        let seen = Rc::new(Cell::new(0));
+        let s = Rc::clone(&seen);
+        let _sub = r.subscribe(move |_| s.set(s.get() + 1));
+        let refused = r.post_message("ann", "hello").err();
+        assert_eq!(refused, Some(MessageError::NotSaved));
+        assert_eq!(refused.map(|e| e.status()), Some(503));
+        assert_eq!(refused.and_then(|e| e.retry_after_secs()), Some(1));
+        assert_eq!(seen.get(), 0, "nobody saw a message that is not saved");
+        assert!(r.is_empty());
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //! | client → server | `{"body": "...", "ref": "..."}` (`ref` optional, other fields ignored) | to post a message |
 //! | server → client | `{"id","from","body","html","time"}` | every message of the room (the long-poll objects, byte for byte) |
 //! | server → client | `{"type":"sent","id":"<message id>","ref":"..."}` | after the sender's own message, only if it gave a `ref` |
-//! | server → client | `{"type":"error","error":{"code":400\|413\|429,"message":"..."}[,"ref"]}` | a frame that is not a postable message, or one over the post rate |
+//! | server → client | `{"type":"error","error":{"code":400\|413\|429\|503,"message":"..."}[,"ref"]}` | a frame that is not a postable message, or one over the post rate |
 //! | server → client | `{"type":"join"\|"leave","user":"...","members":N}` | a user's first socket in the room opens / last one closes |
 //!
 //! Messages have no `"type"`; everything else has one and no `id`/`html`,
