@@ -489,7 +489,7 @@ fn blocking_route_can_be_turned_off() {
     let (status, body) = get(addr, "/rate/blocking?q=x").expect("answer");
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("--no-rate-blocking"), "{body}");
-    assert!(BLOCKING_OFF_MESSAGE.contains("start squall without --no-rate-blocking"));
+    assert!(BLOCKING_OFF_MESSAGE.contains("start squall with --rate-blocking"));
     let (status, body) = get(addr, "/rate/async?q=x").expect("answer");
     assert_eq!(status, 200, "{body}");
     assert_eq!(get(addr, "/rate").expect("page").0, 200);

@@ -64,8 +64,11 @@ pub struct Config {
     /// Delay of the slow upstream in the async-vs-blocking demo (ms), when
     /// a request gives no `delay_ms`.
     pub upstream_delay_ms: u64,
-    /// Serve `/rate/blocking` (on by default: it is the demo's lesson; off,
-    /// it answers 403 saying how to turn it on).
+    /// Serve `/rate/blocking` (on by default on a loopback address: it is
+    /// the demo's lesson; off by default on any other, since one request
+    /// from anyone freezes the server for up to 11 s; off, it answers 403
+    /// saying how to turn it on). `--rate-blocking` / `--no-rate-blocking`
+    /// decide explicitly.
     pub rate_blocking: bool,
     /// Largest `delay_ms` `/rate/blocking` accepts: the longest one request
     /// may freeze the loop, bar the timeout's 1 s of slack.
@@ -192,8 +195,11 @@ OPTIONS:
     --xheaders                  trust X-Real-Ip / X-Forwarded-For (behind a proxy)
     --max-line BYTES            echo: longest line [65536]
     --upstream-delay-ms MS      /rate demo: the slow upstream's delay [1000; max 10000]
-    --no-rate-blocking          /rate demo: turn off /rate/blocking (403), which
-                                freezes the whole server for each request's delay
+    --rate-blocking, --no-rate-blocking
+                                /rate demo: serve /rate/blocking, which freezes
+                                the whole server for each request's delay, or
+                                answer it 403 [on for a loopback --address,
+                                else off]
     --rate-blocking-max-delay-ms MS
                                 /rate demo: the longest delay /rate/blocking
                                 accepts; it freezes the server that long, plus
@@ -227,6 +233,7 @@ where
     let mut config = Config::default();
     let mut port_given = false;
     let mut builtin_assets = false;
+    let mut rate_blocking: Option<bool> = None;
     let (mut template_given, mut static_given) = (false, false);
     let mut parser = lexopt::Parser::from_args(args);
     let err = |e: lexopt::Error| e.to_string();
@@ -266,7 +273,8 @@ where
             Long("upstream-delay-ms") => {
                 config.upstream_delay_ms = delay_ms(&mut parser, "upstream-delay-ms")?
             }
-            Long("no-rate-blocking") => config.rate_blocking = false,
+            Long("rate-blocking") => rate_blocking = Some(true),
+            Long("no-rate-blocking") => rate_blocking = Some(false),
             Long("rate-blocking-max-delay-ms") => {
                 config.rate_blocking_max_delay_ms =
                     delay_ms(&mut parser, "rate-blocking-max-delay-ms")?
@@ -316,6 +324,8 @@ where
             _ => return Err(arg.unexpected().to_string()),
         }
     }
+    // Anyone who can reach a public address could freeze the server.
+    config.rate_blocking = rate_blocking.unwrap_or(config.address.is_loopback());
     // An explicit path wins over --builtin-assets, whatever the order.
     if builtin_assets && !template_given {
         config.template_path = None;
@@ -512,6 +522,21 @@ mod tests {
         .expect("not help");
         assert!(!c.rate_blocking);
         assert_eq!(c.rate_blocking_max_delay_ms, 500);
+        // Beyond loopback it is off unless asked for.
+        let on = |a: &[&str]| {
+            parse(args(a))
+                .expect("parses")
+                .expect("not help")
+                .rate_blocking
+        };
+        assert!(!on(&["--address", "0.0.0.0"]));
+        assert!(!on(&["--address", "192.0.2.7"]));
+        assert!(on(&["--address", "0.0.0.0", "--rate-blocking"]));
+        assert!(on(&["--address", "::1"]));
+        assert!(
+            !on(&["--rate-blocking", "--no-rate-blocking"]),
+            "the last one wins"
+        );
         assert!(parse(args(&["--rate-blocking-max-delay-ms", "10001"])).is_err());
         assert!(parse(args(&["--rate-blocking-max-delay-ms", "-1"])).is_err());
     }

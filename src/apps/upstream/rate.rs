@@ -154,10 +154,10 @@ impl RateConfig {
 
 /// What `/rate/blocking` answers when [`BlockingPolicy::enabled`] is off.
 pub const BLOCKING_OFF_MESSAGE: &str = "/rate/blocking is turned off on this \
-    server (--no-rate-blocking): it freezes the whole server while it waits \
-    for the upstream. /rate/async and /rate/offload fetch the same answer \
-    without blocking; start squall without --no-rate-blocking to see the \
-    blocking one.";
+    server (--no-rate-blocking, the default beyond a loopback address): it \
+    freezes the whole server while it waits for the upstream. /rate/async and \
+    /rate/offload fetch the same answer without blocking; start squall with \
+    --rate-blocking to see the blocking one.";
 
 /// `GET /rate/blocking`: listing 5-1. While `fetch` waits, this thread —
 /// the main loop's — does nothing else: every other request, timer and
