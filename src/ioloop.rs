@@ -87,7 +87,7 @@ mod timers;
 
 pub use clock::IterationClock;
 pub use executor::DEFAULT_KEEP_ALIVE;
-use executor::{Job, WorkerPool};
+use executor::{Job, QueueEnd, WorkerPool};
 pub use periodic::PeriodicCallback;
 pub use remote::IOLoopHandle;
 use remote::{Remote, RemoteTask};
@@ -525,7 +525,7 @@ impl IOLoop {
         W: FnOnce() -> T + Send + 'static,
         D: FnOnce(T) + 'static,
     {
-        self.submit_to_executor(work, done, false);
+        self.submit_to_executor(work, done, QueueEnd::Back);
     }
 
     /// [`run_in_executor`](Self::run_in_executor), but ahead of every job
@@ -539,10 +539,10 @@ impl IOLoop {
         W: FnOnce() -> T + Send + 'static,
         D: FnOnce(T) + 'static,
     {
-        self.submit_to_executor(work, done, true);
+        self.submit_to_executor(work, done, QueueEnd::Front);
     }
 
-    fn submit_to_executor<T, W, D>(&self, work: W, done: D, first: bool)
+    fn submit_to_executor<T, W, D>(&self, work: W, done: D, end: QueueEnd)
     where
         T: Send + 'static,
         W: FnOnce() -> T + Send + 'static,
@@ -566,12 +566,7 @@ impl IOLoop {
                 remote.push(RemoteTask::ExecutorPanicked { key });
             }
         });
-        let submitted = if first {
-            self.inner.executor.submit_first(job)
-        } else {
-            self.inner.executor.submit(job)
-        };
-        if submitted.is_err() {
+        if self.inner.executor.submit_at(job, end).is_err() {
             let done = self.inner.pending_results.borrow_mut().try_remove(key);
             drop(done);
         }

@@ -66,6 +66,15 @@ struct State {
     closed: bool,
 }
 
+/// Which end of the queue a job joins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum QueueEnd {
+    /// Behind every queued job (the usual case).
+    Back,
+    /// Ahead of every queued job (short work someone waits on).
+    Front,
+}
+
 impl WorkerPool {
     /// A pool of at most `max_threads` workers (at least one). No thread
     /// starts until the first job.
@@ -104,24 +113,15 @@ impl WorkerPool {
         self.shared.lock().threads
     }
 
-    /// Queue `job`. It runs on an idle worker, or on a new one if none is
-    /// idle and the limit allows, or else after a running job ends. Gives
-    /// the job back if no thread is alive and none could be started.
-    pub(crate) fn submit(&self, job: Job) -> Result<(), Job> {
-        self.submit_at(job, false)
-    }
-
-    /// [`submit`](Self::submit), but ahead of every job already queued.
-    pub(crate) fn submit_first(&self, job: Job) -> Result<(), Job> {
-        self.submit_at(job, true)
-    }
-
-    fn submit_at(&self, job: Job, first: bool) -> Result<(), Job> {
+    /// Queue `job` at `end` of the queue (`Front`: ahead of every job
+    /// already queued). It runs on an idle worker, or on a new one if none
+    /// is idle and the limit allows, or else after a running job ends.
+    /// Gives the job back if no thread is alive and none could be started.
+    pub(crate) fn submit_at(&self, job: Job, end: QueueEnd) -> Result<(), Job> {
         let mut state = self.shared.lock();
-        if first {
-            state.queue.push_front(job);
-        } else {
-            state.queue.push_back(job);
+        match end {
+            QueueEnd::Back => state.queue.push_back(job),
+            QueueEnd::Front => state.queue.push_front(job),
         }
         if state.queue.len() <= state.idle {
             drop(state);
@@ -143,10 +143,9 @@ impl WorkerPool {
             Err(e) => {
                 log::error!("cannot start a worker thread: {e}");
                 // Still the job pushed above: the lock was held since.
-                let pushed = if first {
-                    state.queue.pop_front()
-                } else {
-                    state.queue.pop_back()
+                let pushed = match end {
+                    QueueEnd::Back => state.queue.pop_back(),
+                    QueueEnd::Front => state.queue.pop_front(),
                 };
                 match pushed {
                     Some(job) => Err(job),
@@ -229,6 +228,13 @@ impl Drop for WorkerPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl WorkerPool {
+        /// `submit_at(job, QueueEnd::Back)`, the usual end.
+        fn submit(&self, job: Job) -> Result<(), Job> {
+            self.submit_at(job, QueueEnd::Back)
+        }
+    }
     use std::sync::mpsc;
 
     /// Spin (bounded) until `done` holds; `what` names it in the failure.
@@ -285,16 +291,16 @@ mod tests {
             .is_ok());
         assert_eq!(started.recv_timeout(Duration::from_secs(10)), Ok(()));
         let (tx, rx) = mpsc::channel();
-        for (name, first) in [("queued 1", false), ("queued 2", false), ("urgent", true)] {
+        for (name, end) in [
+            ("queued 1", QueueEnd::Back),
+            ("queued 2", QueueEnd::Back),
+            ("urgent", QueueEnd::Front),
+        ] {
             let tx = tx.clone();
             let job: Job = Box::new(move || {
                 let _ = tx.send(name);
             });
-            let submitted = if first {
-                pool.submit_first(job)
-            } else {
-                pool.submit(job)
-            };
+            let submitted = pool.submit_at(job, end);
             assert!(submitted.is_ok());
         }
         release.send(()).expect("release");
