@@ -129,19 +129,11 @@ impl StaticFiles {
         }
     }
 
-    /// Resolve `rel` safely under `root`, or `None`.
-    fn resolve(root: &Path, rel: &str) -> Option<PathBuf> {
-        if rel.is_empty() || rel.contains('\0') || rel.contains('\\') {
-            return None;
-        }
-        let rel_path = Path::new(rel);
-        if rel_path
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_)))
-        {
-            return None;
-        }
-        let full = root.join(rel_path).canonicalize().ok()?;
+    /// The file `key` names under `root`, or `None`. `key` comes from
+    /// [`canonical`](Self::canonical), so it is only normal components;
+    /// what remains to check is where symlinks lead.
+    fn resolve(root: &Path, key: &str) -> Option<PathBuf> {
+        let full = root.join(key).canonicalize().ok()?;
         // Symlinks may still point out of the root.
         full.starts_with(root).then_some(full)
     }
@@ -169,7 +161,9 @@ impl StaticFiles {
         (!key.is_empty()).then_some(key)
     }
 
-    /// The file for `rel`, from the cache, the disk or the bundle.
+    /// The file for `rel`, from the cache, the disk or the bundle. Every
+    /// path goes through [`canonical`](Self::canonical) first: it is the
+    /// one check of what a client may name.
     fn load(&self, rel: &str) -> Option<Arc<CachedFile>> {
         let key = Self::canonical(rel)?;
         let rel = key.as_str();
