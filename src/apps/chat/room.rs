@@ -200,10 +200,11 @@ impl Room {
         waiter: impl FnOnce(&[u8]) + 'static,
     ) -> Option<WaiterId> {
         let mut buffer = self.inner.buffer.borrow_mut();
-        if buffer.messages_since(cursor).next().is_none() {
+        // One look for the cursor (an empty collect allocates nothing).
+        let missed: Vec<&Rc<Message>> = buffer.messages_since(cursor).collect();
+        if missed.is_empty() {
             return Some(buffer.wait(Box::new(waiter)));
         }
-        let missed: Vec<&Rc<Message>> = buffer.messages_since(cursor).collect();
         let first = newest_within(&missed, MAX_ANSWER_BYTES, |m| m.json.len());
         let body = messages_json(missed[first..].iter().copied());
         drop(missed);
