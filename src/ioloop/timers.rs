@@ -47,6 +47,8 @@ const NEVER_DUE: Duration = Duration::from_secs(1 << 32);
 pub fn deadline_after(now: Instant, delay: Duration) -> Instant {
     now.checked_add(delay)
         .or_else(|| now.checked_add(NEVER_DUE))
+        // Unreachable where std runs (an `Instant` spans ±2⁶³ s around the
+        // clock's origin); `now` is only there to need no `unwrap`.
         .unwrap_or(now)
 }
 
