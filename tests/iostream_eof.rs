@@ -15,6 +15,14 @@ use squall::iostream::{IOStream, StreamError};
 
 type Log = Rc<RefCell<Vec<Result<Vec<u8>, StreamError>>>>;
 
+/// Run `ioloop` until a callback stops it, or 10 s pass (a guard, so a
+/// test that waits for an event that never comes fails instead of hanging).
+fn run_until_stopped(ioloop: &IOLoop) {
+    let guard = ioloop.call_later(Duration::from_secs(10), || IOLoop::current().stop());
+    ioloop.start();
+    ioloop.remove_timeout(guard);
+}
+
 #[test]
 fn reads_after_eof_drain_the_buffer_first() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -46,9 +54,7 @@ fn reads_after_eof_drain_the_buffer_first() {
             });
         });
     });
-    let guard = ioloop.call_later(Duration::from_secs(10), || IOLoop::current().stop());
-    ioloop.start();
-    ioloop.remove_timeout(guard);
+    run_until_stopped(&ioloop);
     assert_eq!(
         *log.borrow(),
         vec![
@@ -95,9 +101,7 @@ fn eof_seen_before_a_backpressure_stop_reaches_the_next_read() {
             IOLoop::current().stop();
         });
     });
-    let guard = ioloop.call_later(Duration::from_secs(10), || IOLoop::current().stop());
-    ioloop.start();
-    ioloop.remove_timeout(guard);
+    run_until_stopped(&ioloop);
     assert_eq!(
         *log.borrow(),
         vec![Ok(b"line\n".to_vec()), Err(StreamError::Closed)],
@@ -129,9 +133,7 @@ fn a_full_buffer_nobody_reads_closes_when_the_peer_has_gone() {
         *c.borrow_mut() = true;
         IOLoop::current().stop();
     });
-    let guard = ioloop.call_later(Duration::from_secs(10), || IOLoop::current().stop());
-    ioloop.start();
-    ioloop.remove_timeout(guard);
+    run_until_stopped(&ioloop);
     assert!(
         *closed.borrow(),
         "the stream never learned its peer had gone"
@@ -143,8 +145,6 @@ fn a_full_buffer_nobody_reads_closes_when_the_peer_has_gone() {
         g.borrow_mut().push(r);
         IOLoop::current().stop();
     });
-    let guard = ioloop.call_later(Duration::from_secs(10), || IOLoop::current().stop());
-    ioloop.start();
-    ioloop.remove_timeout(guard);
+    run_until_stopped(&ioloop);
     assert_eq!(*got.borrow(), vec![Ok(vec![b'x'; 4096])]);
 }
